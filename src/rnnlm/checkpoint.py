@@ -1,0 +1,75 @@
+"""Checkpoints: a state_dict plus plain data (model config, vocabulary, training record).
+
+They are saved atomically and loaded only with ``torch.load(..., weights_only=True)``, which
+refuses any pickle that would construct arbitrary objects or run code: a checkpoint from
+someone else cannot execute anything on load.
+"""
+
+import pickle
+
+import torch
+
+from .errors import UserError
+from .io import atomic_write, require_file
+from .models import ModelConfig, build_model
+from .vocab import Vocabulary
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path, model, vocab, training, optimizer=None, rng_state=None):
+    """Write ``{"model", "model_config", "vocab", "training", ...}``; optimizer/RNG state to resume."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model": model.state_dict(),
+        "model_config": model.config.to_dict(),
+        "vocab": vocab.to_dict(),
+        "training": training,
+    }
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    if rng_state is not None:
+        payload["rng_state"] = rng_state
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
+
+
+def read_checkpoint(path):
+    """The raw checkpoint dict, loaded safely; a user error if it is missing, unsafe or malformed."""
+    path = require_file(path, what="checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
+        raise UserError(
+            f"{path}: refused to load: not a plain checkpoint (weights_only load failed: {first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise UserError(f"{path}: not a readable checkpoint ({err})") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path}: not an rnnlm checkpoint (format_version {FORMAT_VERSION} expected)")
+    for key in ("model", "model_config", "vocab", "training"):
+        if key not in payload:
+            raise UserError(f"{path}: checkpoint lacks {key!r}")
+    return payload
+
+
+def load_checkpoint(path):
+    """Return ``(model, vocab, payload)`` in eval mode, checking vocabulary and weights agree."""
+    payload = read_checkpoint(path)
+    vocab = Vocabulary.from_dict(payload["vocab"], source=f"{path} (vocabulary)")
+    try:
+        config = ModelConfig(**payload["model_config"])
+    except TypeError as err:
+        raise UserError(f"{path}: bad model config ({err})") from None
+    if config.vocab_size != len(vocab):
+        raise UserError(
+            f"{path}: vocabulary has {len(vocab)} tokens but the model was built for {config.vocab_size}"
+        )
+    model = build_model(config)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        raise UserError(f"{path}: weights do not match the model config ({str(err).splitlines()[0]})") from None
+    model.eval()
+    return model, vocab, payload

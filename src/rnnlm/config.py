@@ -1,0 +1,211 @@
+"""Typed, validated configuration: one dataclass per ``params.yaml`` section.
+
+``params.yaml`` is the single source of truth; a stage turns its section into one of these with
+``from_params`` before doing any work, so an unknown key, a wrong type or an impossible value
+(hidden size 0, split fractions not summing to 1, top-k < 1, temperature <= 0) stops the stage at
+once with a message naming the key. The library itself never opens ``params.yaml``.
+"""
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import UserError
+
+MODEL_KINDS = ("rnn_scratch", "rnn", "gru", "lstm")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def _type_ok(value, annotation):
+    """Check a plain YAML value against a (simple) type annotation."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:  # Optional[X]
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if annotation is type(None):
+        return value is None
+    if annotation is float:  # YAML writes 1 for 1.0; accept ints, never bools
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation):
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+class Section:
+    """Mixin: build a dataclass from a params mapping, rejecting unknown keys and wrong types."""
+
+    @classmethod
+    def from_params(cls, data, where):
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise UserError(f"params: {where} must be a mapping, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise UserError(f"params: unknown key {where}.{unknown[0]} (known keys: {', '.join(names)})")
+        for key, value in data.items():
+            if not _type_ok(value, hints[key]):
+                raise UserError(
+                    f"params: {where}.{key} must be {_type_name(hints[key])}, got {value!r}"
+                )
+        obj = cls(**{k: (float(v) if hints[k] is float else v) for k, v in data.items()})
+        for key, problem in obj.problems():
+            raise UserError(f"params: {where}.{key} {problem}")
+        return obj
+
+    def problems(self):
+        """Yield ``(key, message)`` for impossible values; subclasses add their checks."""
+        return iter(())
+
+
+def _positive(obj, *keys):
+    for key in keys:
+        if getattr(obj, key) <= 0:
+            yield key, f"must be > 0, got {getattr(obj, key)}"
+
+
+def _choice(obj, key, choices):
+    if getattr(obj, key) not in choices:
+        yield key, f"must be one of {', '.join(choices)}, got {getattr(obj, key)!r}"
+
+
+@dataclass
+class IngestConfig(Section):
+    path: str = ""                  # raw file, relative to the repository root
+    format: str = "lines"           # "lines": one item per line; "jsonl": one JSON object per line
+    normalize: str = "name"         # "name": char-level rules; "news": the seed's word-level rules
+    alphabet: str = "abcdefghijklmnopqrstuvwxyz"  # name rows with other characters are rejected
+    lowercase: bool = True          # name rule: lowercase before checking the alphabet
+    strip_accents: bool = True      # name rule: "zoë" -> "zoe" before checking the alphabet
+    text_fields: list[str] = field(default_factory=lambda: ["short_description"])  # jsonl: joined by a space
+    category_field: Optional[str] = None  # jsonl: kept for stratified splitting
+    bad_rows_fatal: bool = False    # stop at the first rejected row instead of counting it
+
+    def problems(self):
+        if not self.path:
+            yield "path", "must name the raw file"
+        yield from _choice(self, "format", ("lines", "jsonl"))
+        yield from _choice(self, "normalize", ("name", "news"))
+        if self.normalize == "name" and not self.alphabet:
+            yield "alphabet", "must not be empty"
+        if self.format == "jsonl" and not self.text_fields:
+            yield "text_fields", "must list at least one field"
+
+
+@dataclass
+class SplitConfig(Section):
+    seed: int = 123                 # the seed notebook's random.seed(123)
+    train: float = 0.8
+    dev: float = 0.1
+    test: float = 0.1
+    stratify: bool = False          # keep the category mix in every split (needs a category field)
+
+    def problems(self):
+        for key in ("train", "dev", "test"):
+            if not 0 < getattr(self, key) < 1:
+                yield key, f"must be between 0 and 1, got {getattr(self, key)}"
+        total = self.train + self.dev + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-9):
+            yield "train", f"+ dev + test must sum to 1, got {total:g}"
+
+
+@dataclass
+class VocabConfig(Section):
+    level: str = "char"             # "char" or "word"
+    max_size: Optional[int] = None  # including the 4 special tokens; None keeps every token
+    min_freq: int = 1               # rarer training tokens become <unk>
+
+    def problems(self):
+        yield from _choice(self, "level", ("char", "word"))
+        if self.max_size is not None and self.max_size <= 4:
+            yield "max_size", f"must be > 4 (the special tokens), got {self.max_size}"
+        yield from _positive(self, "min_freq")
+
+
+@dataclass
+class TrainConfig(Section):
+    embedding_size: int = 96
+    hidden_size: int = 96
+    layers: int = 1
+    dropout: float = 0.0            # on embeddings, between layers and on outputs
+    tie_weights: bool = False       # share input and output embeddings (needs embedding == hidden)
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    epochs: int = 10
+    grad_clip: Optional[float] = 5.0  # max gradient norm; None turns clipping off
+    seeds: list[int] = field(default_factory=lambda: [0])  # one model per seed; the first is the headline
+    max_len: int = 256              # training sequences are cut to this many tokens
+    bucket: bool = False            # batch sequences of similar length (less padding)
+    resume: bool = False            # continue from an interrupted run's per-epoch checkpoint
+    workers: int = 2                # seeds trained in parallel processes (1: one after another)
+
+    def problems(self):
+        yield from _positive(self, "embedding_size", "hidden_size", "layers", "lr", "batch_size", "epochs", "max_len", "workers")
+        if not 0 <= self.dropout < 1:
+            yield "dropout", f"must be in [0, 1), got {self.dropout}"
+        if self.weight_decay < 0:
+            yield "weight_decay", f"must be >= 0, got {self.weight_decay}"
+        yield from _choice(self, "optimizer", OPTIMIZERS)
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            yield "grad_clip", f"must be > 0 or null, got {self.grad_clip}"
+        if not self.seeds:
+            yield "seeds", "must list at least one seed"
+        elif len(set(self.seeds)) != len(self.seeds):
+            yield "seeds", f"must not repeat a seed, got {self.seeds}"
+        if self.tie_weights and self.embedding_size != self.hidden_size:
+            yield "tie_weights", "needs embedding_size == hidden_size"
+
+
+@dataclass
+class EvaluateConfig(Section):
+    batch_size: int = 256
+
+    def problems(self):
+        yield from _positive(self, "batch_size")
+
+
+@dataclass
+class GenerateConfig(Section):
+    num_samples: int = 20           # unconditional samples per model
+    prompts: list[str] = field(default_factory=list)
+    samples_per_prompt: int = 5
+    temperature: float = 0.8
+    top_k: Optional[int] = 5        # None samples from the whole vocabulary
+    max_tokens: int = 30
+    seed: int = 0
+
+    def problems(self):
+        yield from _positive(self, "num_samples", "temperature", "max_tokens")
+        if self.samples_per_prompt < 0:
+            yield "samples_per_prompt", f"must be >= 0, got {self.samples_per_prompt}"
+        if self.top_k is not None and self.top_k < 1:
+            yield "top_k", f"must be >= 1 or null, got {self.top_k}"
+
+
+@dataclass
+class NgramConfig(Section):
+    order: int = 3                  # n of the n-gram model
+    discount: float = 0.75          # absolute discount of interpolated Kneser-Ney
+
+    def problems(self):
+        yield from _positive(self, "order")
+        if not 0 < self.discount < 1:
+            yield "discount", f"must be between 0 and 1, got {self.discount}"
+
+
+def check_model_kind(kind):
+    if kind not in MODEL_KINDS:
+        raise UserError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+    return kind

@@ -1,0 +1,112 @@
+"""Encoded corpora as compact integer arrays, and the batches a model trains on.
+
+Items are tokenized once (in the vocab stage) into one flat int32 array per split plus offsets,
+saved as ``.npz``; training then only slices arrays. Batches are padded per batch, not to a global
+length, and with ``bucket=True`` sequences of similar length are batched together, so almost no
+work is spent on padding.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .io import atomic_write, require_file
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class EncodedSplit:
+    """Token ids of one split: item ``i`` is ``tokens[offsets[i]:offsets[i+1]]`` (with <s> and </s>)."""
+
+    tokens: np.ndarray   # (total_tokens,) int32
+    offsets: np.ndarray  # (items + 1,) int64
+    chars: np.ndarray    # (items,) int64: characters each item covers, its end counted as one
+
+    @classmethod
+    def from_ids(cls, id_lists, chars):
+        lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
+        offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = [t for ids in id_lists for t in ids]
+        return cls(np.asarray(flat, dtype=np.int32), offsets, np.asarray(chars, dtype=np.int64))
+
+    def __len__(self):
+        return len(self.offsets) - 1
+
+    def item(self, i):
+        return self.tokens[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self):
+        return np.diff(self.offsets)
+
+    @property
+    def num_targets(self):
+        """Predicted tokens: every token but each item's leading <s>."""
+        return int(self.offsets[-1] - len(self))
+
+
+def encode_split(vocab, items):
+    ids = vocab.encode_many(items)
+    return EncodedSplit.from_ids(ids, [len(item) + 1 for item in items])
+
+
+def save_encoded(path, splits):
+    arrays = {}
+    for name, split in splits.items():
+        arrays[f"{name}_tokens"] = split.tokens
+        arrays[f"{name}_offsets"] = split.offsets
+        arrays[f"{name}_chars"] = split.chars
+    # np.savez stamps no times into the archive, so equal arrays give byte-identical files.
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_encoded(path):
+    path = require_file(path, what="encoded corpus")
+    with np.load(path) as npz:
+        try:
+            return {
+                name: EncodedSplit(npz[f"{name}_tokens"], npz[f"{name}_offsets"], npz[f"{name}_chars"])
+                for name in SPLITS
+            }
+        except KeyError as err:
+            raise UserError(f"{path}: missing array {err}; rebuild it with `dvc repro`") from None
+
+
+def batch_indices(lengths, batch_size, rng=None, bucket=False):
+    """Group item indices into batches: shuffled if ``rng`` is given, length-bucketed if asked.
+
+    Bucketing sorts items by length within windows of 50 batches and then shuffles the batch
+    order, so batches hold similar lengths (little padding) but still come in random order.
+    """
+    order = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
+    if bucket:
+        window = batch_size * 50
+        chunks = [order[i : i + window] for i in range(0, len(order), window)]
+        order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in chunks])
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if bucket and rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def make_batch(split, indices, pad_id, max_len=None):
+    """Inputs and targets for the given items, right-padded with ``pad_id``.
+
+    Returns ``x`` (B, T) and ``y`` (B, T) int64 tensors; ``y == pad_id`` marks padding. Padding
+    sits after the real tokens, so a causal model's outputs at real positions never see it.
+    """
+    seqs = [split.item(i) for i in indices]
+    if max_len is not None:
+        seqs = [s[: max_len + 1] for s in seqs]
+    width = max(len(s) for s in seqs) - 1
+    x = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    y = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    for row, s in enumerate(seqs):
+        x[row, : len(s) - 1] = s[:-1]
+        y[row, : len(s) - 1] = s[1:]
+    return torch.from_numpy(x), torch.from_numpy(y)

@@ -1,0 +1,56 @@
+"""Full-pass evaluation: token-weighted loss, perplexity, next-token accuracy, bits per character."""
+
+import math
+
+import torch
+
+from .data import batch_indices, make_batch
+from .models import token_losses
+
+
+@torch.no_grad()
+def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None):
+    """Evaluate every item of ``split`` (no sampling of batches).
+
+    loss is the mean negative log-likelihood per predicted token in nats; perplexity = exp(loss);
+    bits_per_char divides the total in bits by the characters the items cover (each item's end
+    counted as one character, like a newline), so char- and word-level models are comparable.
+    """
+    was_training = model.training
+    model.eval()
+    total_nll, correct, tokens, unknown = 0.0, 0, 0, 0
+    # Sorting by length (no shuffling) keeps padding low; the sums do not depend on batching.
+    for indices in batch_indices(split.lengths, batch_size, rng=None, bucket=True):
+        x, y = make_batch(split, indices, pad_id)
+        nll, logits, targets = token_losses(model, x, y, pad_id)
+        total_nll += nll.double().sum().item()
+        correct += (logits.argmax(dim=-1) == targets).sum().item()
+        tokens += targets.numel()
+        if unk_id is not None:
+            unknown += (targets == unk_id).sum().item()
+    model.train(was_training)
+    return summarize(total_nll, correct, tokens, int(split.chars.sum()), unknown if unk_id is not None else None)
+
+
+def summarize(total_nll, correct, tokens, chars, unknown=None):
+    """Turn sums over a split into the metrics schema shared by every model (neural or n-gram)."""
+    loss = total_nll / tokens
+    result = {
+        "loss": loss,
+        "perplexity": math.exp(loss),
+        "accuracy": correct / tokens,
+        "bits_per_char": total_nll / math.log(2) / chars,
+        "tokens": tokens,
+    }
+    if unknown is not None:
+        result["oov_rate"] = unknown / tokens
+    return result
+
+
+def rounded(metrics, digits=6):
+    """Round floats for small, readable metrics files (ints pass through)."""
+    if isinstance(metrics, dict):
+        return {k: rounded(v, digits) for k, v in metrics.items()}
+    if isinstance(metrics, float):
+        return round(metrics, digits)
+    return metrics

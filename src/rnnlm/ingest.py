@@ -1,0 +1,133 @@
+"""Reading raw corpora row by row: every row is either kept or rejected with its line number.
+
+Nothing is lost silently and nothing crashes on a bad row: ``rows_read == rows_kept +
+rows_rejected`` always, the rejects (line, reason, a snippet of the raw row) go to a file, and the
+report counts them per reason. A bad row stops the stage only when ``bad_rows_fatal`` is set, and
+an input with no usable row at all is an error.
+"""
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+from .text import EMPTY, normalize_name, normalize_news
+
+INVALID_UTF8 = "invalid_utf8"
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_FIELD = "missing_field"
+NULL_FIELD = "null_field"
+WRONG_TYPE = "wrong_type"
+SNIPPET = 200  # characters of a rejected row kept in the rejects file
+
+
+@dataclass
+class IngestResult:
+    rows: list = field(default_factory=list)     # {"line": n, "text": str, ["category": str]}
+    rejects: list = field(default_factory=list)  # {"line": n, "reason": str, "detail": str, "raw": str}
+    rows_read: int = 0
+
+    def report(self, source):
+        return {
+            "source": str(source),
+            "rows_read": self.rows_read,
+            "rows_kept": len(self.rows),
+            "rows_rejected": len(self.rejects),
+            "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in self.rejects).items())),
+        }
+
+
+def raw_file_hint(path):
+    return (f"run `dvc pull {path}.dvc` to fetch it, or put your own file there "
+            f"and `dvc add {path}` (see README, 'Your own data')")
+
+
+def read_raw_lines(path):
+    """Yield ``(line_number, text_or_None, raw_bytes)``; text is None when not valid UTF-8.
+
+    Handles CRLF endings and a UTF-8 byte-order mark; a last line without newline is read too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"raw file {path} not found: {raw_file_hint(path)}")
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            raw = raw.rstrip(b"\n").rstrip(b"\r")
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield number, raw.decode("utf-8"), raw
+            except UnicodeDecodeError:
+                yield number, None, raw
+
+
+def _snippet(raw):
+    return raw[:SNIPPET].decode("utf-8", errors="replace")
+
+
+def _parse_record(text, cfg):
+    """One JSON line -> (fields, None) or (None, (reason, detail))."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        return None, (INVALID_JSON, err.msg)
+    if not isinstance(obj, dict):
+        return None, (NOT_AN_OBJECT, f"got a JSON {type(obj).__name__}")
+    wanted = list(cfg.text_fields) + ([cfg.category_field] if cfg.category_field else [])
+    for name in wanted:
+        if name not in obj:
+            return None, (MISSING_FIELD, f"no field {name!r}")
+        if obj[name] is None:
+            return None, (NULL_FIELD, f"field {name!r} is null")
+        if not isinstance(obj[name], str):
+            return None, (WRONG_TYPE, f"field {name!r} is {type(obj[name]).__name__}, not a string")
+    return obj, None
+
+
+def ingest(path, cfg):
+    """Read and normalize the raw file at ``path`` as ``cfg`` (an IngestConfig) says.
+
+    Returns an IngestResult even when every row was rejected: see ``require_rows``.
+    """
+    alphabet = set(cfg.alphabet)
+    result = IngestResult()
+    for number, text, raw in read_raw_lines(path):
+        result.rows_read += 1
+        row, problem = {"line": number}, None
+        if text is None:
+            problem = (INVALID_UTF8, "the line is not valid UTF-8")
+        elif cfg.format == "jsonl":
+            if not text.strip():
+                problem = (EMPTY, "blank line")
+            else:
+                obj, problem = _parse_record(text, cfg)
+                if obj is not None:
+                    text = " ".join(obj[name] for name in cfg.text_fields)
+                    if cfg.category_field:
+                        row["category"] = obj[cfg.category_field]
+        if problem is None:
+            if cfg.normalize == "name":
+                normalized, reason = normalize_name(text, alphabet, cfg.lowercase, cfg.strip_accents)
+            else:
+                normalized, reason = normalize_news(text)
+            if reason is not None:
+                problem = (reason, "nothing left after normalization" if reason == EMPTY
+                           else "characters outside params ingest alphabet")
+            row["text"] = normalized
+        if problem is None:
+            result.rows.append(row)
+            continue
+        reject = {"line": number, "reason": problem[0], "detail": problem[1], "raw": _snippet(raw)}
+        if cfg.bad_rows_fatal:
+            raise UserError(f"{path}:{number}: {problem[0]}: {problem[1]} (bad_rows_fatal is set)")
+        result.rejects.append(reject)
+    return result
+
+
+def require_rows(result, path, rejects_path):
+    """Fail when nothing usable is left; called after the rejects file is written."""
+    if not result.rows:
+        raise UserError(f"{path}: no usable rows ({result.rows_read} read, {len(result.rejects)} rejected; "
+                        f"line numbers and reasons are in {rejects_path})")

@@ -1,0 +1,83 @@
+"""File helpers: atomic writes, JSON with stable formatting, and required inputs.
+
+Every output of the pipeline is written through ``atomic_write`` so that a stage killed at any
+moment (SIGINT, SIGKILL, power loss) leaves either the old file or the new one, never half of one.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", encoding="utf-8"):
+    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+
+    The rename is atomic on POSIX filesystems, so readers never see a truncated file. On any
+    exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        binary = "b" in mode
+        with os.fdopen(fd, mode, **({} if binary else {"encoding": encoding, "newline": "\n"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path, text):
+    with atomic_write(path) as f:
+        f.write(text)
+
+
+def write_bytes(path, data):
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def write_lines(path, lines):
+    with atomic_write(path) as f:
+        for line in lines:
+            f.write(line)
+            f.write("\n")
+
+
+def write_json(path, obj):
+    """Write JSON with sorted keys and a trailing newline, so equal data gives equal bytes."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path, what="file"):
+    path = require_file(path, what=what)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_lines(path, what="file"):
+    """Read a UTF-8 text file written by an earlier stage, one item per line."""
+    path = require_file(path, what=what)
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def require_file(path, what="file", hint=None):
+    """Return ``path`` as a Path if it exists, else raise a UserError saying how to get it."""
+    path = Path(path)
+    if not path.is_file():
+        how = hint or "run `dvc repro` to build it"
+        raise UserError(f"{what} {path} not found: {how}")
+    return path

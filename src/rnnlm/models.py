@@ -1,0 +1,135 @@
+"""Recurrent language models behind one contract.
+
+Every kind is a ``LanguageModel``: ``forward(x, hidden=None) -> (logits, hidden)`` with ``x`` (B, T)
+token ids and ``logits`` (B, T, V). Training and evaluation call ``features`` and project only the
+real (non-padding) positions with ``decoder``: the output layer is the costly part of a
+word-level model, and logits for padding would be thrown away anyway.
+
+Kinds: ``rnn_scratch`` (the hand-written tanh cell below), ``rnn`` (torch.nn.RNN), ``gru`` and
+``lstm`` (the fused torch kernels).
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import check_model_kind
+
+
+@dataclass
+class ModelConfig:
+    kind: str              # rnn_scratch | rnn | gru | lstm
+    vocab_size: int
+    pad_id: int            # its embedding stays zero and gets no gradient
+    embedding_size: int = 96
+    hidden_size: int = 96
+    layers: int = 1
+    dropout: float = 0.0
+    tie_weights: bool = False
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class TanhRNNCell(nn.Module):
+    """A cell's job: fold one input into the running state. Here h_t = tanh(W_h h_{t-1} + W_x x_t + b).
+
+    ``W_x`` and ``W_h`` each carry a bias (as in the seed notebook and in torch.nn.RNN, whose
+    ``bias_ih`` and ``bias_hh`` they correspond to); their sum is the ``b`` of the formula.
+    """
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.W_x = nn.Linear(input_size, hidden_size)
+        self.W_h = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, x_t, h):  # (B, I), (B, H) -> (B, H)
+        return self.step(self.W_x(x_t), h)
+
+    def step(self, projected_x_t, h):
+        """The recurrence given an input already multiplied by ``W_x`` (see ScratchRNN)."""
+        return torch.tanh(self.W_h(h) + projected_x_t)
+
+
+class ScratchRNN(nn.Module):
+    """A stack of ``TanhRNNCell`` layers with the calling convention of torch.nn.RNN (batch_first)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.cells = nn.ModuleList(
+            TanhRNNCell(input_size if i == 0 else hidden_size, hidden_size) for i in range(num_layers)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, hidden=None):  # x: (B, T, I); hidden: (L, B, H)
+        B, T, _ = x.shape
+        if hidden is None:
+            hidden = x.new_zeros(len(self.cells), B, self.hidden_size)
+        finals = []
+        for layer, cell in enumerate(self.cells):
+            if layer > 0:
+                x = self.drop(x)
+            # The input projection does not depend on the state: do it for all steps in one
+            # matrix multiply and leave only the recurrence in the Python loop.
+            projected = cell.W_x(x)  # (B, T, H)
+            h = hidden[layer]
+            steps = []
+            for t in range(T):
+                h = cell.step(projected[:, t], h)
+                steps.append(h)
+            x = torch.stack(steps, dim=1)  # (B, T, H)
+            finals.append(h)
+        return x, torch.stack(finals)
+
+
+_TORCH_RNNS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class LanguageModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        check_model_kind(config.kind)
+        self.config = config
+        E, H = config.embedding_size, config.hidden_size
+        between_layers = config.dropout if config.layers > 1 else 0.0
+        self.embedding = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_id)
+        if config.kind == "rnn_scratch":
+            self.rnn = ScratchRNN(E, H, config.layers, between_layers)
+        else:
+            self.rnn = _TORCH_RNNS[config.kind](E, H, config.layers, dropout=between_layers, batch_first=True)
+        self.drop = nn.Dropout(config.dropout)
+        self.decoder = nn.Linear(H, config.vocab_size)
+        if config.tie_weights:
+            self.decoder.weight = self.embedding.weight
+
+    def features(self, x, hidden=None):
+        """Top-layer states (B, T, H) for input ids (B, T), and the final hidden state."""
+        states, hidden = self.rnn(self.drop(self.embedding(x)), hidden)
+        return self.drop(states), hidden
+
+    def forward(self, x, hidden=None):
+        states, hidden = self.features(x, hidden)
+        return self.decoder(states), hidden  # (B, T, V)
+
+    def num_parameters(self):
+        return sum(p.numel() for p in self.parameters())  # tied weights are counted once
+
+
+def build_model(config: ModelConfig):
+    return LanguageModel(config)
+
+
+def token_losses(model, x, y, pad_id):
+    """Per-token negative log-likelihood (nats) and logits at the real positions only.
+
+    Padding never enters the loss: its positions are dropped before the output layer, which also
+    saves computing logits for them. Returns ``(nll (N,), logits (N, V), targets (N,))``.
+    """
+    states, _ = model.features(x)           # (B, T, H)
+    mask = y != pad_id                      # (B, T)
+    logits = model.decoder(states[mask])    # (N, V)
+    targets = y[mask]                       # (N,)
+    return F.cross_entropy(logits, targets, reduction="none"), logits, targets

@@ -1,0 +1,51 @@
+"""Sampling from a trained model: temperature, top-k, greedy decoding, prompts."""
+
+import torch
+
+
+def filter_logits(logits, temperature=1.0, top_k=None):
+    """Scale logits by 1/temperature and keep only the ``top_k`` largest (others get -inf)."""
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens=30, greedy=False,
+             generator=None):
+    """Continue ``prompt`` ``n`` times until the end token or ``max_tokens`` new tokens.
+
+    Returns the texts (prompt included). Special tokens are never emitted as text: <s> and <pad>
+    are never sampled, and a sequence stops at </s>.
+    """
+    model.eval()
+    ids = vocab.encode(prompt)[:-1] if prompt else [vocab.bos_id]  # drop the prompt's </s>
+    x = torch.tensor([ids] * n)                                     # (n, P)
+    logits, hidden = model(x)
+    last = logits[:, -1]                                            # (n, V)
+    out = [[] for _ in range(n)]
+    done = torch.zeros(n, dtype=torch.bool)
+    never = torch.tensor([vocab.bos_id, vocab.pad_id])
+    for _ in range(max_tokens):
+        last = last.clone()
+        last[:, never] = float("-inf")
+        if greedy:
+            nxt = last.argmax(dim=-1)
+        else:
+            probs = torch.softmax(filter_logits(last, temperature, top_k), dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        for row in range(n):
+            if not done[row] and nxt[row].item() != vocab.eos_id:
+                out[row].append(nxt[row].item())
+        done |= nxt == vocab.eos_id
+        if done.all():
+            break
+        logits, hidden = model(nxt.unsqueeze(1), hidden)
+        last = logits[:, -1]
+    prefix = vocab.decode(ids)
+    sep = "" if vocab.level == "char" or not prefix else " "
+    return [prefix + (sep + vocab.decode(row) if row else "") for row in out]

@@ -1,0 +1,107 @@
+"""The vocabulary: fit on the training split only, stored as JSON, validated on load.
+
+Ids 0-3 are the special tokens, then the corpus tokens by descending training frequency (ties in
+lexical order, so the same training split always gives the same ids). Items are encoded as
+``<s> t1 ... tn </s>``; a model reads ``<s> t1 ... tn`` and predicts ``t1 ... tn </s>``.
+"""
+
+from collections import Counter
+
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+
+from .errors import UserError
+from .io import read_json, write_json
+from .text import WORD_PRE_TOKENIZER, tokenize
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+LEVELS = ("char", "word")
+FORMAT_VERSION = 1
+
+
+class Vocabulary:
+    def __init__(self, tokens, level):
+        if level not in LEVELS:
+            raise UserError(f"vocabulary level must be one of {LEVELS}, got {level!r}")
+        tokens = list(tokens)
+        if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
+            raise UserError(f"vocabulary must start with the special tokens {list(SPECIALS)}")
+        if len(set(tokens)) != len(tokens):
+            raise UserError("vocabulary has duplicate tokens")
+        self.tokens = tokens
+        self.level = level
+        self.index = {tok: i for i, tok in enumerate(tokens)}
+        self.pad_id, self.unk_id, self.bos_id, self.eos_id = (self.index[t] for t in SPECIALS)
+        self._word_tokenizer = None
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def __eq__(self, other):
+        return isinstance(other, Vocabulary) and (self.tokens, self.level) == (other.tokens, other.level)
+
+    # --- building and (de)serialization -------------------------------------------------------
+
+    @classmethod
+    def build(cls, items, level, max_size=None, min_freq=1):
+        """Fit on training items: keep tokens seen ``min_freq`` times, at most ``max_size`` in all."""
+        counts = Counter(tok for item in items for tok in tokenize(item, level))
+        ranked = sorted(
+            (tok for tok, n in counts.items() if n >= min_freq and tok not in SPECIALS),
+            key=lambda tok: (-counts[tok], tok),
+        )
+        if max_size is not None:
+            ranked = ranked[: max(0, max_size - len(SPECIALS))]
+        return cls(list(SPECIALS) + ranked, level)
+
+    def to_dict(self):
+        return {"format_version": FORMAT_VERSION, "level": self.level, "tokens": self.tokens}
+
+    @classmethod
+    def from_dict(cls, data, source="vocabulary"):
+        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+            raise UserError(f"{source}: not a vocabulary (expected an object with a 'tokens' list)")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"{source}: unsupported vocabulary format {data.get('format_version')!r}")
+        if not all(isinstance(t, str) and t for t in data["tokens"]):
+            raise UserError(f"{source}: every token must be a non-empty string")
+        try:
+            return cls(data["tokens"], data.get("level"))
+        except UserError as err:
+            raise UserError(f"{source}: {err}") from None
+
+    def save(self, path):
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path):
+        return cls.from_dict(read_json(path, what="vocabulary"), source=str(path))
+
+    # --- encoding -----------------------------------------------------------------------------
+
+    def word_tokenizer(self):
+        """A ``tokenizers`` word-level tokenizer over this vocabulary (fast, batched encoding)."""
+        if self._word_tokenizer is None:
+            tok = Tokenizer(WordLevel(vocab=self.index, unk_token=UNK))
+            tok.pre_tokenizer = WORD_PRE_TOKENIZER
+            self._word_tokenizer = tok
+        return self._word_tokenizer
+
+    def encode_many(self, items):
+        """Encode normalized items to id lists, each wrapped in ``<s> ... </s>``."""
+        if self.level == "word":
+            bodies = [enc.ids for enc in self.word_tokenizer().encode_batch(list(items), add_special_tokens=False)]
+        else:
+            bodies = [[self.index.get(ch, self.unk_id) for ch in item] for item in items]
+        return [[self.bos_id, *body, self.eos_id] for body in bodies]
+
+    def encode(self, item):
+        return self.encode_many([item])[0]
+
+    def decode(self, ids, strip_specials=True):
+        """Token ids back to text: characters joined directly, words with spaces."""
+        toks = [self.tokens[i] for i in ids]
+        if strip_specials:
+            toks = [t for t in toks if t not in (PAD, BOS, EOS)]
+        return ("" if self.level == "char" else " ").join(toks)

@@ -1,0 +1,64 @@
+"""Stage evaluate: full dev and test passes for every seed's checkpoint -> metrics JSON."""
+
+import argparse
+from pathlib import Path
+
+from _params import load_params, section
+from rnnlm.checkpoint import load_checkpoint
+from rnnlm.config import EvaluateConfig, TrainConfig
+from rnnlm.data import load_encoded
+from rnnlm.errors import UserError, exit_on_user_error
+from rnnlm.evaluation import evaluate_split, rounded
+from rnnlm.io import write_json
+from rnnlm.summary import seed_spread
+from rnnlm.vocab import Vocabulary
+
+
+def evaluate_checkpoint(path, vocab, splits, batch_size):
+    model, ckpt_vocab, payload = load_checkpoint(path)
+    if ckpt_vocab != vocab:
+        raise UserError(f"{path} was trained with another vocabulary than the current one; rerun `dvc repro`")
+    result = {split: evaluate_split(model, splits[split], vocab.pad_id, batch_size, unk_id=vocab.unk_id)
+              for split in ("dev", "test")}
+    return model, payload["training"], result
+
+
+@exit_on_user_error
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
+    ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--seeds-dir", required=True, help="input: every seed's checkpoint")
+    ap.add_argument("--metrics", required=True, help="output: metrics JSON")
+    args = ap.parse_args()
+    params = load_params()
+    cfg = section(params, EvaluateConfig, "evaluate")
+    seeds = section(params, TrainConfig, "train", args.corpus).seeds
+
+    vocab = Vocabulary.load(args.vocab)
+    splits = load_encoded(args.encoded)
+    per_seed = []
+    for seed in seeds:
+        model, training, result = evaluate_checkpoint(Path(args.seeds_dir) / f"seed{seed}.pt", vocab, splits,
+                                                      cfg.batch_size)
+        per_seed.append(result)
+        if len(per_seed) == 1:  # the first seed is the headline model
+            headline = {
+                "dev": {k: v for k, v in result["dev"].items() if k != "oov_rate"},
+                "test": result["test"],
+                "params": model.num_parameters(),
+                "seed": seed,
+                "train_seconds": training["train_seconds"],
+                "train_tokens_per_s": training["tokens_per_s"],
+            }
+    metrics = headline | {"seeds": seed_spread(per_seed)}
+    write_json(args.metrics, rounded(metrics))
+    t = metrics["test"]
+    print(f"evaluate {args.corpus}/{args.model}: test loss {t['loss']:.4f}, perplexity {t['perplexity']:.2f}, "
+          f"accuracy {t['accuracy']:.3f}, {t['bits_per_char']:.3f} bits/char")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Stage vocab: fit the vocabulary on the training split only, then encode all splits once."""
+
+import argparse
+from pathlib import Path
+
+from _params import load_params, section
+from rnnlm.config import VocabConfig
+from rnnlm.data import SPLITS, encode_split, save_encoded
+from rnnlm.errors import exit_on_user_error
+from rnnlm.io import read_lines
+from rnnlm.vocab import Vocabulary
+
+
+@exit_on_user_error
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--splits", required=True, help="input: folder with {train,dev,test}.txt")
+    ap.add_argument("--vocab", required=True, help="output: vocabulary JSON")
+    ap.add_argument("--encoded", required=True, help="output: token ids of every split (.npz)")
+    args = ap.parse_args()
+    cfg = section(load_params(), VocabConfig, "vocab", args.corpus)
+
+    items = {name: read_lines(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
+    vocab = Vocabulary.build(items["train"], cfg.level, cfg.max_size, cfg.min_freq)
+    vocab.save(args.vocab)
+    save_encoded(args.encoded, {name: encode_split(vocab, items[name]) for name in SPLITS})
+    print(f"vocab {args.corpus}: {len(vocab)} tokens ({cfg.level}-level, fit on {len(items['train'])} training items)")
+
+
+if __name__ == "__main__":
+    main()
