@@ -37,7 +37,7 @@ def summarize(total_nll, correct, tokens, chars, unknown=None):
     loss = total_nll / tokens
     result = {
         "loss": loss,
-        "perplexity": math.exp(loss),
+        "perplexity": math.exp(loss) if loss < 700 else math.inf,  # exp overflows a float past ~709
         "accuracy": correct / tokens,
         "bits_per_char": total_nll / math.log(2) / chars,
         "tokens": tokens,

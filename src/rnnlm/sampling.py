@@ -19,8 +19,8 @@ def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens
              generator=None):
     """Continue ``prompt`` ``n`` times until the end token or ``max_tokens`` new tokens.
 
-    Returns the texts (prompt included). Special tokens are never emitted as text: <s> and <pad>
-    are never sampled, and a sequence stops at </s>.
+    Returns the texts (prompt included). Special tokens are never emitted as text: <s>, <pad> and
+    <unk> (which stands for no particular token) are never sampled, and a sequence stops at </s>.
     """
     model.eval()
     ids = vocab.encode(prompt)[:-1] if prompt else [vocab.bos_id]  # drop the prompt's </s>
@@ -29,7 +29,7 @@ def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens
     last = logits[:, -1]                                            # (n, V)
     out = [[] for _ in range(n)]
     done = torch.zeros(n, dtype=torch.bool)
-    never = torch.tensor([vocab.bos_id, vocab.pad_id])
+    never = torch.tensor([vocab.bos_id, vocab.pad_id, vocab.unk_id])
     for _ in range(max_tokens):
         last = last.clone()
         last[:, never] = float("-inf")

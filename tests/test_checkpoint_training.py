@@ -1,0 +1,127 @@
+import dataclasses
+import pickle
+
+import pytest
+import torch
+
+from rnnlm.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from rnnlm.errors import UserError
+from rnnlm.models import ModelConfig, build_model
+from rnnlm.training import TrainingDiverged, train_model
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_checkpoint_round_trip(tmp_path, toy_vocab):
+    model = build_model(ModelConfig("lstm", len(toy_vocab), toy_vocab.pad_id, 8, 8, tie_weights=True))
+    save_checkpoint(tmp_path / "m.pt", model, toy_vocab, {"epochs_done": 1})
+    loaded, vocab, payload = load_checkpoint(tmp_path / "m.pt")
+    assert vocab == toy_vocab and payload["training"] == {"epochs_done": 1}
+    assert loaded.config == model.config and not loaded.training
+    assert_same_weights(weights(loaded), weights(model))
+    assert loaded.decoder.weight is loaded.embedding.weight
+
+
+class Exploit:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path(__import__('os').environ['PWNED']).write_text('ran')",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("PWNED", str(marker))
+    path = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "model": {}, "model_config": {}, "vocab": {}, "training": Exploit()}, path)
+    with pytest.raises(UserError, match="refused to load"):
+        read_checkpoint(path)
+    assert not marker.exists()
+    # the same file *would* run code if loaded unsafely: proves the test's payload is real
+    torch.load(path, weights_only=False)
+    assert marker.read_text() == "ran"
+
+
+def test_vocabulary_that_does_not_match_the_weights_is_an_error(tmp_path, toy_vocab):
+    model = build_model(ModelConfig("gru", len(toy_vocab), toy_vocab.pad_id, 8, 8))
+    save_checkpoint(tmp_path / "m.pt", model, toy_vocab, {})
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["vocab"]["tokens"] = payload["vocab"]["tokens"][:-1]
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(UserError, match="vocabulary has"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", pickle.dumps([1, 2])])
+def test_garbage_checkpoints_are_user_errors(tmp_path, content):
+    (tmp_path / "x.pt").write_bytes(content)
+    with pytest.raises(UserError):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+def test_missing_checkpoint_says_how_to_build_it(tmp_path):
+    with pytest.raises(UserError, match="dvc repro"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("kind", ["rnn_scratch", "lstm"])
+def test_training_is_deterministic(kind, tmp_path, toy_vocab, toy_splits, tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, dropout=0.2)
+    a, rec_a = train_model(kind, cfg, toy_vocab, toy_splits, 3, tmp_path / "a.pt", progress=False)
+    b, rec_b = train_model(kind, cfg, toy_vocab, toy_splits, 3, tmp_path / "b.pt", progress=False)
+    assert_same_weights(weights(a), weights(b))
+    assert rec_a["history"] == rec_b["history"]
+    c, _ = train_model(kind, cfg, toy_vocab, toy_splits, 4, tmp_path / "c.pt", progress=False)
+    assert not torch.equal(weights(a)["decoder.weight"], weights(c)["decoder.weight"])
+
+
+def test_finished_or_foreign_checkpoints_are_not_resumed(tmp_path, toy_vocab, toy_splits, tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, epochs=3, resume=True)
+    full, _ = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "full.pt", progress=False)
+    path = tmp_path / "other.pt"
+    train_model("gru", dataclasses.replace(cfg, epochs=1), toy_vocab, toy_splits, 0, path, progress=False)
+    logs = []
+    again, _ = train_model("gru", cfg, toy_vocab, toy_splits, 0, path, log=logs.append, progress=False)
+    assert not any("resuming" in line for line in logs)  # a finished 1-epoch run is another run
+    assert_same_weights(weights(again), weights(full))
+
+
+def test_resume_after_interruption(tmp_path, toy_vocab, toy_splits, tiny_train_config, monkeypatch):
+    import rnnlm.training as training
+
+    cfg = dataclasses.replace(tiny_train_config, epochs=3, dropout=0.3, resume=True)
+    full, full_record = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "full.pt", progress=False)
+
+    real_epoch = training.train_epoch
+    calls = {"n": 0}
+
+    def interrupted_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third epoch
+        return real_epoch(*args, **kwargs)
+
+    path = tmp_path / "run.pt"
+    monkeypatch.setattr(training, "train_epoch", interrupted_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_model("gru", cfg, toy_vocab, toy_splits, 0, path, progress=False)
+    assert read_checkpoint(path)["training"]["epochs_done"] == 2
+    monkeypatch.setattr(training, "train_epoch", real_epoch)
+    logs = []
+    resumed, record = train_model("gru", cfg, toy_vocab, toy_splits, 0, path, log=logs.append, progress=False)
+    assert any("resuming" in line and "after epoch 2" in line for line in logs)
+    assert_same_weights(weights(resumed), weights(full))
+    assert [h["dev_loss"] for h in record["history"]] == [h["dev_loss"] for h in full_record["history"]]
+    assert read_checkpoint(path)["training"]["complete"] and "optimizer" not in read_checkpoint(path)
+
+
+def test_non_finite_loss_names_epoch_batch_and_hint(tmp_path, toy_vocab, toy_splits, tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, lr=float("inf"), grad_clip=None, optimizer="sgd")
+    with pytest.raises(TrainingDiverged, match=r"epoch \d+, batch \d+.*learning rate.*clipping"):
+        train_model("rnn", cfg, toy_vocab, toy_splits, 0, tmp_path / "m.pt", progress=False)

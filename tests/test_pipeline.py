@@ -1,0 +1,121 @@
+"""The real pipeline, end to end: `dvc repro` in a temporary copy of the repository, shrunk.
+
+The copy gets tiny corpora made here (the user's "bring your own file" path: params point the
+ingest stage at them), tiny models and one epoch, so the whole DAG runs in a few minutes.
+"""
+
+import hashlib
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+MODELS = ("rnn_scratch", "rnn", "gru", "lstm")
+DATA_OUTPUTS = ["data/interim/names.jsonl", "data/interim/news.jsonl", "data/splits/names/train.txt",
+                "data/splits/news/test.txt", "data/splits/news/report.json", "data/vocab/names.json",
+                "data/vocab/news.json", "data/encoded/names.npz", "data/encoded/news.npz"]
+
+
+def sh(*args, cwd, check=True):
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_corpora(repo):
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    names = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 8))) for _ in range(300)]
+    names += ["", "  ", "Zoë", "mary-jane"]  # blank, accented, rejected: exercised on the way
+    (repo / "fixtures").mkdir()
+    (repo / "fixtures" / "names.txt").write_text("\r\n".join(names) + "\r\n", encoding="utf-8")
+    words = "the a market vote city team film study report people said new year first after".split()
+    rows = []
+    for i in range(240):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 12))).capitalize() + "."
+        rows.append(json.dumps({"category": ["POLITICS", "SPORTS", "WELLNESS"][i % 3], "headline": "H",
+                                "short_description": text, "link": "", "authors": "", "date": ""}))
+    rows.insert(5, '{"short_description": null, "category": "POLITICS"}')
+    rows.insert(9, "not json")
+    (repo / "fixtures" / "news.json").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def shrink(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["ingest"]["names"]["path"] = "fixtures/names.txt"
+    params["ingest"]["news"]["path"] = "fixtures/news.json"
+    for corpus in ("names", "news"):
+        params["train"][corpus].update(embedding_size=8, hidden_size=8, epochs=1, seeds=[0, 1], batch_size=32)
+        params["generate"][corpus].update(num_samples=4, samples_per_prompt=1, max_tokens=8)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git repository holding the project's files (as in the working tree) and tiny corpora."""
+    repo = tmp_path_factory.mktemp("pipeline") / "rnnlm"
+    files = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file() and not name.startswith(("metrics/", "plots/", "reports/", "samples/")):
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    make_corpora(repo)
+    shrink(repo)
+    sh("git", "init", "-q", cwd=repo)
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fixture", cwd=repo)
+    result = sh("dvc", "repro", cwd=repo)
+    assert "Traceback" not in result.stderr
+    return repo
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_repro_builds_every_output(repo):
+    report = json.loads((repo / "data/interim/names.report.json").read_text())
+    assert report["rows_read"] == 304 == report["rows_kept"] + report["rows_rejected"]
+    assert report["rejected_by_reason"] == {"disallowed_characters": 1, "empty": 2}
+    news_report = json.loads((repo / "data/interim/news.report.json").read_text())
+    assert news_report["rejected_by_reason"] == {"invalid_json": 1, "null_field": 1}
+    split_report = json.loads((repo / "data/splits/news/report.json").read_text())
+    assert set(split_report["categories"]["test"]) == {"POLITICS", "SPORTS", "WELLNESS"}
+    for corpus in ("names", "news"):
+        for model in MODELS:
+            metrics = json.loads((repo / f"metrics/{corpus}/{model}.json").read_text())
+            assert set(metrics["dev"]) >= {"loss", "perplexity", "accuracy", "bits_per_char"}
+            assert set(metrics["test"]) >= {"loss", "perplexity", "accuracy", "bits_per_char", "oov_rate"}
+            assert metrics["seeds"]["test_loss"]["n"] == 2
+            assert metrics["params"] > 0 and metrics["train_tokens_per_s"] > 0
+            assert (repo / f"models/{corpus}/{model}.pt").is_file()
+            assert (repo / f"samples/{corpus}/{model}.txt").read_text().strip()
+            assert (repo / f"plots/{corpus}/{model}.csv").read_text().startswith("epoch,train_loss,dev_loss")
+    assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo).stdout
+    shown = sh("dvc", "metrics", "show", "--json", cwd=repo).stdout
+    assert "metrics/news/gru.json" in shown and "metrics/names/lstm.json" in shown
+
+
+def test_data_stages_are_byte_identical_on_rerun(repo):
+    before = {name: digest(repo / name) for name in DATA_OUTPUTS}
+    sh("dvc", "repro", "--force", "--single-item", *[f"{stage}@{corpus}" for stage in ("ingest", "split", "vocab")
+                                                  for corpus in ("names", "news")], cwd=repo)
+    assert {name: digest(repo / name) for name in DATA_OUTPUTS} == before
+
+
+def test_training_and_evaluation_metrics_repeat_exactly(repo):
+    before = json.loads((repo / "metrics/names/gru.json").read_text())
+    sh("dvc", "repro", "--force", "--single-item", "train@names-gru", "evaluate@names-gru", cwd=repo)
+    after = json.loads((repo / "metrics/names/gru.json").read_text())
+    for key in ("train_seconds", "train_tokens_per_s"):
+        before.pop(key), after.pop(key)
+    assert after == before

@@ -1,0 +1,112 @@
+import json
+import random
+
+import numpy as np
+import pytest
+
+from rnnlm.config import SplitConfig
+from rnnlm.data import batch_indices, encode_split, load_encoded, make_batch, save_encoded
+from rnnlm.errors import UserError
+from rnnlm.split import split_rows
+from rnnlm.vocab import BOS, EOS, PAD, UNK, Vocabulary
+from tests.conftest import TOY_NAMES
+
+
+def test_vocab_round_trip(tmp_path, toy_vocab):
+    toy_vocab.save(tmp_path / "v.json")
+    loaded = Vocabulary.load(tmp_path / "v.json")
+    assert loaded == toy_vocab
+    assert loaded.tokens[:4] == [PAD, UNK, BOS, EOS]
+    ids = loaded.encode("emma")
+    assert ids[0] == loaded.bos_id and ids[-1] == loaded.eos_id
+    assert loaded.decode(ids) == "emma"
+
+
+def test_vocab_is_fit_on_given_items_only():
+    vocab = Vocabulary.build(["ab", "abb"], "char")
+    assert vocab.tokens[4:] == ["b", "a"]  # by frequency
+    assert vocab.encode("abz")[1:-1] == [vocab.index["a"], vocab.index["b"], vocab.unk_id]
+
+
+def test_word_vocab_limits_and_unknowns():
+    items = ["the cat sat", "the dog sat", "the cat ran"]
+    vocab = Vocabulary.build(items, "word", max_size=6, min_freq=2)
+    assert vocab.tokens[4:] == ["the", "cat"]  # "sat" ties with "cat" but loses on lexical order
+    assert vocab.encode("the bird")[1:-1] == [vocab.index["the"], vocab.unk_id]
+    assert Vocabulary.build(items, "word", min_freq=2).tokens[4:] == ["the", "cat", "sat"]
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"tokens": ["a"]}, "unsupported vocabulary format"),
+    ({"format_version": 1, "level": "char", "tokens": ["a", "b"]}, "special tokens"),
+    ({"format_version": 1, "level": "char", "tokens": [PAD, UNK, BOS, EOS, "a", "a"]}, "duplicate"),
+    ({"format_version": 1, "level": "byte", "tokens": [PAD, UNK, BOS, EOS]}, "level"),
+    ({"format_version": 1, "level": "char", "tokens": [PAD, UNK, BOS, EOS, 3]}, "non-empty string"),
+    ([1, 2], "not a vocabulary"),
+])
+def test_bad_vocab_files_are_rejected(tmp_path, payload, message):
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(UserError, match=message):
+        Vocabulary.load(path)
+
+
+def test_seed_split_matches_global_random_shuffle():
+    items = [f"n{i}" for i in range(1000)]
+    expected = list(items)
+    random.seed(123)
+    random.shuffle(expected)
+    rows = [{"text": t} for t in items]
+    splits = split_rows(rows, SplitConfig())
+    assert [r["text"] for r in splits["train"]] == expected[:800]
+    assert [r["text"] for r in splits["dev"]] == expected[800:900]
+    assert [r["text"] for r in splits["test"]] == expected[900:]
+
+
+def test_split_is_deterministic_and_disjoint():
+    rows = [{"text": f"item{i}", "category": "ab"[i % 2] if i % 17 else "rare"} for i in range(500)]
+    for cfg in (SplitConfig(), SplitConfig(stratify=True)):
+        a, b = split_rows(rows, cfg), split_rows(rows, cfg)
+        assert a == b
+        texts = [{r["text"] for r in a[name]} for name in ("train", "dev", "test")]
+        assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+        assert sum(map(len, texts)) == len(rows)
+
+
+def test_stratified_split_keeps_category_mix():
+    rows = [{"text": str(i), "category": "big" if i % 5 else "small"} for i in range(1000)]
+    splits = split_rows(rows, SplitConfig(stratify=True))
+    for name, size in (("train", 800), ("dev", 100), ("test", 100)):
+        assert len(splits[name]) == size
+        assert sum(r["category"] == "small" for r in splits[name]) == size // 5
+
+
+def test_stratify_needs_categories():
+    with pytest.raises(UserError, match="category"):
+        split_rows([{"text": str(i)} for i in range(10)], SplitConfig(stratify=True))
+
+
+def test_encoded_round_trip_is_byte_identical(tmp_path, toy_vocab):
+    splits = {name: encode_split(toy_vocab, TOY_NAMES) for name in ("train", "dev", "test")}
+    save_encoded(tmp_path / "a.npz", splits)
+    save_encoded(tmp_path / "b.npz", splits)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    loaded = load_encoded(tmp_path / "a.npz")
+    assert list(loaded["dev"].item(2)) == toy_vocab.encode(TOY_NAMES[2])
+    assert loaded["dev"].chars.tolist() == [len(n) + 1 for n in TOY_NAMES]
+    assert loaded["dev"].num_targets == sum(len(n) + 1 for n in TOY_NAMES)
+
+
+def test_batches_pad_per_batch_and_cover_every_item(toy_vocab):
+    split = encode_split(toy_vocab, TOY_NAMES)
+    batches = batch_indices(split.lengths, 4, np.random.default_rng(0), bucket=True)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(TOY_NAMES)))
+    for idx in batches:
+        x, y = make_batch(split, idx, toy_vocab.pad_id)
+        assert x.shape[1] == max(len(TOY_NAMES[i]) + 1 for i in idx)
+        assert int((y != toy_vocab.pad_id).sum()) == sum(len(TOY_NAMES[i]) + 1 for i in idx)
+        for row, i in enumerate(idx):
+            seq = toy_vocab.encode(TOY_NAMES[i])
+            n = len(seq) - 1
+            assert x[row, :n].tolist() == seq[:-1] and y[row, :n].tolist() == seq[1:]
+            assert (y[row, n:] == toy_vocab.pad_id).all()
