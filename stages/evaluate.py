@@ -8,7 +8,7 @@ from rnnlm.checkpoint import load_checkpoint
 from rnnlm.config import EvaluateConfig, TrainConfig
 from rnnlm.data import load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
-from rnnlm.evaluation import evaluate_split, rounded
+from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
 from rnnlm.io import write_json
 from rnnlm.summary import seed_spread
 from rnnlm.vocab import Vocabulary
@@ -45,19 +45,11 @@ def main():
                                                       cfg.batch_size)
         per_seed.append(result)
         if len(per_seed) == 1:  # the first seed is the headline model
-            headline = {
-                "dev": {k: v for k, v in result["dev"].items() if k != "oov_rate"},
-                "test": result["test"],
-                "params": model.num_parameters(),
-                "seed": seed,
-                "train_seconds": training["train_seconds"],
-                "train_tokens_per_s": training["tokens_per_s"],
-            }
-    metrics = headline | {"seeds": seed_spread(per_seed)}
-    write_json(args.metrics, rounded(metrics))
-    t = metrics["test"]
-    print(f"evaluate {args.corpus}/{args.model}: test loss {t['loss']:.4f}, perplexity {t['perplexity']:.2f}, "
-          f"accuracy {t['accuracy']:.3f}, {t['bits_per_char']:.3f} bits/char")
+            headline = metrics_record(result["dev"], result["test"], params=model.num_parameters(), seed=seed,
+                                      train_seconds=training["train_seconds"],
+                                      train_tokens_per_s=training["tokens_per_s"])
+    write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed)}))
+    print(f"evaluate {args.corpus}/{args.model}: test {describe(headline['test'])} (seed {seeds[0]})")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from _params import load_params, section
 from rnnlm.config import TrainConfig, check_model_kind
 from rnnlm.data import load_encoded
 from rnnlm.errors import exit_on_user_error
-from rnnlm.io import write_bytes, write_text
+from rnnlm.io import remove_stale_temporaries, write_bytes, write_text
 from rnnlm.training import train_seeds
 from rnnlm.vocab import Vocabulary
 
@@ -41,7 +41,10 @@ def main():
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
     seeds_dir = Path(args.seeds_dir)
-    for stale in seeds_dir.glob("seed*.pt"):  # left by an earlier run with other seeds
+    # The folder persists between runs (for resuming): drop what a killed run or an earlier
+    # seed list left there, so the output holds exactly this run's checkpoints.
+    remove_stale_temporaries(seeds_dir)
+    for stale in seeds_dir.glob("seed*.pt"):
         if stale.name not in {f"seed{s}.pt" for s in cfg.seeds}:
             stale.unlink()
     # Each seed trains into its own file (also its resume point); the first seed is the headline

@@ -58,6 +58,7 @@ def test_vocabulary_that_does_not_match_the_weights_is_an_error(tmp_path, toy_vo
         load_checkpoint(tmp_path / "bad.pt")
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint", pickle.dumps([1, 2])])
 def test_garbage_checkpoints_are_user_errors(tmp_path, content):
     (tmp_path / "x.pt").write_bytes(content)

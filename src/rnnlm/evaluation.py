@@ -47,6 +47,20 @@ def summarize(total_nll, correct, tokens, chars, unknown=None):
     return result
 
 
+def metrics_record(dev, test, **extra):
+    """The metrics file schema shared by every model: dev and test results plus ``extra`` fields.
+
+    The OOV rate is a property of the test split alone, so it is reported there only.
+    """
+    return {"dev": {k: v for k, v in dev.items() if k != "oov_rate"}, "test": test, **extra}
+
+
+def describe(result):
+    """One line for people: the headline numbers of one split's result."""
+    return (f"loss {result['loss']:.4f}, perplexity {result['perplexity']:.2f}, "
+            f"accuracy {result['accuracy']:.3f}, {result['bits_per_char']:.3f} bits/char")
+
+
 def rounded(metrics, digits=6):
     """Round floats for small, readable metrics files (ints pass through)."""
     if isinstance(metrics, dict):

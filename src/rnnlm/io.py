@@ -41,6 +41,12 @@ def write_text(path, text):
         f.write(text)
 
 
+def remove_stale_temporaries(directory):
+    """Delete temporary files that a killed ``atomic_write`` (SIGKILL, power loss) left behind."""
+    for leftover in Path(directory).glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 def write_bytes(path, data):
     with atomic_write(path, "wb") as f:
         f.write(data)

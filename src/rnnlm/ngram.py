@@ -1,0 +1,217 @@
+"""An interpolated Kneser-Ney n-gram language model: the count-based baseline for the RNNs.
+
+The recurrent models are only interesting if they beat a well-smoothed n-gram model on the same
+splits, vocabulary and metrics, so this model reads the same ``EncodedSplit`` arrays and its
+``evaluate`` returns the sums that :func:`rnnlm.evaluation.summarize` turns into the shared
+metrics schema (loss in nats/token, perplexity, accuracy, bits per character, OOV rate).
+
+Smoothing is interpolated Kneser-Ney with one absolute discount ``D`` (Chen & Goodman 1998)::
+
+    P_k(w | h) = max(a_k(h w) - D, 0) / a_k(h .)  +  D * N_k(h .) / a_k(h .) * P_{k-1}(w | h')
+
+where ``h'`` drops the oldest token of ``h``, ``a_k(h .)`` sums the counts over ``w``, ``N_k(h .)``
+is the number of distinct ``w`` with ``a_k(h w) > 0``, and a history never seen in training
+(``a_k(h .) = 0``) backs off entirely: ``P_k(w | h) = P_{k-1}(w | h')``. The counts ``a_k`` are
+
+* raw counts at the highest order ``k = n``;
+* continuation counts at lower orders, ``a_k(g) = |{u : c(u g) > 0}|`` (in how many distinct
+  contexts ``g`` occurs), because a lower order only matters when the longer context is unknown,
+  and then how *widely* a word is used predicts better than how *often*;
+* except for lower-order n-grams that start with <s>: their left context is always <s> (the
+  padding), so a continuation count would be 1 for all of them; like SRILM and KenLM they keep
+  their raw counts.
+
+The unigram level interpolates with the uniform distribution over the predictable vocabulary,
+``P_0(w) = 1 / (V - 2)``, so a token never seen in training (e.g. <unk> when the training split
+has none) still gets a non-zero probability. <pad> and <s> are never predicted: probability 0.
+
+Histories are padded at the start with <s>: an item ``<s> t1 ... tn </s>`` is read as
+``<s>^(n-1) t1 ... tn </s>`` (its own <s> plus ``n - 2`` copies), so every target has a full
+history and ``t1`` is predicted from "start of item" at every order.
+"""
+
+import math
+from collections import Counter, defaultdict
+
+import numpy as np
+
+
+class KneserNeyLM:
+    """Interpolated Kneser-Ney over token ids ``0 .. vocab_size - 1``; call :meth:`fit` first.
+
+    ``pad_id`` and ``bos_id`` are excluded from prediction (probability 0); the remaining
+    ``vocab_size - 2`` ids share the probability mass, so every distribution sums to 1.
+    """
+
+    def __init__(self, vocab_size, pad_id, bos_id, order=3, discount=0.75):
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        if not 0 < discount < 1:
+            raise ValueError(f"discount must be between 0 and 1, got {discount}")
+        if vocab_size < 3 or not (0 <= pad_id < vocab_size and 0 <= bos_id < vocab_size) or pad_id == bos_id:
+            raise ValueError("need vocab_size >= 3 and distinct pad_id, bos_id inside the vocabulary")
+        self.vocab_size = vocab_size
+        self.pad_id = pad_id
+        self.bos_id = bos_id
+        self.order = order
+        self.discount = float(discount)
+        self.predictable = np.ones(vocab_size, dtype=bool)
+        self.predictable[[pad_id, bos_id]] = False
+        # tables[k] (k = 2 .. order): history tuple of k-1 ids -> (sorted ids w, counts a_k(h w),
+        # a_k(h .), N_k(h .)). Sorted id arrays let prob() find one count with a binary search and
+        # distribution() add all of a history's counts with one fancy-indexed numpy operation.
+        self.tables = {}
+        self.unigram = None     # P_1 as a (V,) array: it does not depend on the history
+        self.num_ngrams = 0     # stored counts over all orders (the model's "parameters")
+        self._cache = {}        # level -> (history, distribution): see _distribution
+
+    # --- fitting ------------------------------------------------------------------------------
+
+    def fit(self, split):
+        """Count the n-grams of ``split`` (training items ``<s> t1 .. tn </s>``) and return self."""
+        n, bos = self.order, self.bos_id
+        # raw[k]: how often each k-gram ends at a target position (every token but an item's <s>).
+        raw = {k: Counter() for k in range(1, n + 1)}
+        first = max(n - 1, 1)  # index of the first target (the token after the item's own <s>)
+        for i in range(len(split)):
+            seq = [bos] * (n - 2) + split.item(i).tolist()
+            for k in range(1, n + 1):
+                # k shifted copies zipped together: the k-grams ending at seq[first], seq[first+1], ...
+                raw[k].update(zip(*(seq[first - (k - 1) + j :] for j in range(k))))
+        if any(max(g) >= self.vocab_size or min(g) < 0 for g in raw[1]):
+            raise ValueError("split has token ids outside the vocabulary")
+        adjusted = {n: raw[n]}
+        for k in range(n - 1, 0, -1):
+            # Continuation count of g: distinct (k+1)-grams u g seen, i.e. distinct left contexts.
+            cont = Counter(g[1:] for g in raw[k + 1])
+            adjusted[k] = Counter({g: (c if g[0] == bos else cont[g]) for g, c in raw[k].items()})
+        self.num_ngrams = sum(len(adjusted[k]) for k in adjusted)
+
+        self.tables = {}
+        for k in range(2, n + 1):
+            grouped = defaultdict(list)
+            for g, c in adjusted[k].items():
+                grouped[g[:-1]].append((g[-1], c))
+            table = {}
+            for hist, pairs in grouped.items():
+                pairs.sort()
+                words = np.fromiter((w for w, _ in pairs), dtype=np.int64, count=len(pairs))
+                counts = np.fromiter((c for _, c in pairs), dtype=np.float64, count=len(pairs))
+                table[hist] = (words, counts, float(counts.sum()), len(pairs))
+            self.tables[k] = table
+
+        counts = np.zeros(self.vocab_size)
+        for (w,), c in adjusted[1].items():
+            counts[w] = c
+        total, types = counts.sum(), np.count_nonzero(counts)
+        uniform = self.predictable / self.predictable.sum()
+        if total == 0:  # no training tokens: nothing but the uniform distribution is justified
+            self.unigram = uniform
+        else:
+            d = self.discount
+            self.unigram = np.maximum(counts - d, 0) / total + d * types / total * uniform
+        self._cache = {}
+        return self
+
+    # --- probabilities ------------------------------------------------------------------------
+
+    def _history(self, history_ids):
+        """The last ``order - 1`` ids of ``history_ids``, left-padded with <s>, as a tuple."""
+        want = self.order - 1
+        if want == 0:
+            return ()
+        hist = [int(t) for t in history_ids][-want:]
+        return (self.bos_id,) * (want - len(hist)) + tuple(hist)
+
+    def _check_fitted(self):
+        if self.unigram is None:
+            raise RuntimeError("KneserNeyLM: call fit() before asking for probabilities")
+
+    def prob(self, history_ids, token_id):
+        """P(token | history): ``history_ids`` is the item so far, normally starting with <s>.
+
+        Computed with scalar arithmetic level by level (no (V,) arrays), so it is cheap for one
+        token and independent of :meth:`distribution`, which the tests use as a cross-check.
+        """
+        self._check_fitted()
+        token_id = int(token_id)
+        if not 0 <= token_id < self.vocab_size:
+            raise ValueError(f"token id {token_id} outside the vocabulary (size {self.vocab_size})")
+        if not self.predictable[token_id]:
+            return 0.0
+        hist = self._history(history_ids)
+        p = float(self.unigram[token_id])
+        for k in range(2, self.order + 1):
+            entry = self.tables[k].get(hist[len(hist) - (k - 1) :])
+            if entry is None:
+                continue  # unseen history: P_k = P_{k-1}
+            words, counts, total, types = entry
+            pos = np.searchsorted(words, token_id)
+            c = counts[pos] if pos < len(words) and words[pos] == token_id else 0.0
+            p = max(c - self.discount, 0.0) / total + self.discount * types / total * p
+        return p
+
+    def distribution(self, history_ids):
+        """P(. | history) over the whole vocabulary: a (V,) float64 array summing to 1."""
+        self._check_fitted()
+        return self._distribution(self.order, self._history(history_ids)).copy()
+
+    def _distribution(self, level, hist):
+        """P_level(. | hist) as a (V,) array, shared with the cache: callers must not modify it.
+
+        One slot per level remembers the last history: :meth:`evaluate` visits histories sorted
+        by their reversed tuples, so all histories sharing a lower-order suffix come one after
+        another and every lower-order distribution is computed once, while memory stays at one
+        (V,) array per level (caching every bigram history would take V * V floats).
+        """
+        if level == 1:
+            return self.unigram
+        cached = self._cache.get(level)
+        if cached is not None and cached[0] == hist:
+            return cached[1]
+        lower = self._distribution(level - 1, hist[1:])
+        entry = self.tables[level].get(hist)
+        if entry is None:
+            dist = lower
+        else:
+            words, counts, total, types = entry
+            dist = lower * (self.discount * types / total)
+            dist[words] += np.maximum(counts - self.discount, 0) / total
+        self._cache[level] = (hist, dist)
+        return dist
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self, split, unk_id=None):
+        """Sums over every target of ``split``: ``(total_nll, correct, tokens, chars, unknown)``.
+
+        Pass them to :func:`rnnlm.evaluation.summarize` for the metrics every model reports.
+        ``correct`` counts targets equal to the argmax of the predicted distribution; ``unknown``
+        counts targets equal to ``unk_id`` (None when no ``unk_id`` is given). Targets are grouped
+        by history, so each distinct history costs one vectorized (V,) computation however many
+        targets share it, instead of one Python loop over the vocabulary per token.
+        """
+        self._check_fitted()
+        n, bos = self.order, self.bos_id
+        groups = defaultdict(list)
+        for i in range(len(split)):
+            seq = [bos] * (n - 2) + split.item(i).tolist()
+            first = max(n - 1, 1)  # index of the first target (the token after the item's own <s>)
+            for j in range(first, len(seq)):
+                groups[tuple(seq[j - (n - 1) : j])].append(seq[j])
+        total_nll, correct, tokens = 0.0, 0, 0
+        for hist in sorted(groups, key=lambda h: h[::-1]):
+            targets = np.asarray(groups[hist], dtype=np.int64)
+            if targets.min() < 0 or targets.max() >= self.vocab_size:
+                raise ValueError("split has token ids outside the vocabulary")
+            dist = self._distribution(n, hist)
+            probs = dist[targets]
+            total_nll -= float(np.log(probs).sum())  # -inf only for <pad>/<s> targets: a bug upstream
+            correct += int((targets == int(np.argmax(dist))).sum())
+            tokens += len(targets)
+        unknown = None
+        if unk_id is not None:
+            unknown = sum(int((np.asarray(t) == unk_id).sum()) for t in groups.values())
+        if not math.isfinite(total_nll):
+            raise ValueError("a target has probability 0 (<pad> or <s> inside an item?)")
+        return total_nll, correct, tokens, int(split.chars.sum()), unknown

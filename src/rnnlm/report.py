@@ -1,0 +1,231 @@
+"""The comparison report: a markdown table of every model's metrics and a figure of its loss curves.
+
+Both outputs are byte-deterministic: equal inputs give equal files (the PNG embeds no software
+version or timestamp), so the report stage's outputs only change when the numbers do.
+"""
+
+import csv
+import io
+import math
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from .config import MODEL_KINDS
+from .errors import UserError
+from .io import require_file, write_bytes
+
+BASELINES = ("ngram",)
+MODEL_ORDER = MODEL_KINDS + BASELINES  # table ties, discovery and colours follow this order
+CURVE_HEADER = ["epoch", "train_loss", "dev_loss"]
+DASH = "—"
+
+# One colour per model kind, the same in every subplot (matplotlib's tab10 palette).
+_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf"]
+
+# (column title, split, metric, decimals) for the per-split metric columns.
+_METRIC_COLUMNS = [
+    ("dev loss", "dev", "loss", 4),
+    ("test loss", "test", "loss", 4),
+    ("test perplexity", "test", "perplexity", 2),
+    ("test accuracy", "test", "accuracy", 4),
+    ("test bits/char", "test", "bits_per_char", 4),
+]
+_COLUMNS = ["model", "parameters"] + [c[0] for c in _METRIC_COLUMNS] + ["training seconds", "tokens/s"]
+
+
+def _order_key(model):
+    return (MODEL_ORDER.index(model), "") if model in MODEL_ORDER else (len(MODEL_ORDER), model)
+
+
+def _number(value, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UserError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _field(metrics, where, *keys):
+    """``metrics[k1][k2]...`` as a float, or a UserError naming the missing key."""
+    value = metrics
+    for i, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            raise UserError(f"{where}: missing {'.'.join(keys[:i + 1])} (rerun `dvc repro`)")
+        value = value[key]
+    return _number(value, f"{where}: {'.'.join(keys)}")
+
+
+def _spread(metrics, split, key, where):
+    """(mean, std, n) of ``split``'s ``key``: over the seeds when the file has them, else the one run."""
+    seeds = metrics.get("seeds")
+    if seeds is None:
+        return _field(metrics, where, split, key), None, 1
+    name = f"{split}_{key}"
+    n = _field(metrics, where, "seeds", name, "n")
+    return _field(metrics, where, "seeds", name, "mean"), _field(metrics, where, "seeds", name, "std"), int(n)
+
+
+def _fmt_spread(mean, std, n, decimals):
+    if std is None or n < 2:
+        return f"{mean:.{decimals}f}"
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+
+
+def _optional(metrics, key, where, fmt):
+    if key not in metrics or metrics[key] is None:
+        return DASH
+    return fmt(_number(metrics[key], f"{where}: {key}"))
+
+
+def _table(corpus, models):
+    rows = []
+    for model, metrics in models.items():
+        where = f"metrics for {corpus}/{model}"
+        if not isinstance(metrics, dict):
+            raise UserError(f"{where}: expected a JSON object")
+        cells = {title: _spread(metrics, split, key, where) for title, split, key, _ in _METRIC_COLUMNS}
+        rows.append({
+            "model": model,
+            "sort": cells["test loss"][0],
+            "n": cells["test loss"][2] if metrics.get("seeds") is not None else None,
+            "cells": [_optional(metrics, "params", where, lambda v: f"{v:,.0f}")]
+            + [_fmt_spread(*cells[title], decimals) for title, _, _, decimals in _METRIC_COLUMNS]
+            + [_optional(metrics, "train_seconds", where, lambda v: f"{v:,.1f}"),
+               _optional(metrics, "train_tokens_per_s", where, lambda v: f"{v:,.0f}")],
+            "oov": metrics["test"].get("oov_rate") if isinstance(metrics.get("test"), dict) else None,
+            "order": metrics.get("order"),
+        })
+    rows.sort(key=lambda r: (r["sort"], _order_key(r["model"])))
+    best = rows[0]["sort"] if rows else None
+
+    lines = [f"## {corpus}", "",
+             "| " + " | ".join(_COLUMNS) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(_COLUMNS) - 1)) + "|"]
+    for row in rows:
+        name = f"**{row['model']}** (best)" if row["sort"] == best else row["model"]
+        lines.append("| " + " | ".join([name] + row["cells"]) + " |")
+    lines += ["", *_notes(rows)]
+    return "\n".join(lines)
+
+
+def _notes(rows):
+    notes = ["Sorted by mean test loss (nats/token, lower is better); bits/char divides the total "
+             "negative log-likelihood in bits by the characters covered, so it compares char- and "
+             "word-level models."]
+    seeded = [r for r in rows if r["n"] is not None]
+    if seeded:
+        counts = sorted({r["n"] for r in seeded})
+        if len(counts) == 1:
+            n = f"n = {counts[0]} training seeds per neural model"
+        else:
+            n = "n training seeds per model: " + ", ".join(f"{r['model']} {r['n']}" for r in seeded)
+        notes.append(f"Neural models: mean ± sample standard deviation over {n}; parameters, training "
+                     "seconds and tokens/s are those of the headline (first) seed.")
+    for row in rows:
+        if row["n"] is None:
+            order = f" (order {row['order']})" if isinstance(row["order"], int) else ""
+            notes.append(f"{row['model']}{order}: a single deterministic fit, so single values; its parameters "
+                         f"are the stored n-gram counts; {DASH} where a column does not apply.")
+    oov = sorted({r["oov"] for r in rows if isinstance(r["oov"], (int, float))})
+    if len(oov) == 1:
+        notes.append(f"Test tokens out of vocabulary: {100 * oov[0]:.2f}%.")
+    return [f"- {note}" for note in notes]
+
+
+def summary_markdown(results):
+    """``results``: {corpus: {model: metrics dict}} -> markdown with one table per corpus."""
+    parts = ["# Model comparison", ""]
+    for corpus, models in results.items():
+        parts += [_table(corpus, models), ""]
+    return "\n".join(parts)
+
+
+def load_curve_csv(path):
+    """A train stage's ``epoch,train_loss,dev_loss`` CSV -> list of (epoch, train_loss, dev_loss)."""
+    path = require_file(path, what="loss curve")
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != CURVE_HEADER:
+            raise UserError(f"{path}: expected the header {','.join(CURVE_HEADER)}, got {header!r}")
+        points = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                epoch, train, dev = row
+                points.append((int(epoch), float(train), float(dev)))
+            except ValueError:
+                raise UserError(f"{path}:{line}: expected epoch,train_loss,dev_loss, got {row!r}") from None
+    return points
+
+
+# Distinct hollow markers per model, so curves that coincide (rnn_scratch and rnn often do) stay visible.
+_MARKERS = ["o", "x", "s", "^", "D", "v", "P", "*"]
+
+
+def _style_index(model, others):
+    """A stable index per model: its place in MODEL_ORDER, then unknown models alphabetically."""
+    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER) + sorted(others).index(model)
+
+
+def _colour(model, others):
+    return _COLOURS[_style_index(model, others) % len(_COLOURS)]
+
+
+def _marker(model, others):
+    return _MARKERS[_style_index(model, others) % len(_MARKERS)]
+
+
+def plot_curves(curves, path, baselines=None):
+    """Draw train (dashed) and dev (solid) loss per epoch, one subplot per corpus, and save a PNG.
+
+    ``curves``: {corpus: {model: [(epoch, train_loss, dev_loss), ...]}}. ``baselines`` (optional):
+    {corpus: {model: dev_loss}}, drawn as dotted horizontal lines (e.g. an n-gram model).
+    """
+    baselines = baselines or {}
+    corpora = list(curves) + [c for c in baselines if c not in curves]
+    if not corpora:
+        raise UserError("no loss curves to plot")
+    fig = Figure(figsize=(6 * max(len(corpora), 2), 4.5), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(corpora), squeeze=False)[0]
+    others = {m for c in corpora for m in (*curves.get(c, {}), *baselines.get(c, {})) if m not in MODEL_ORDER}
+    drawn = []
+    for ax, corpus in zip(axes, corpora):
+        models = sorted(curves.get(corpus, {}), key=_order_key)
+        for model in models:
+            points = sorted(curves[corpus][model])
+            if not points:
+                continue
+            epochs = [p[0] for p in points]
+            style = dict(color=_colour(model, others), marker=_marker(model, others), markersize=5,
+                         markerfacecolor="none", linewidth=1.5)
+            ax.plot(epochs, [p[1] for p in points], linestyle="--", **style)
+            ax.plot(epochs, [p[2] for p in points], linestyle="-", **style)
+            drawn.append(model)
+        for model, dev_loss in sorted(baselines.get(corpus, {}).items(), key=lambda kv: _order_key(kv[0])):
+            ax.axhline(dev_loss, linestyle=":", linewidth=1.5, color=_colour(model, others))
+            drawn.append(model)
+        ax.set_title(f"{corpus}: loss per epoch (first seed)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (nats/token)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+
+    # One legend for the whole figure, outside the axes so that it never hides a curve:
+    # colour = model, line style = split.
+    handles = [Line2D([], [], color=_colour(m, others), linewidth=2, label=m, markerfacecolor="none",
+                      marker=None if m in BASELINES else _marker(m, others))
+               for m in sorted(set(drawn), key=_order_key)]
+    handles += [Line2D([], [], color="#444444", linestyle="--", label="train"),
+                Line2D([], [], color="#444444", linestyle="-", label="dev")]
+    if any(baselines.values()):
+        handles.append(Line2D([], [], color="#444444", linestyle=":", label="dev (baseline)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    fig.suptitle("Train (dashed) and dev (solid) loss per epoch")
+
+    buf = io.BytesIO()
+    # No Software/date metadata: equal curves give an identical PNG.
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    write_bytes(path, buf.getvalue())

@@ -1,0 +1,39 @@
+"""Stage ngram: fit an interpolated Kneser-Ney baseline on train, evaluate dev and test -> metrics JSON."""
+
+import argparse
+import time
+
+from _params import load_params, section
+from rnnlm.config import NgramConfig
+from rnnlm.data import load_encoded
+from rnnlm.errors import exit_on_user_error
+from rnnlm.evaluation import describe, metrics_record, rounded, summarize
+from rnnlm.io import write_json
+from rnnlm.ngram import KneserNeyLM
+from rnnlm.vocab import Vocabulary
+
+
+@exit_on_user_error
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
+    ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--metrics", required=True, help="output: metrics JSON")
+    args = ap.parse_args()
+    cfg = section(load_params(), NgramConfig, "ngram")
+
+    vocab = Vocabulary.load(args.vocab)
+    splits = load_encoded(args.encoded)
+    start = time.perf_counter()
+    model = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, cfg.order, cfg.discount).fit(splits["train"])
+    train_seconds = time.perf_counter() - start
+    result = {split: summarize(*model.evaluate(splits[split], unk_id=vocab.unk_id)) for split in ("dev", "test")}
+    metrics = metrics_record(result["dev"], result["test"], params=model.num_ngrams, train_seconds=train_seconds,
+                             order=cfg.order, discount=cfg.discount)
+    write_json(args.metrics, rounded(metrics))
+    print(f"ngram {args.corpus}: order {cfg.order}, test {describe(metrics['test'])} ({model.num_ngrams} n-grams)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The report: markdown table numbers (mean ± std, order, n-gram row) and a deterministic PNG."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from rnnlm.errors import UserError
+from rnnlm.report import load_curve_csv, plot_curves, summary_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def neural(test_loss, std, params, n=3):
+    def spread(mean, sd):
+        return {"mean": mean, "std": sd, "n": n}
+
+    split = {"loss": test_loss + 0.01, "perplexity": 7.5, "accuracy": 0.3, "bits_per_char": 2.9, "tokens": 1000}
+    return {
+        "dev": {**split, "loss": test_loss - 0.02},
+        "test": {**split, "loss": test_loss + 0.01, "oov_rate": 0.0},
+        "params": params, "seed": 0, "train_seconds": 12.345, "train_tokens_per_s": 45678.9,
+        "seeds": {
+            "dev_loss": spread(test_loss - 0.02, std), "test_loss": spread(test_loss, std),
+            "test_perplexity": spread(2.718281828 ** test_loss, 0.0123),
+            "test_accuracy": spread(0.31234, 0.00456), "test_bits_per_char": spread(2.87654, 0.00321),
+            "dev_perplexity": spread(7.0, 0.1), "dev_accuracy": spread(0.3, 0.01),
+            "dev_bits_per_char": spread(2.8, 0.01),
+        },
+    }
+
+
+def ngram(test_loss):
+    split = {"loss": test_loss, "perplexity": 9.87654, "accuracy": 0.25, "bits_per_char": 3.1, "tokens": 1000}
+    return {"dev": {**split, "loss": test_loss - 0.01}, "test": {**split, "oov_rate": 0.0},
+            "params": 5432, "train_seconds": 0.5, "order": 3, "discount": 0.75}
+
+
+RESULTS = {
+    "names": {"rnn_scratch": neural(2.20, 0.0100, 19000), "rnn": neural(2.10, 0.0042, 19123),
+              "gru": neural(2.0521, 0.0031, 57000), "lstm": neural(2.06, 0.0050, 76000),
+              "ngram": ngram(2.15)},
+    "news": {"lstm": neural(6.1, 0.02, 900000), "ngram": ngram(6.5)},
+}
+
+
+def rows(markdown, corpus):
+    """The table rows of ``corpus``'s section, as lists of cells."""
+    section = markdown.split(f"## {corpus}\n", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+
+
+def test_table_formats_mean_and_std_and_sorts_by_test_loss():
+    md = summary_markdown(RESULTS)
+    names = rows(md, "names")
+    assert [r[0] for r in names] == ["**gru** (best)", "lstm", "rnn", "ngram", "rnn_scratch"]
+    gru = names[0]
+    assert gru[1] == "57,000"
+    assert gru[2] == "2.0321 ± 0.0031"          # dev loss
+    assert gru[3] == "2.0521 ± 0.0031"          # test loss
+    assert gru[4].endswith(" ± 0.01")           # perplexity: 2 decimals
+    assert gru[5] == "0.3123 ± 0.0046"
+    assert gru[6] == "2.8765 ± 0.0032"
+    assert gru[7:] == ["12.3", "45,679"]
+    assert "n = 3 training seeds" in md
+
+
+def test_ngram_row_has_single_values_and_dashes():
+    news = rows(summary_markdown(RESULTS), "news")
+    assert news[0][0] == "**lstm** (best)"
+    assert news[1] == ["ngram", "5,432", "6.4900", "6.5000", "9.88", "0.2500", "3.1000", "0.5", "—"]
+    assert all("±" not in cell for cell in news[1])
+    assert "- ngram (order 3): a single deterministic fit" in summary_markdown(RESULTS)
+
+
+def test_one_table_per_corpus_with_the_columns():
+    md = summary_markdown(RESULTS)
+    assert md.count("| model | parameters | dev loss | test loss | test perplexity | test accuracy | "
+                    "test bits/char | training seconds | tokens/s |") == 2
+    assert md.index("## names") < md.index("## news")
+    assert summary_markdown(RESULTS) == md
+
+
+def test_missing_metric_is_a_user_error():
+    broken = neural(2.0, 0.01, 100)
+    del broken["seeds"]["test_loss"]
+    with pytest.raises(UserError, match="seeds.test_loss"):
+        summary_markdown({"names": {"gru": broken}})
+
+
+CURVES = {
+    "names": {m: [(e, 3.0 - 0.1 * e - k * 0.05, 3.05 - 0.08 * e - k * 0.05) for e in range(1, 11)]
+              for k, m in enumerate(["rnn_scratch", "rnn", "gru", "lstm"])},
+    "news": {m: [(e, 7.0 - 0.5 * e - k * 0.1, 6.8 - 0.3 * e - k * 0.1) for e in range(1, 4)]
+             for k, m in enumerate(["rnn_scratch", "rnn", "gru", "lstm"])},
+}
+
+
+def test_png_is_valid_and_byte_deterministic(tmp_path):
+    first, second = tmp_path / "a" / "curves.png", tmp_path / "b" / "curves.png"
+    plot_curves(CURVES, first, baselines={"names": {"ngram": 2.4}})
+    plot_curves(CURVES, second, baselines={"names": {"ngram": 2.4}})
+    data = first.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert data == second.read_bytes()
+    assert b"Software" not in data and b"matplotlib" not in data
+    image = matplotlib.image.imread(first)
+    assert image.shape[:2] == (540, 1440)       # 12 x 4.5 in at 120 dpi
+    assert not list(tmp_path.glob("*/.*.tmp"))   # atomic write left no temporary file
+
+
+def test_load_curve_csv_round_trip_and_bad_header(tmp_path):
+    path = tmp_path / "gru.csv"
+    path.write_text("epoch,train_loss,dev_loss\n1,2.500000,2.400000\n2,2.100000,2.200000\n", encoding="utf-8")
+    assert load_curve_csv(path) == [(1, 2.5, 2.4), (2, 2.1, 2.2)]
+    path.write_text("step,loss\n1,2.5\n", encoding="utf-8")
+    with pytest.raises(UserError, match="header"):
+        load_curve_csv(path)
+    with pytest.raises(UserError, match="dvc repro"):
+        load_curve_csv(tmp_path / "missing.csv")
+
+
+def write_fixture(root):
+    for corpus, models in RESULTS.items():
+        for model, metrics in models.items():
+            path = root / "metrics" / corpus / f"{model}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(metrics), encoding="utf-8")
+            if model != "ngram":
+                curve = root / "plots" / corpus / f"{model}.csv"
+                curve.parent.mkdir(parents=True, exist_ok=True)
+                curve.write_text("epoch,train_loss,dev_loss\n" + "".join(
+                    f"{e},{t:.6f},{d:.6f}\n" for e, t, d in CURVES[corpus].get(model, CURVES[corpus]["lstm"])),
+                    encoding="utf-8")
+    # Files that are not a model's metrics are ignored (the generate stage writes samples/ here).
+    (root / "metrics" / "names" / "samples").mkdir()
+    (root / "metrics" / "names" / "samples" / "gru.json").write_text("{}", encoding="utf-8")
+
+
+def run_stage(cwd, *args):
+    return subprocess.run([sys.executable, str(ROOT / "stages" / "report.py"), *args], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def test_stage_writes_both_outputs_deterministically(tmp_path):
+    write_fixture(tmp_path)
+    done = run_stage(tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = (tmp_path / "reports" / "summary.md").read_text(encoding="utf-8")
+    png = (tmp_path / "reports" / "curves.png").read_bytes()
+    assert summary == summary_markdown(RESULTS)
+    assert png.startswith(PNG_SIGNATURE)
+    assert run_stage(tmp_path).returncode == 0
+    assert (tmp_path / "reports" / "curves.png").read_bytes() == png
+
+
+def test_stage_without_metrics_names_dvc_repro(tmp_path):
+    done = run_stage(tmp_path, "--metrics-dir", "nowhere")
+    assert done.returncode == 2
+    assert "dvc repro" in done.stderr and "Traceback" not in done.stderr
