@@ -9,6 +9,7 @@ import json
 import random
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,35 @@ def test_training_and_evaluation_metrics_repeat_exactly(repo):
     for key in ("train_seconds", "train_tokens_per_s"):
         before.pop(key), after.pop(key)
     assert after == before
+
+
+def test_experiments_set_queue_and_show(repo):
+    """`dvc exp run -S`, a queued sweep run by `dvc queue start -j 2`, and `dvc exp show` (run last:
+    experiments leave their results in the workspace)."""
+    sh("dvc", "exp", "run", "-n", "wider", "-S", "train.names.hidden_size=12", "evaluate@names-gru", cwd=repo)
+    for lr in ("0.01", "0.02"):
+        sh("dvc", "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", f"train.names.lr={lr}", "evaluate@names-gru",
+           cwd=repo)
+    sh("dvc", "queue", "start", "-j", "2", cwd=repo)
+    deadline = time.time() + 600
+    while True:
+        status = sh("dvc", "queue", "status", cwd=repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.time() < deadline, status
+        time.sleep(2)
+    assert "Failed" not in status, status + sh("dvc", "queue", "logs", "lr-0.01", cwd=repo, check=False).stdout
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
+    experiments = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                data = rev.get("data") or {}
+                experiments[rev.get("name") or data.get("name")] = data
+    assert {"wider", "lr-0.01", "lr-0.02"} <= set(experiments), list(experiments)
+    params = experiments["lr-0.02"]["params"]["params.yaml"]["data"]
+    assert params["train"]["names"]["lr"] == 0.02
+    metrics = experiments["wider"]["metrics"]["metrics/names/gru.json"]["data"]
+    assert metrics["params"] > 0 and metrics["test"]["loss"] > 0
+    table = sh("dvc", "exp", "show", "--no-pager", cwd=repo).stdout
+    assert "wider" in table and "lr-0.02" in table
