@@ -81,3 +81,34 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
             raise RuntimeError("killed mid-write")
     assert json.loads(path.read_text()) == {"loss": 1.0}
     assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left behind
+
+
+PARALLEL_SCRIPT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from rnnlm.config import TrainConfig
+    from rnnlm.data import encode_split
+    from rnnlm.training import train_seeds
+    from rnnlm.vocab import Vocabulary
+
+    names = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"] * 30
+    vocab = Vocabulary.build(names, "char")
+    splits = {s: encode_split(vocab, names) for s in ("train", "dev", "test")}
+    cfg = TrainConfig(embedding_size=16, hidden_size=16, batch_size=8, epochs=1000, seeds=[0, 1], workers=2)
+    train_seeds("gru", cfg, vocab, splits, {s: Path(sys.argv[1]) / f"seed{s}.pt" for s in cfg.seeds})
+""")
+
+
+def test_killing_the_stage_stops_its_training_workers(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", PARALLEL_SCRIPT, str(tmp_path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not all((tmp_path / f"seed{s}.pt").exists() for s in (0, 1)):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)
+    stamps = {s: (tmp_path / f"seed{s}.pt").stat().st_mtime_ns for s in (0, 1)}
+    time.sleep(2.0)  # an orphaned worker would rewrite its checkpoint every few tenths of a second
+    assert {s: (tmp_path / f"seed{s}.pt").stat().st_mtime_ns for s in (0, 1)} == stamps

@@ -36,6 +36,11 @@ def test_word_vocab_limits_and_unknowns():
     assert Vocabulary.build(items, "word", min_freq=2).tokens[4:] == ["the", "cat", "sat"]
 
 
+def test_word_decode_reattaches_apostrophes():
+    vocab = Vocabulary.build(["don't stop the president's car"], "word")
+    assert vocab.decode(vocab.encode("don't stop the president's car")) == "don't stop the president's car"
+
+
 @pytest.mark.parametrize("payload, message", [
     ({"tokens": ["a"]}, "unsupported vocabulary format"),
     ({"format_version": 1, "level": "char", "tokens": ["a", "b"]}, "special tokens"),

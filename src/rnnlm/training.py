@@ -1,7 +1,9 @@
 """The training loop: seeded, resumable at epoch boundaries, with a progress bar and loss curves."""
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -63,7 +65,7 @@ def _resumable_state(path, run_id):
     return payload
 
 
-def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, progress=True):
+def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, progress=True, bar_position=0):
     """Train one model and write its checkpoint; return the training record (plain data).
 
     After every epoch the checkpoint is rewritten (atomically) with optimizer and RNG state, so
@@ -91,7 +93,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
 
     for epoch in range(record["epochs_done"] + 1, cfg.epochs + 1):
         train_loss, seconds, tokens = train_epoch(model, optimizer, train, vocab.pad_id, cfg, seed, epoch,
-                                                  desc=f"{kind} s{seed} epoch {epoch}/{cfg.epochs}", progress=progress)
+                                                  desc=f"{kind} seed {seed} epoch {epoch}/{cfg.epochs}",
+                                                  progress=progress, bar_position=bar_position)
         dev_loss = evaluate_split(model, dev, vocab.pad_id)["loss"]
         record["history"].append({"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss})
         record["train_seconds"] += seconds
@@ -107,12 +110,24 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     return model, record
 
 
+def _exit_with_parent():
+    """Worker initializer: have Linux kill this worker when the stage process dies.
+
+    Ctrl-C reaches every process of the terminal's group, but a SIGKILL of the stage alone would
+    otherwise leave its workers training (and writing checkpoints) with nobody waiting for them.
+    """
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: nothing to set up
+
+
 def _train_one_seed(job):
     """Worker of ``train_seeds``: one seed, with its share of the CPU threads."""
-    kind, cfg, vocab, splits, seed, path, threads, progress = job
+    kind, cfg, vocab, splits, seed, path, threads, bar_position = job
     if threads:
         torch.set_num_threads(threads)
-    _, record = train_model(kind, cfg, vocab, splits, seed, path, progress=progress)
+    _, record = train_model(kind, cfg, vocab, splits, seed, path, bar_position=bar_position)
     return record
 
 
@@ -125,23 +140,30 @@ def train_seeds(kind, cfg, vocab, splits, paths, log=print):
     """
     workers = min(cfg.workers, len(paths))
     if workers <= 1:
-        return {seed: _train_one_seed((kind, cfg, vocab, splits, seed, path, None, True))
+        return {seed: _train_one_seed((kind, cfg, vocab, splits, seed, path, None, 0))
                 for seed, path in paths.items()}
     threads = max(1, (os.cpu_count() or 1) // workers)
     log(f"training {len(paths)} seeds of {kind} in {workers} processes, {threads} thread(s) each")
-    jobs = [(kind, cfg, vocab, splits, seed, path, threads, False) for seed, path in paths.items()]
+    # one progress bar per seed, each on its own terminal line
+    jobs = [(kind, cfg, vocab, splits, seed, path, threads, i) for i, (seed, path) in enumerate(paths.items())]
     # spawn, not fork: forking a process whose torch thread pools already started can deadlock.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent) as pool:
         return dict(zip(paths, pool.map(_train_one_seed, jobs)))
 
 
-def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train", progress=True):
-    """One pass over ``split``; returns (token-weighted mean loss, seconds, tokens)."""
+def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train", progress=True, bar_position=0):
+    """One pass over ``split``; returns (token-weighted mean loss, seconds, tokens).
+
+    The progress bar (loss and tokens/s) shows on a terminal only: in logs (CI, nohup) the
+    one line per epoch that ``train_model`` prints says the same without the noise.
+    """
     model.train()
     batches = batch_indices(split.lengths, cfg.batch_size, epoch_rng(seed, epoch), cfg.bucket)
     total_nll, total_tokens = 0.0, 0
     start = time.perf_counter()
-    bar = tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False, mininterval=1.0)
+    bar = tqdm(batches, desc=desc, unit="batch", disable=None if progress else True, leave=False,
+               mininterval=1.0, position=bar_position)
     for step, indices in enumerate(bar, start=1):
         x, y = make_batch(split, indices, pad_id, cfg.max_len)
         nll, _, _ = token_losses(model, x, y, pad_id)

@@ -100,8 +100,13 @@ class Vocabulary:
         return self.encode_many([item])[0]
 
     def decode(self, ids, strip_specials=True):
-        """Token ids back to text: characters joined directly, words with spaces."""
+        """Token ids back to text: characters joined directly, words with spaces.
+
+        Word tokenization split "don't" into don ' t; joining re-attaches the apostrophe.
+        """
         toks = [self.tokens[i] for i in ids]
         if strip_specials:
             toks = [t for t in toks if t not in (PAD, BOS, EOS)]
-        return ("" if self.level == "char" else " ").join(toks)
+        if self.level == "char":
+            return "".join(toks)
+        return " ".join(toks).replace(" ' ", "'")
