@@ -13,6 +13,16 @@ from pathlib import Path
 from .errors import UserError
 
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; outputs get the usual permissions instead.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", encoding="utf-8"):
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
@@ -29,6 +39,7 @@ def atomic_write(path, mode="w", encoding="utf-8"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
