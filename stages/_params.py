@@ -1,8 +1,6 @@
 """Reading this project's params.yaml for the stage scripts (the library never opens it)."""
 
-
 import yaml
-
 
 from rnnlm.errors import UserError
 

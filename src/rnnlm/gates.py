@@ -27,13 +27,18 @@ def flatten(obj, prefix=""):
     return flat
 
 
-def _git(*args):
+def _run(args, missing_hint):
+    """stdout of a command; a UserError (not a traceback) if it is missing or fails."""
     try:
-        return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout
+        return subprocess.run(args, check=True, capture_output=True, text=True).stdout
     except FileNotFoundError:
-        raise UserError("git not found: check-metrics compares with a git revision") from None
+        raise UserError(f"{args[0]} not found: {missing_hint}") from None
     except subprocess.CalledProcessError as err:
-        raise UserError(f"git {' '.join(args)} failed: {err.stderr.strip()}") from None
+        raise UserError(f"{' '.join(args)} failed: {err.stderr.strip()}") from None
+
+
+def _git(*args):
+    return _run(["git", *args], "check-metrics compares with a git revision")
 
 
 def committed_metrics(rev, metrics_dir):
@@ -101,10 +106,4 @@ def stale_stages(status):
 
 
 def dvc_status():
-    try:
-        out = subprocess.run(["dvc", "status", "--json"], check=True, capture_output=True, text=True).stdout
-    except FileNotFoundError:
-        raise UserError("dvc not found: install the project first (see README)") from None
-    except subprocess.CalledProcessError as err:
-        raise UserError(f"dvc status failed: {err.stderr.strip()}") from None
-    return json.loads(out or "{}")
+    return json.loads(_run(["dvc", "status", "--json"], "install the project first (see README)") or "{}")
