@@ -134,3 +134,21 @@ def test_stages_stream_the_same_outputs_as_the_in_memory_path(tmp_path, monkeypa
         assert len(encoded[name]) == len(rows) > 4  # more than one chunk
         for i, row in enumerate(rows):
             assert encoded[name].item(i).tolist() == vocab.encode(row["text"])
+
+
+def test_stratifying_on_codes_gives_the_split_the_label_strings_give():
+    from sklearn.model_selection import train_test_split
+
+    from rnnlm.split import _strata, split_indices
+
+    rng = np.random.default_rng(3)
+    # Labels that sort around the "<rare>" pool's name, plus rare ones that get pooled.
+    labels = list(rng.choice(["b", "A", "zz", "&x", "<a", "Z"], size=400)) + ["once", "twice", "twice"]
+    labels = [str(label) for label in labels]
+    cfg = SplitConfig(stratify=True, seed=7)
+    parts = split_indices(len(labels), labels, cfg)
+    strata = _strata(labels, 3)
+    train, rest = train_test_split(list(range(len(labels))), train_size=0.8, random_state=7, stratify=strata)
+    dev, test = train_test_split(rest, train_size=0.5, random_state=7,
+                                 stratify=_strata([strata[i] for i in rest], 2))
+    assert {name: idx.tolist() for name, idx in parts.items()} == {"train": train, "dev": dev, "test": test}

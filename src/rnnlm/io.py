@@ -4,6 +4,7 @@ Every output of the pipeline is written through ``atomic_write`` so that a stage
 moment (SIGINT, SIGKILL, power loss) leaves either the old file or the new one, never half of one.
 """
 
+import array
 import contextlib
 import json
 import os
@@ -127,7 +128,7 @@ def scan_jsonl(path, key, what="file"):
     label column costs a pointer per line, not a string.
     """
     path = require_file(path, what=what)
-    offsets, values, shared = [], [], {}
+    offsets, values, shared = array.array("q"), [], {}
     position = 0
     with open(path, "rb") as f:
         for line in f:
@@ -135,7 +136,7 @@ def scan_jsonl(path, key, what="file"):
             position += len(line)
             value = json.loads(line).get(key)
             values.append(shared.setdefault(value, value) if isinstance(value, str) else value)
-    return np.asarray(offsets, dtype=np.int64), values
+    return np.frombuffer(offsets, dtype=np.int64), values
 
 
 def read_jsonl_at(path, offsets, lines):

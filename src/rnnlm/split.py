@@ -23,6 +23,7 @@ def shuffled_split(n, cfg):
     """
     order = list(range(n))
     random.Random(cfg.seed).shuffle(order)
+    order = np.asarray(order, dtype=np.int64)
     n_train = int(cfg.train * n)
     n_dev = int((cfg.train + cfg.dev) * n)
     return {"train": order[:n_train], "dev": order[n_train:n_dev], "test": order[n_dev:]}
@@ -42,23 +43,34 @@ def _strata(labels, minimum):
     return pooled
 
 
+def _codes(strata):
+    """Strata as int32 codes numbered in the labels' sorted order.
+
+    scikit-learn only uses ``np.unique(stratify, return_inverse=True)``, so codes in sorted order
+    give the very split the strings give, without a fixed-width string array the size of the corpus.
+    """
+    code = {label: i for i, label in enumerate(sorted(set(strata)))}
+    return np.fromiter((code[label] for label in strata), dtype=np.int32, count=len(strata))
+
+
 def stratified_split(labels, cfg):
     """Indices for train/dev/test (fractions from cfg) keeping each label's share in every split, seeded."""
     strata = _strata(labels, 3)
     index = np.arange(len(labels))
     try:
-        train_idx, rest_idx = train_test_split(index, train_size=cfg.train, random_state=cfg.seed, stratify=strata)
+        train_idx, rest_idx = train_test_split(index, train_size=cfg.train, random_state=cfg.seed,
+                                               stratify=_codes(strata))
         dev_share = cfg.dev / (cfg.dev + cfg.test)
         rest_strata = _strata([strata[i] for i in rest_idx], 2)
         dev_idx, test_idx = train_test_split(rest_idx, train_size=dev_share, random_state=cfg.seed,
-                                             stratify=rest_strata)
+                                             stratify=_codes(rest_strata))
     except ValueError as err:
         raise UserError(f"cannot make a stratified split of {len(labels)} rows: {err}") from None
-    return {"train": train_idx.tolist(), "dev": dev_idx.tolist(), "test": test_idx.tolist()}
+    return {"train": train_idx, "dev": dev_idx, "test": test_idx}
 
 
 def split_indices(n, labels, cfg):
-    """Which rows go to each split: {split: [row index, ...]} in the order they are written.
+    """Which rows go to each split: {split: int64 array of row indices} in the order they are written.
 
     ``labels`` holds each row's category (None where a row has none); it is read only to stratify.
     """
