@@ -28,7 +28,8 @@ def main():
     vocab.save(args.vocab)
     encoded = {name: encode_split(vocab, iter_lines(path)) for name, path in paths.items()}
     save_encoded(args.encoded, encoded)
-    print(f"vocab {args.corpus}: {len(vocab)} tokens ({cfg.level}-level, fit on {len(encoded['train'])} training items)")
+    print(f"vocab {args.corpus}: {len(vocab)} tokens ({cfg.level}-level, "
+          f"fit on {len(encoded['train'])} training items)")
 
 
 if __name__ == "__main__":

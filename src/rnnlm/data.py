@@ -3,9 +3,9 @@
 Items are tokenized once (in the vocab stage) into one flat int32 array per split plus offsets,
 saved as ``.npz``; training then only slices arrays. Encoding goes a chunk of items at a time
 straight into int32 arrays, so the only thing that grows with the corpus is the arrays themselves
-(4 bytes a token, 16 an item), never Python lists of ids. Batches are padded per batch, not to a global
-length, and with ``bucket=True`` sequences of similar length are batched together, so almost no
-work is spent on padding.
+(4 bytes a token, 16 an item), never Python lists of ids. Batches are padded per batch, not to a
+global length, and with ``bucket=True`` sequences of similar length are batched together, so almost
+no work is spent on padding.
 """
 
 import itertools
@@ -57,7 +57,8 @@ def encode_split(vocab, items, chunk_size=None):
     while chunk := list(itertools.islice(items, chunk_size)):
         ids = vocab.encode_many(chunk)
         lengths.append(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)))
-        tokens.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(lengths[-1].sum())))
+        flat = itertools.chain.from_iterable(ids)
+        tokens.append(np.fromiter(flat, dtype=np.int32, count=int(lengths[-1].sum())))
         chars.append(np.fromiter((len(item) + 1 for item in chunk), dtype=np.int64, count=len(chunk)))
     lengths = np.concatenate(lengths)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)

@@ -8,7 +8,6 @@ import random
 from collections import Counter
 
 import numpy as np
-
 from sklearn.model_selection import train_test_split
 
 from .errors import UserError
