@@ -6,8 +6,8 @@ import json
 from _params import load_params, section
 from rnnlm.config import IngestConfig
 from rnnlm.errors import exit_on_user_error
-from rnnlm.ingest import ingest, require_rows
-from rnnlm.io import write_json, write_lines
+from rnnlm.ingest import IngestTally, ingest_lines, require_rows
+from rnnlm.io import atomic_write, write_json
 
 
 @exit_on_user_error
@@ -21,12 +21,21 @@ def main():
     args = ap.parse_args()
     cfg = section(load_params(), IngestConfig, "ingest", args.corpus)
 
-    result = ingest(args.raw, cfg)
-    write_lines(args.rejects, (json.dumps(r, ensure_ascii=False) for r in result.rejects))
-    report = result.report(args.raw)
-    write_json(args.report, report)
-    require_rows(result, args.raw, args.rejects)
-    write_lines(args.rows, (json.dumps(r, ensure_ascii=False) for r in result.rows))
+    # Rows and rejects stream to their files as they are read: memory holds counts, not rows.
+    # Files commit only when their block ends cleanly: a fatal bad row leaves neither, and an
+    # input with no usable row leaves the rejects and the report (to read why) but no rows.
+    tally = IngestTally()
+    with atomic_write(args.rows) as rows_out:
+        with atomic_write(args.rejects) as rejects_out:
+            for row, reject in ingest_lines(args.raw, cfg):
+                tally.count(row, reject)
+                if row is not None:
+                    rows_out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                else:
+                    rejects_out.write(json.dumps(reject, ensure_ascii=False) + "\n")
+        report = tally.report(args.raw)
+        write_json(args.report, report)
+        require_rows(tally, args.raw, args.rejects)
     print(f"ingest {args.corpus}: {report['rows_read']} rows read, {report['rows_kept']} kept, "
           f"{report['rows_rejected']} rejected {report['rejected_by_reason'] or ''}".rstrip())
 

@@ -1,14 +1,13 @@
 """Stage split: normalized rows -> train/dev/test text files (one item per line) + split report."""
 
 import argparse
-import json
 from pathlib import Path
 
 from _params import load_params, section
 from rnnlm.config import SplitConfig
 from rnnlm.errors import exit_on_user_error
-from rnnlm.io import read_lines, write_json, write_lines
-from rnnlm.split import category_counts, split_rows
+from rnnlm.io import read_jsonl_at, scan_jsonl, write_json, write_lines
+from rnnlm.split import category_counts, split_indices
 
 
 @exit_on_user_error
@@ -20,16 +19,18 @@ def main():
     args = ap.parse_args()
     cfg = section(load_params(), SplitConfig, "split", args.corpus)
 
-    rows = [json.loads(line) for line in read_lines(args.rows, what="ingested rows")]
-    splits = split_rows(rows, cfg)
+    # Only line positions and categories stay in memory; each split's texts are read back from
+    # the rows file in split order as they are written.
+    offsets, labels = scan_jsonl(args.rows, "category", what="ingested rows")
+    parts = split_indices(len(offsets), labels, cfg)
     out = Path(args.out_dir)
-    for name, part in splits.items():
-        write_lines(out / f"{name}.txt", (row["text"] for row in part))
-    report = {"items": {name: len(part) for name, part in splits.items()}}
+    for name, lines in parts.items():
+        write_lines(out / f"{name}.txt", (row["text"] for row in read_jsonl_at(args.rows, offsets, lines)))
+    report = {"items": {name: len(lines) for name, lines in parts.items()}}
     if cfg.stratify:
-        report["categories"] = category_counts(splits)
+        report["categories"] = category_counts(labels, parts)
     write_json(out / "report.json", report)
-    print(f"split {args.corpus}: " + ", ".join(f"{n} {len(p)}" for n, p in splits.items()))
+    print(f"split {args.corpus}: " + ", ".join(f"{n} {len(p)}" for n, p in parts.items()))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from _params import load_params, section
 from rnnlm.config import VocabConfig
 from rnnlm.data import SPLITS, encode_split, save_encoded
 from rnnlm.errors import exit_on_user_error
-from rnnlm.io import read_lines
+from rnnlm.io import iter_lines, require_file
 from rnnlm.vocab import Vocabulary
 
 
@@ -21,11 +21,15 @@ def main():
     args = ap.parse_args()
     cfg = section(load_params(), VocabConfig, "vocab", args.corpus)
 
-    items = {name: read_lines(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
-    vocab = Vocabulary.build(items["train"], cfg.level, cfg.max_size, cfg.min_freq)
+    # Splits are streamed (read twice for train: to count, then to encode), never held as text;
+    # all three are checked first so that a missing one fails before anything is written.
+    paths = {name: require_file(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
+    vocab = Vocabulary.build(iter_lines(paths["train"]), cfg.level, cfg.max_size, cfg.min_freq)
     vocab.save(args.vocab)
-    save_encoded(args.encoded, {name: encode_split(vocab, items[name]) for name in SPLITS})
-    print(f"vocab {args.corpus}: {len(vocab)} tokens ({cfg.level}-level, fit on {len(items['train'])} training items)")
+    encoded = {name: encode_split(vocab, iter_lines(path)) for name, path in paths.items()}
+    save_encoded(args.encoded, encoded)
+    print(f"vocab {args.corpus}: {len(vocab)} tokens ({cfg.level}-level, "
+          f"fit on {len(encoded['train'])} training items)")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """Encoded corpora as compact integer arrays, and the batches a model trains on.
 
 Items are tokenized once (in the vocab stage) into one flat int32 array per split plus offsets,
-saved as ``.npz``; training then only slices arrays. Batches are padded per batch, not to a global
-length, and with ``bucket=True`` sequences of similar length are batched together, so almost no
-work is spent on padding.
+saved as ``.npz``; training then only slices arrays. Encoding goes a chunk of items at a time
+straight into int32 arrays, so the only thing that grows with the corpus is the arrays themselves
+(4 bytes a token, 16 an item), never Python lists of ids. Batches are padded per batch, not to a
+global length, and with ``bucket=True`` sequences of similar length are batched together, so almost
+no work is spent on padding.
 """
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,14 +28,6 @@ class EncodedSplit:
     offsets: np.ndarray  # (items + 1,) int64
     chars: np.ndarray    # (items,) int64: characters each item covers, its end counted as one
 
-    @classmethod
-    def from_ids(cls, id_lists, chars):
-        lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
-        offsets = np.zeros(len(id_lists) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = [t for ids in id_lists for t in ids]
-        return cls(np.asarray(flat, dtype=np.int32), offsets, np.asarray(chars, dtype=np.int64))
-
     def __len__(self):
         return len(self.offsets) - 1
 
@@ -49,9 +44,26 @@ class EncodedSplit:
         return int(self.offsets[-1] - len(self))
 
 
-def encode_split(vocab, items):
-    ids = vocab.encode_many(items)
-    return EncodedSplit.from_ids(ids, [len(item) + 1 for item in items])
+ENCODE_CHUNK = 4096  # items encoded at once: bounds the encoder's temporary lists and objects
+
+
+def encode_split(vocab, items, chunk_size=None):
+    """Encode ``items`` (any iterable, read once) into an EncodedSplit, ``chunk_size`` at a time."""
+    items, chunk_size = iter(items), chunk_size or ENCODE_CHUNK
+    # Each list starts with an empty array of the right type, so no items gives empty arrays too.
+    tokens = [np.empty(0, dtype=np.int32)]
+    lengths = [np.empty(0, dtype=np.int64)]
+    chars = [np.empty(0, dtype=np.int64)]
+    while chunk := list(itertools.islice(items, chunk_size)):
+        ids = vocab.encode_many(chunk)
+        lengths.append(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)))
+        flat = itertools.chain.from_iterable(ids)
+        tokens.append(np.fromiter(flat, dtype=np.int32, count=int(lengths[-1].sum())))
+        chars.append(np.fromiter((len(item) + 1 for item in chunk), dtype=np.int64, count=len(chunk)))
+    lengths = np.concatenate(lengths)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return EncodedSplit(np.concatenate(tokens), offsets, np.concatenate(chars))
 
 
 def save_encoded(path, splits):

@@ -4,6 +4,9 @@ Nothing is lost silently and nothing crashes on a bad row: ``rows_read == rows_k
 rows_rejected`` always, the rejects (line, reason, a snippet of the raw row) go to a file, and the
 report counts them per reason. A bad row stops the stage only when ``bad_rows_fatal`` is set, and
 an input with no usable row at all is an error.
+
+``ingest_lines`` yields the rows one at a time, so the stage writes them as they come and holds
+only the counts (memory does not grow with the file); ``ingest`` collects them for small inputs.
 """
 
 import json
@@ -24,19 +27,38 @@ SNIPPET = 200  # characters of a rejected row kept in the rejects file
 
 
 @dataclass
-class IngestResult:
-    rows: list = field(default_factory=list)     # {"line": n, "text": str, ["category": str]}
-    rejects: list = field(default_factory=list)  # {"line": n, "reason": str, "detail": str, "raw": str}
+class IngestTally:
+    """What a report needs: counts, not the rows themselves."""
+
     rows_read: int = 0
+    rows_kept: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+
+    def count(self, row, reject):
+        self.rows_read += 1
+        if row is not None:
+            self.rows_kept += 1
+        else:
+            self.rejected_by_reason[reject["reason"]] += 1
+
+    @property
+    def rows_rejected(self):
+        return sum(self.rejected_by_reason.values())
 
     def report(self, source):
         return {
             "source": str(source),
             "rows_read": self.rows_read,
-            "rows_kept": len(self.rows),
-            "rows_rejected": len(self.rejects),
-            "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in self.rejects).items())),
+            "rows_kept": self.rows_kept,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
         }
+
+
+@dataclass
+class IngestResult(IngestTally):
+    rows: list = field(default_factory=list)     # {"line": n, "text": str, ["category": str]}
+    rejects: list = field(default_factory=list)  # {"line": n, "reason": str, "detail": str, "raw": str}
 
 
 def raw_file_hint(path):
@@ -86,15 +108,13 @@ def _parse_record(text, cfg):
     return obj, None
 
 
-def ingest(path, cfg):
-    """Read and normalize the raw file at ``path`` as ``cfg`` (an IngestConfig) says.
+def ingest_lines(path, cfg):
+    """Read and normalize the raw file at ``path`` as ``cfg`` (an IngestConfig) says, lazily.
 
-    Returns an IngestResult even when every row was rejected: see ``require_rows``.
+    Yields ``(row, None)`` for a kept line and ``(None, reject)`` for a rejected one, in file order.
     """
     alphabet = set(cfg.alphabet)
-    result = IngestResult()
     for number, text, raw in read_raw_lines(path):
-        result.rows_read += 1
         row, problem = {"line": number}, None
         if text is None:
             problem = (INVALID_UTF8, "the line is not valid UTF-8")
@@ -117,17 +137,30 @@ def ingest(path, cfg):
                            else "characters outside params ingest alphabet")
             row["text"] = normalized
         if problem is None:
-            result.rows.append(row)
+            yield row, None
             continue
-        reject = {"line": number, "reason": problem[0], "detail": problem[1], "raw": _snippet(raw)}
         if cfg.bad_rows_fatal:
             raise UserError(f"{path}:{number}: {problem[0]}: {problem[1]} (bad_rows_fatal is set)")
-        result.rejects.append(reject)
+        yield None, {"line": number, "reason": problem[0], "detail": problem[1], "raw": _snippet(raw)}
+
+
+def ingest(path, cfg):
+    """All of ``ingest_lines`` in memory: an IngestResult with the rows, the rejects and the counts.
+
+    Returns it even when every row was rejected: see ``require_rows``.
+    """
+    result = IngestResult()
+    for row, reject in ingest_lines(path, cfg):
+        result.count(row, reject)
+        if row is not None:
+            result.rows.append(row)
+        else:
+            result.rejects.append(reject)
     return result
 
 
 def require_rows(result, path, rejects_path):
-    """Fail when nothing usable is left; called after the rejects file is written."""
-    if not result.rows:
-        raise UserError(f"{path}: no usable rows ({result.rows_read} read, {len(result.rejects)} rejected; "
+    """Fail when nothing usable is left (``result``: an IngestTally); called after the rejects file is written."""
+    if not result.rows_kept:
+        raise UserError(f"{path}: no usable rows ({result.rows_read} read, {result.rows_rejected} rejected; "
                         f"line numbers and reasons are in {rejects_path})")

@@ -4,11 +4,14 @@ Every output of the pipeline is written through ``atomic_write`` so that a stage
 moment (SIGINT, SIGKILL, power loss) leaves either the old file or the new one, never half of one.
 """
 
+import array
 import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from .errors import UserError
 
@@ -86,9 +89,26 @@ def read_json(path, what="file"):
 
 def read_lines(path, what="file"):
     """Read a UTF-8 text file written by an earlier stage, one item per line."""
+    return list(iter_lines(path, what=what))
+
+
+def iter_lines(path, what="file", block_chars=1 << 20):
+    """Yield the lines of a UTF-8 text file one by one, holding one block in memory.
+
+    The lines are exactly those of ``str.splitlines`` on the whole text (every line boundary it
+    knows, not only "\n"), so streaming a file never changes what a stage reads.
+    """
     path = require_file(path, what=what)
-    with open(path, encoding="utf-8") as f:
-        return f.read().splitlines()
+    with open(path, encoding="utf-8", newline="") as f:
+        pending = ""
+        while block := f.read(block_chars):
+            pieces = (pending + block).splitlines(keepends=True)
+            # The last piece may be cut mid-line, or be "...\r" with its "\n" in the next block.
+            pending = pieces.pop()
+            for piece in pieces:
+                yield piece.splitlines()[0]
+        if pending:
+            yield pending.splitlines()[0]
 
 
 def require_file(path, what="file", hint=None):
@@ -98,3 +118,33 @@ def require_file(path, what="file", hint=None):
         how = hint or "run `dvc repro` to build it"
         raise UserError(f"{what} {path} not found: {how}")
     return path
+
+
+def scan_jsonl(path, key, what="file"):
+    """One pass over a JSON-lines file, keeping only where each line starts and one field.
+
+    Returns ``(offsets, values)``: each line's byte offset (int64 array, for ``read_jsonl_at``)
+    and its value for ``key`` (None where absent). Equal values share one string object, so a
+    label column costs a pointer per line, not a string.
+    """
+    path = require_file(path, what=what)
+    offsets, values, shared = array.array("q"), [], {}
+    position = 0
+    with open(path, "rb") as f:
+        for line in f:
+            offsets.append(position)
+            position += len(line)
+            value = json.loads(line).get(key)
+            values.append(shared.setdefault(value, value) if isinstance(value, str) else value)
+    return np.frombuffer(offsets, dtype=np.int64), values
+
+
+def read_jsonl_at(path, offsets, lines):
+    """Yield the records of the given line numbers of a JSON-lines file, in the order given.
+
+    Seeks to each line (``offsets`` from ``scan_jsonl``), so memory holds one record at a time.
+    """
+    with open(path, "rb") as f:
+        for i in lines:
+            f.seek(offsets[i])
+            yield json.loads(f.readline())

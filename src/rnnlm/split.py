@@ -1,24 +1,31 @@
-"""Train/dev/test splits: the seed notebook's shuffle, or a category-stratified split."""
+"""Train/dev/test splits: the seed notebook's shuffle, or a category-stratified split.
+
+The split is decided on row indices (and labels, to stratify) only: ``split_indices`` never sees
+the texts, so a stage can pick rows from the file by position and keep memory small.
+"""
 
 import random
 from collections import Counter
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from .errors import UserError
 
 
-def shuffled_split(items, cfg):
+def shuffled_split(n, cfg):
     """The seed's split: shuffle with ``random.seed(123)``, then first 80% / next 10% / rest.
 
     A private ``random.Random(seed)`` gives the same permutation as seeding the global generator
-    (as the notebook did) without touching global state other code may rely on.
+    (as the notebook did) without touching global state other code may rely on. The permutation
+    depends only on the number of items, so shuffling their indices orders them as the notebook did.
     """
-    items = list(items)
-    random.Random(cfg.seed).shuffle(items)
-    n_train = int(cfg.train * len(items))
-    n_dev = int((cfg.train + cfg.dev) * len(items))
-    return {"train": items[:n_train], "dev": items[n_train:n_dev], "test": items[n_dev:]}
+    order = list(range(n))
+    random.Random(cfg.seed).shuffle(order)
+    order = np.asarray(order, dtype=np.int64)
+    n_train = int(cfg.train * n)
+    n_dev = int((cfg.train + cfg.dev) * n)
+    return {"train": order[:n_train], "dev": order[n_train:n_dev], "test": order[n_dev:]}
 
 
 RARE = "<rare>"
@@ -35,34 +42,53 @@ def _strata(labels, minimum):
     return pooled
 
 
-def stratified_split(items, labels, cfg):
-    """train/dev/test (fractions from cfg) keeping each label's share in every split, seeded."""
+def _codes(strata):
+    """Strata as int32 codes numbered in the labels' sorted order.
+
+    scikit-learn only uses ``np.unique(stratify, return_inverse=True)``, so codes in sorted order
+    give the very split the strings give, without a fixed-width string array the size of the corpus.
+    """
+    code = {label: i for i, label in enumerate(sorted(set(strata)))}
+    return np.fromiter((code[label] for label in strata), dtype=np.int32, count=len(strata))
+
+
+def stratified_split(labels, cfg):
+    """Indices for train/dev/test (fractions from cfg) keeping each label's share in every split, seeded."""
     strata = _strata(labels, 3)
-    index = list(range(len(items)))
+    index = np.arange(len(labels))
     try:
-        train_idx, rest_idx = train_test_split(index, train_size=cfg.train, random_state=cfg.seed, stratify=strata)
+        train_idx, rest_idx = train_test_split(index, train_size=cfg.train, random_state=cfg.seed,
+                                               stratify=_codes(strata))
         dev_share = cfg.dev / (cfg.dev + cfg.test)
         rest_strata = _strata([strata[i] for i in rest_idx], 2)
         dev_idx, test_idx = train_test_split(rest_idx, train_size=dev_share, random_state=cfg.seed,
-                                             stratify=rest_strata)
+                                             stratify=_codes(rest_strata))
     except ValueError as err:
-        raise UserError(f"cannot make a stratified split of {len(items)} rows: {err}") from None
-    return {"train": [items[i] for i in train_idx], "dev": [items[i] for i in dev_idx],
-            "test": [items[i] for i in test_idx]}
+        raise UserError(f"cannot make a stratified split of {len(labels)} rows: {err}") from None
+    return {"train": train_idx, "dev": dev_idx, "test": test_idx}
+
+
+def split_indices(n, labels, cfg):
+    """Which rows go to each split: {split: int64 array of row indices} in the order they are written.
+
+    ``labels`` holds each row's category (None where a row has none); it is read only to stratify.
+    """
+    if n < 3:
+        raise UserError(f"need at least 3 rows to make train/dev/test splits, got {n}")
+    if not cfg.stratify:
+        return shuffled_split(n, cfg)
+    if any(label is None for label in labels):
+        raise UserError("params split stratify is true but the rows have no category "
+                        "(set ingest category_field)")
+    return stratified_split(labels, cfg)
 
 
 def split_rows(rows, cfg):
-    """Split ingested rows ({"text", ["category"]}); returns {split: [row, ...]}."""
-    if len(rows) < 3:
-        raise UserError(f"need at least 3 rows to make train/dev/test splits, got {len(rows)}")
-    if not cfg.stratify:
-        return shuffled_split(rows, cfg)
-    if any("category" not in row for row in rows):
-        raise UserError("params split stratify is true but the rows have no category "
-                        "(set ingest category_field)")
-    return stratified_split(rows, [row["category"] for row in rows], cfg)
+    """Split ingested rows ({"text", ["category"]}) held in memory; returns {split: [row, ...]}."""
+    parts = split_indices(len(rows), [row.get("category") for row in rows], cfg)
+    return {name: [rows[i] for i in idx] for name, idx in parts.items()}
 
 
-def category_counts(splits):
-    return {name: dict(sorted(Counter(r.get("category") for r in rows).items()))
-            for name, rows in splits.items()}
+def category_counts(labels, parts):
+    """Rows per category in each split, from the labels and ``split_indices``' result."""
+    return {name: dict(sorted(Counter(labels[i] for i in idx).items())) for name, idx in parts.items()}
