@@ -22,7 +22,7 @@ def main():
     cfg = section(load_params(), VocabConfig, "vocab", args.corpus)
 
     items = {name: read_lines(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
-    vocab = Vocabulary.build(items["train"], cfg.level, cfg.max_size, cfg.min_freq)
+    vocab = Vocabulary.build(items["train"], cfg.level, cfg.max_size, cfg.min_freq, cfg.vocab_size)
     vocab.save(args.vocab)
     save_encoded(args.encoded, {name: encode_split(vocab, items[name]) for name in SPLITS})
     print(f"vocab {args.corpus}: {len(vocab)} tokens ({cfg.level}-level, fit on {len(items['train'])} training items)")
