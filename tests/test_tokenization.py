@@ -169,3 +169,8 @@ def test_the_same_model_code_trains_at_every_level():
     best = min(results, key=lambda lv: results[lv]["test"]["bits_per_char"])
     assert f"**{best}** (best)" in table
     assert tokenization_table("news", {"levels": {}}) == ""  # the stage compared nothing: no table
+
+
+def test_bpe_fit_is_deterministic():
+    # the trainer counts pairs in hash maps seeded per build: equal inputs must still give equal merges
+    assert Vocabulary.build(NEWS, "bpe", vocab_size=400).to_dict() == Vocabulary.build(NEWS, "bpe", vocab_size=400).to_dict()

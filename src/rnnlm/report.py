@@ -173,9 +173,10 @@ def tokenization_table(corpus, comparison):
         lines.append("| " + " | ".join([f"**{level}** (best)" if i == 0 else level] + cells) + " |")
     lines += ["", f"- One {comparison.get('kind', 'model')} per level, the same settings "
               f"({comparison.get('epochs', '?')} epoch(s), seed {comparison.get('seed', '?')}), each vocabulary fit "
-              "on the training split; sorted by test bits/char, the measure that compares levels.",
-              "- At word level an OOV word costs only the probability of `<unk>`, not its spelling: its "
-              "bits/char is flattered by about the share of OOV characters."]
+              "on the training split; sorted by test bits/char, the measure that compares levels."]
+    if "word" in comparison["levels"]:
+        lines.append("- At word level an OOV word costs only the probability of `<unk>`, not its spelling: its "
+                     "bits/char looks better than the text's true cost, the more so the more characters are OOV.")
     return "\n".join(lines)
 
 
