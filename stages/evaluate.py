@@ -41,14 +41,16 @@ def main():
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
     # <unk> stands for a whole word's characters: say how many of the characters bits/char divides by.
-    oov_char_share = vocab.unknown_chars(read_lines(args.test_split, what="test split")) / int(splits["test"].chars.sum())
+    test_items = read_lines(args.test_split, what="test split")
+    oov_char_share = vocab.unknown_chars(test_items) / int(splits["test"].chars.sum())
     per_seed = []
     for seed in seeds:
         model, training, result = evaluate_checkpoint(Path(args.seeds_dir) / f"seed{seed}.pt", vocab, splits,
                                                       cfg.batch_size)
         per_seed.append(result)
         if len(per_seed) == 1:  # the first seed is the headline model
-            headline = metrics_record(result["dev"], result["test"] | {"oov_char_share": oov_char_share}, params=model.num_parameters(), seed=seed,
+            test = result["test"] | {"oov_char_share": oov_char_share}
+            headline = metrics_record(result["dev"], test, params=model.num_parameters(), seed=seed,
                                       train_seconds=training["train_seconds"],
                                       train_tokens_per_s=training["tokens_per_s"])
     write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed)}))
