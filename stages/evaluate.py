@@ -9,7 +9,7 @@ from rnnlm.config import EvaluateConfig, TrainConfig
 from rnnlm.data import load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
-from rnnlm.io import write_json
+from rnnlm.io import read_lines, write_json
 from rnnlm.summary import seed_spread
 from rnnlm.vocab import Vocabulary
 
@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
     ap.add_argument("--seeds-dir", required=True, help="input: every seed's checkpoint")
+    ap.add_argument("--test-split", required=True, help="input: test items, to measure the characters in OOV words")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
     args = ap.parse_args()
     params = load_params()
@@ -39,13 +40,17 @@ def main():
 
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
+    # <unk> stands for a whole word's characters: say how many of the characters bits/char divides by.
+    test_items = read_lines(args.test_split, what="test split")
+    oov_char_share = vocab.unknown_chars(test_items) / int(splits["test"].chars.sum())
     per_seed = []
     for seed in seeds:
         model, training, result = evaluate_checkpoint(Path(args.seeds_dir) / f"seed{seed}.pt", vocab, splits,
                                                       cfg.batch_size)
         per_seed.append(result)
         if len(per_seed) == 1:  # the first seed is the headline model
-            headline = metrics_record(result["dev"], result["test"], params=model.num_parameters(), seed=seed,
+            test = result["test"] | {"oov_char_share": oov_char_share}
+            headline = metrics_record(result["dev"], test, params=model.num_parameters(), seed=seed,
                                       train_seconds=training["train_seconds"],
                                       train_tokens_per_s=training["tokens_per_s"])
     write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed)}))

@@ -33,16 +33,20 @@ def main():
     args = ap.parse_args()
 
     found = discover(args.metrics_dir)
-    results, curves, baselines = {}, {}, {}
+    results, curves, baselines, tokenization = {}, {}, {}, {}
     for corpus, models in found.items():
         results[corpus] = {m: read_json(Path(args.metrics_dir) / corpus / f"{m}.json", what="metrics")
                            for m in models}
+        # The tokenization stage's comparison, where this corpus has one.
+        compared = Path(args.metrics_dir) / corpus / "tokenization.json"
+        if compared.is_file():
+            tokenization[corpus] = read_json(compared, what="metrics")
         curves[corpus] = {m: load_curve_csv(Path(args.plots_dir) / corpus / f"{m}.csv")
                           for m in models if m not in BASELINES}
         baselines[corpus] = {m: results[corpus][m]["dev"]["loss"] for m in models
                              if m in BASELINES and isinstance(results[corpus][m].get("dev"), dict)
                              and "loss" in results[corpus][m]["dev"]}
-    summary = summary_markdown(results)  # validates every metrics file before anything is written
+    summary = summary_markdown(results, tokenization)  # validates every metrics file before anything is written
     plot_curves(curves, args.curves, baselines)
     write_text(args.summary, summary)
     print(f"report: {sum(map(len, found.values()))} model(s) on {', '.join(found)} -> {args.summary}, {args.curves}")

@@ -24,7 +24,7 @@ def main():
     # Splits are streamed (read twice for train: to count, then to encode), never held as text;
     # all three are checked first so that a missing one fails before anything is written.
     paths = {name: require_file(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
-    vocab = Vocabulary.build(iter_lines(paths["train"]), cfg.level, cfg.max_size, cfg.min_freq)
+    vocab = Vocabulary.build(iter_lines(paths["train"]), cfg.level, cfg.max_size, cfg.min_freq, cfg.vocab_size)
     vocab.save(args.vocab)
     encoded = {name: encode_split(vocab, iter_lines(path)) for name, path in paths.items()}
     save_encoded(args.encoded, encoded)

@@ -56,6 +56,8 @@ def shrink(repo):
     for corpus in ("names", "news"):
         params["train"][corpus].update(embedding_size=8, hidden_size=8, epochs=1, seeds=[0, 1], batch_size=32)
         params["generate"][corpus].update(num_samples=4, samples_per_prompt=1, max_tokens=8)
+    # the tokenization comparison, on (tiny) news only: names keeps its empty default
+    params["tokenization"]["news"].update(levels=["word", "bpe", "char"], epochs=1, bpe_vocab_size=300)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -102,6 +104,10 @@ def test_repro_builds_every_output(repo):
             assert (repo / f"models/{corpus}/{model}.pt").is_file()
             assert (repo / f"samples/{corpus}/{model}.txt").read_text().strip()
             assert (repo / f"plots/{corpus}/{model}.csv").read_text().startswith("epoch,train_loss,dev_loss")
+    tokenization = json.loads((repo / "metrics/news/tokenization.json").read_text())
+    assert list(tokenization["levels"]) == ["word", "bpe", "char"]
+    assert json.loads((repo / "metrics/names/tokenization.json").read_text())["levels"] == {}
+    assert "## news: tokenization" in (repo / "reports/summary.md").read_text()
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo).stdout
     shown = sh("dvc", "metrics", "show", "--json", cwd=repo).stdout
     assert "metrics/news/gru.json" in shown and "metrics/names/lstm.json" in shown

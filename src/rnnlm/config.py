@@ -119,17 +119,45 @@ class SplitConfig(Section):
             yield "train", f"+ dev + test must sum to 1, got {total:g}"
 
 
+VOCAB_LEVELS = ("char", "word", "bpe")
+
+
 @dataclass
 class VocabConfig(Section):
-    level: str = "char"             # "char" or "word"
-    max_size: Optional[int] = None  # including the 4 special tokens; None keeps every token
-    min_freq: int = 1               # rarer training tokens become <unk>
+    level: str = "char"             # "char", "word" or "bpe" (byte-level BPE subwords)
+    max_size: Optional[int] = None  # char/word: including the 4 special tokens; None keeps every token
+    min_freq: int = 1               # char/word: rarer training tokens become <unk>; bpe: rarer pairs never merge
+    vocab_size: int = 4000          # bpe only: tokens after merging, specials and the 256 bytes included
 
     def problems(self):
-        yield from _choice(self, "level", ("char", "word"))
+        yield from _choice(self, "level", VOCAB_LEVELS)
         if self.max_size is not None and self.max_size <= 4:
             yield "max_size", f"must be > 4 (the special tokens), got {self.max_size}"
         yield from _positive(self, "min_freq")
+        if self.vocab_size < 4 + 256:
+            yield "vocab_size", f"must be >= 260 (4 special tokens + 256 bytes), got {self.vocab_size}"
+
+
+@dataclass
+class TokenizationConfig(Section):
+    """The tokenization comparison: one model per level, same settings, compared in bits/char."""
+
+    levels: list[str] = field(default_factory=list)  # e.g. [word, bpe, char]; empty skips the stage's work
+    kind: str = "gru"               # model kind trained at every level
+    epochs: int = 1                 # overrides train.<corpus>.epochs (the rest of train.<corpus> is kept)
+    seed: int = 0
+    bpe_vocab_size: int = 4000      # the bpe level's vocab_size (word/char use vocab.<corpus>'s limits)
+
+    def problems(self):
+        for level in self.levels:
+            if level not in VOCAB_LEVELS:
+                yield "levels", f"must list levels among {', '.join(VOCAB_LEVELS)}, got {level!r}"
+        if len(set(self.levels)) != len(self.levels):
+            yield "levels", f"must not repeat a level, got {self.levels}"
+        yield from _choice(self, "kind", MODEL_KINDS)
+        yield from _positive(self, "epochs")
+        if self.bpe_vocab_size < 4 + 256:
+            yield "bpe_vocab_size", f"must be >= 260 (4 special tokens + 256 bytes), got {self.bpe_vocab_size}"
 
 
 @dataclass

@@ -95,6 +95,7 @@ def _table(corpus, models):
             + [_optional(metrics, "train_seconds", where, lambda v: f"{v:,.1f}"),
                _optional(metrics, "train_tokens_per_s", where, lambda v: f"{v:,.0f}")],
             "oov": metrics["test"].get("oov_rate") if isinstance(metrics.get("test"), dict) else None,
+            "oov_chars": metrics["test"].get("oov_char_share") if isinstance(metrics.get("test"), dict) else None,
             "order": metrics.get("order"),
         })
     rows.sort(key=lambda r: (r["sort"], _order_key(r["model"])))
@@ -129,16 +130,68 @@ def _notes(rows):
             notes.append(f"{row['model']}{order}: a single deterministic fit, so single values; its parameters "
                          f"are the stored n-gram counts; {DASH} where a column does not apply.")
     oov = sorted({r["oov"] for r in rows if isinstance(r["oov"], (int, float))})
+    oov_chars = sorted({r["oov_chars"] for r in rows if isinstance(r["oov_chars"], (int, float))})
     if len(oov) == 1:
-        notes.append(f"Test tokens out of vocabulary: {100 * oov[0]:.2f}%.")
+        covering = f", covering {100 * oov_chars[0]:.2f}% of test characters" if len(oov_chars) == 1 else ""
+        notes.append(f"Test tokens out of vocabulary: {100 * oov[0]:.2f}%{covering}.")
     return [f"- {note}" for note in notes]
 
 
-def summary_markdown(results):
-    """``results``: {corpus: {model: metrics dict}} -> markdown with one table per corpus."""
+# (column title, key in a level's result or its test metrics, format)
+_TOKENIZATION_COLUMNS = [
+    ("vocabulary", "vocab_size", "{:,.0f}"),
+    ("parameters", "params", "{:,.0f}"),
+    ("test bits/char", "bits_per_char", "{:.4f}"),
+    ("test loss (nats/token)", "loss", "{:.4f}"),
+    ("tokens/char", "tokens_per_char", "{:.3f}"),
+    ("OOV tokens", "oov_rate", "{:.2%}"),
+    ("OOV characters", "oov_char_share", "{:.2%}"),
+    ("seconds", "seconds", "{:,.0f}"),
+]
+
+
+def tokenization_table(corpus, comparison):
+    """A tokenization stage's result -> a markdown table by bits/char; "" when it compared no levels."""
+    where = f"metrics for {corpus}/tokenization"
+    if not isinstance(comparison, dict) or not isinstance(comparison.get("levels"), dict):
+        raise UserError(f"{where}: expected an object with 'levels' (rerun `dvc repro`)")
+    if not comparison["levels"]:
+        return ""
+    rows = []
+    for level, result in comparison["levels"].items():
+        cells = []
+        for _, key, fmt in _TOKENIZATION_COLUMNS:
+            keys = (key,) if key in ("vocab_size", "params", "seconds") else ("test", key)
+            cells.append(fmt.format(_field(result, f"{where}.{level}", *keys)))
+        rows.append((_field(result, f"{where}.{level}", "test", "bits_per_char"), level, cells))
+    rows.sort()
+    titles = ["level"] + [c[0] for c in _TOKENIZATION_COLUMNS]
+    lines = [f"## {corpus}: tokenization", "",
+             "| " + " | ".join(titles) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(titles) - 1)) + "|"]
+    for i, (_, level, cells) in enumerate(rows):
+        lines.append("| " + " | ".join([f"**{level}** (best)" if i == 0 else level] + cells) + " |")
+    lines += ["", f"- One {comparison.get('kind', 'model')} per level, the same settings "
+              f"({comparison.get('epochs', '?')} epoch(s), seed {comparison.get('seed', '?')}), each vocabulary fit "
+              "on the training split; sorted by test bits/char, the measure that compares levels."]
+    if "word" in comparison["levels"]:
+        lines.append("- At word level an OOV word costs only the probability of `<unk>`, not its spelling: its "
+                     "bits/char looks better than the text's true cost, the more so the more characters are OOV.")
+    return "\n".join(lines)
+
+
+def summary_markdown(results, tokenization=None):
+    """``results``: {corpus: {model: metrics dict}} -> markdown with one table per corpus.
+
+    ``tokenization`` (optional): {corpus: tokenization stage result}, one more table per corpus.
+    """
+    tokenization = tokenization or {}
     parts = ["# Model comparison", ""]
     for corpus, models in results.items():
         parts += [_table(corpus, models), ""]
+        table = tokenization_table(corpus, tokenization[corpus]) if corpus in tokenization else ""
+        if table:
+            parts += [table, ""]
     return "\n".join(parts)
 
 

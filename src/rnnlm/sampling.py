@@ -46,6 +46,8 @@ def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens
             break
         logits, hidden = model(nxt.unsqueeze(1), hidden)
         last = logits[:, -1]
+    if vocab.level == "bpe":  # subword pieces carry their own spaces: decode prompt and continuation together
+        return [vocab.decode(ids + row) for row in out]
     prefix = vocab.decode(ids)
     sep = "" if vocab.level == "char" or not prefix else " "
     return [prefix + (sep + vocab.decode(row) if row else "") for row in out]

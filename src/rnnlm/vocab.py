@@ -3,6 +3,11 @@
 Ids 0-3 are the special tokens, then the corpus tokens by descending training frequency (ties in
 lexical order, so the same training split always gives the same ids). Items are encoded as
 ``<s> t1 ... tn </s>``; a model reads ``<s> t1 ... tn`` and predicts ``t1 ... tn </s>``.
+
+Three levels: ``char``, ``word`` and ``bpe`` (byte-level BPE subwords, see ``bpe.py``). A BPE
+vocabulary's tokens are its tokenizer's, in the tokenizer's id order, and the vocabulary JSON
+carries the tokenizer itself (the library's JSON under ``"tokenizer"``): a checkpoint stores the
+vocabulary as plain data, so it can encode prompts and decode samples with no other file.
 """
 
 from collections import Counter
@@ -10,18 +15,19 @@ from collections import Counter
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 
+from . import bpe
 from .errors import UserError
 from .io import read_json, write_json
 from .text import WORD_PRE_TOKENIZER, tokenize
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "bpe")
 FORMAT_VERSION = 1
 
 
 class Vocabulary:
-    def __init__(self, tokens, level):
+    def __init__(self, tokens, level, tokenizer=None):
         if level not in LEVELS:
             raise UserError(f"vocabulary level must be one of {LEVELS}, got {level!r}")
         tokens = list(tokens)
@@ -34,18 +40,33 @@ class Vocabulary:
         self.index = {tok: i for i, tok in enumerate(tokens)}
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = (self.index[t] for t in SPECIALS)
         self._word_tokenizer = None
+        self._bpe_tokenizer = tokenizer
+        if level == "bpe":
+            if tokenizer is None:
+                raise UserError("a bpe vocabulary needs its tokenizer")
+            if bpe.vocab_tokens(tokenizer) != tokens:
+                raise UserError("the bpe tokenizer's tokens differ from the vocabulary's")
 
     def __len__(self):
         return len(self.tokens)
 
     def __eq__(self, other):
-        return isinstance(other, Vocabulary) and (self.tokens, self.level) == (other.tokens, other.level)
+        return isinstance(other, Vocabulary) and self.to_dict() == other.to_dict()
 
     # --- building and (de)serialization -------------------------------------------------------
 
     @classmethod
-    def build(cls, items, level, max_size=None, min_freq=1):
-        """Fit on training items: keep tokens seen ``min_freq`` times, at most ``max_size`` in all."""
+    def build(cls, items, level, max_size=None, min_freq=1, vocab_size=None):
+        """Fit on training items: keep tokens seen ``min_freq`` times, at most ``max_size`` in all.
+
+        For ``bpe``, ``vocab_size`` (specials included) bounds the merges instead, and a pair must
+        occur ``min_freq`` times to be merged.
+        """
+        if level == "bpe":
+            if vocab_size is None:
+                raise UserError("a bpe vocabulary needs vocab_size")
+            tokenizer = bpe.train_bpe(items, vocab_size, SPECIALS, min_freq)
+            return cls(bpe.vocab_tokens(tokenizer), level, tokenizer)
         counts = Counter(tok for item in items for tok in tokenize(item, level))
         ranked = sorted(
             (tok for tok, n in counts.items() if n >= min_freq and tok not in SPECIALS),
@@ -56,7 +77,10 @@ class Vocabulary:
         return cls(list(SPECIALS) + ranked, level)
 
     def to_dict(self):
-        return {"format_version": FORMAT_VERSION, "level": self.level, "tokens": self.tokens}
+        data = {"format_version": FORMAT_VERSION, "level": self.level, "tokens": self.tokens}
+        if self.level == "bpe":
+            data["tokenizer"] = bpe.tokenizer_to_dict(self._bpe_tokenizer)
+        return data
 
     @classmethod
     def from_dict(cls, data, source="vocabulary"):
@@ -66,8 +90,13 @@ class Vocabulary:
             raise UserError(f"{source}: unsupported vocabulary format {data.get('format_version')!r}")
         if not all(isinstance(t, str) and t for t in data["tokens"]):
             raise UserError(f"{source}: every token must be a non-empty string")
+        tokenizer = None
+        if data.get("level") == "bpe":
+            if not isinstance(data.get("tokenizer"), dict):
+                raise UserError(f"{source}: a bpe vocabulary must carry its 'tokenizer' (rebuild it with `dvc repro`)")
+            tokenizer = bpe.tokenizer_from_dict(data["tokenizer"], source=f"{source} (tokenizer)")
         try:
-            return cls(data["tokens"], data.get("level"))
+            return cls(data["tokens"], data.get("level"), tokenizer)
         except UserError as err:
             raise UserError(f"{source}: {err}") from None
 
@@ -90,11 +119,27 @@ class Vocabulary:
 
     def encode_many(self, items):
         """Encode normalized items to id lists, each wrapped in ``<s> ... </s>``."""
-        if self.level == "word":
-            bodies = [enc.ids for enc in self.word_tokenizer().encode_batch(list(items), add_special_tokens=False)]
+        if self.level in ("word", "bpe"):
+            bodies = [enc.ids for enc in self._tokenizer().encode_batch(list(items), add_special_tokens=False)]
         else:
             bodies = [[self.index.get(ch, self.unk_id) for ch in item] for item in items]
         return [[self.bos_id, *body, self.eos_id] for body in bodies]
+
+    def _tokenizer(self):
+        return self._bpe_tokenizer if self.level == "bpe" else self.word_tokenizer()
+
+    def unknown_chars(self, items):
+        """How many characters of ``items`` lie inside tokens that encode as ``<unk>``.
+
+        At word level that is every character of an out-of-vocabulary word: the share of a split's
+        characters the model only "predicts" as one cheap ``<unk>``.
+        """
+        items = list(items)
+        if self.level == "char":
+            return sum(ch not in self.index for item in items for ch in item)
+        encodings = self._tokenizer().encode_batch(items, add_special_tokens=False)
+        return sum(end - start for enc in encodings
+                   for tok, (start, end) in zip(enc.ids, enc.offsets) if tok == self.unk_id)
 
     def encode(self, item):
         return self.encode_many([item])[0]
@@ -104,6 +149,10 @@ class Vocabulary:
 
         Word tokenization split "don't" into don ' t; joining re-attaches the apostrophe.
         """
+        if self.level == "bpe":
+            # the tokenizer's decoder turns byte-level pieces back into text (no Ġ markers)
+            keep = [i for i in ids if not strip_specials or i not in (self.pad_id, self.bos_id, self.eos_id)]
+            return self._bpe_tokenizer.decode(keep, skip_special_tokens=False)
         toks = [self.tokens[i] for i in ids]
         if strip_specials:
             toks = [t for t in toks if t not in (PAD, BOS, EOS)]

@@ -1,0 +1,47 @@
+"""Stage tokenization: one model per tokenization level, same settings, compared in bits/char -> metrics JSON."""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from _params import load_params, section
+from rnnlm.config import EvaluateConfig, TokenizationConfig, TrainConfig, VocabConfig
+from rnnlm.data import SPLITS
+from rnnlm.errors import exit_on_user_error
+from rnnlm.evaluation import rounded
+from rnnlm.io import read_lines, write_json
+from rnnlm.tokenization import compare_tokenizations
+
+
+@exit_on_user_error
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--splits", required=True, help="input: folder with {train,dev,test}.txt")
+    ap.add_argument("--metrics", required=True, help="output: one result per level (JSON)")
+    args = ap.parse_args()
+    params = load_params()
+    cfg = section(params, TokenizationConfig, "tokenization", args.corpus)
+    base_vocab = section(params, VocabConfig, "vocab", args.corpus)
+    # The corpus's own training settings, but one seed, in this process, for the comparison's epochs.
+    train_cfg = dataclasses.replace(section(params, TrainConfig, "train", args.corpus), epochs=cfg.epochs,
+                                    seeds=[cfg.seed], workers=1, resume=False)
+    eval_batch_size = section(params, EvaluateConfig, "evaluate").batch_size
+
+    # Word and char levels keep the corpus's vocabulary limits; bpe gets the comparison's size.
+    vocab_configs = {level: dataclasses.replace(base_vocab, level=level, vocab_size=cfg.bpe_vocab_size)
+                     for level in cfg.levels}
+    items = {}
+    if cfg.levels:
+        items = {name: read_lines(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
+    results = compare_tokenizations(items, vocab_configs, cfg.kind, train_cfg, cfg.seed, eval_batch_size)
+    write_json(args.metrics, rounded({"kind": cfg.kind, "epochs": cfg.epochs, "seed": cfg.seed, "levels": results}))
+    for level, result in results.items():
+        print(f"tokenization {args.corpus}/{level}: {result['test']['bits_per_char']:.4f} bits/char, "
+              f"OOV chars {100 * result['test']['oov_char_share']:.2f}%, {result['seconds']:.0f} s")
+    if not results:
+        print(f"tokenization {args.corpus}: no levels in params (tokenization.{args.corpus}.levels), nothing trained")
+
+
+if __name__ == "__main__":
+    main()
