@@ -31,6 +31,7 @@ from scipy.optimize import brentq
 
 from .data import make_batch
 from .evaluation import summarize
+from .models import token_losses
 
 MAX_CELLS = 2**21  # entries of one (positions, V) float64 chunk: 16 MiB
 
@@ -50,16 +51,18 @@ def _item_chunks(split, vocab_size, max_cells=MAX_CELLS, max_items=256):
 
 
 @torch.no_grad()
-def _rnn_log_probs(model, split, indices, pad_id):
-    """log P_rnn(. | h) at every target of the items ``indices``, in item order: (N, V) float64.
+def _rnn_outputs(model, split, indices, pad_id, full=True):
+    """At every target of the items ``indices``, in item order (row by row, matching
+    :func:`_histories`): ``(targets (N,), nll (N,) float64, P_rnn (N, V) float64 or None)``.
 
-    The log-softmax is taken in float64 so that λ = 1 reproduces the model's own loss closely;
-    positions come out row by row (item by item), matching :func:`_histories`.
+    The per-target loss comes from :func:`rnnlm.models.token_losses`, the function the evaluate
+    stage scores with, so λ = 1 reproduces the model's own loss. The softmax is taken in float64:
+    in float32 its rows sum to 1 only within ~1e-7.
     """
     x, y = make_batch(split, indices, pad_id)
-    states, _ = model.features(x)                   # (B, T, H)
-    logits = model.decoder(states[y != pad_id])     # (N, V): real positions only, row-major
-    return torch.log_softmax(logits.double(), dim=-1).numpy(), y[y != pad_id].numpy()
+    nll, logits, targets = token_losses(model, x, y, pad_id)
+    probs = torch.softmax(logits.double(), dim=-1).numpy() if full else None
+    return targets.numpy(), nll.double().numpy(), probs
 
 
 def _histories(ngram, split, indices):
@@ -69,11 +72,9 @@ def _histories(ngram, split, indices):
 def rnn_target_probabilities(model, split, pad_id, max_cells=MAX_CELLS):
     """P_rnn(target | history) of every target of ``split``, in item order: (N,) float64."""
     model.eval()
-    probs = []
-    for indices in _item_chunks(split, model.config.vocab_size, max_cells):
-        log_probs, targets = _rnn_log_probs(model, split, indices, pad_id)
-        probs.append(np.exp(log_probs[np.arange(len(targets)), targets]))
-    return np.concatenate(probs)
+    nll = [_rnn_outputs(model, split, indices, pad_id, full=False)[1]
+           for indices in _item_chunks(split, model.config.vocab_size, max_cells)]
+    return np.exp(-np.concatenate(nll))
 
 
 def ngram_target_probabilities(ngram, split):
@@ -108,38 +109,58 @@ def fit_lambda(p_rnn, p_ngram):
     return float(brentq(slope, 0.0, 1.0, xtol=1e-12))
 
 
-def mixed_distributions(models, lambdas, ngram, split, pad_id, max_cells=MAX_CELLS):
-    """Yield ``(targets (N,), [P_mix (N, V) per model])`` chunk by chunk over ``split``.
+def _components(models, ngram, split, pad_id, max_cells):
+    """Yield, chunk by chunk: ``targets (N,)``, ``P_kn (N, V)`` and per model ``(nll (N,), P_rnn (N, V))``.
 
-    ``models[i]`` is mixed with the n-gram at weight ``lambdas[i]``; the n-gram's distributions
-    (the costly part) are computed once per chunk and shared by all models.
+    The n-gram's distributions (the costly part) are computed once per chunk and shared by all models.
     """
     for model in models:
         model.eval()
     for indices in _item_chunks(split, ngram.vocab_size, max_cells):
         p_ngram = ngram.distributions(_histories(ngram, split, indices))   # (N, V)
-        mixed, targets = [], None
-        for model, lam in zip(models, lambdas):
-            log_probs, targets = _rnn_log_probs(model, split, indices, pad_id)
-            # λ = 1 and λ = 0 give each component's distribution exactly (x·1 + 0 = x).
-            mixed.append(lam * np.exp(log_probs) + (1.0 - lam) * p_ngram)
-        yield targets, mixed
+        outputs = [_rnn_outputs(model, split, indices, pad_id) for model in models]
+        yield outputs[0][0], p_ngram, [(nll, probs) for _, nll, probs in outputs]
 
 
-def evaluate_mixtures(models, lambdas, ngram, split, pad_id, unk_id=None, max_cells=MAX_CELLS):
-    """Metrics (the shared schema of :func:`rnnlm.evaluation.summarize`) of each mixture on ``split``."""
+def _check_lambdas(models, lambdas):
     if len(models) != len(lambdas):
         raise ValueError("need one λ per model")
     for lam in lambdas:
         if not 0 <= lam <= 1:
             raise ValueError(f"λ must be in [0, 1], got {lam}")
+
+
+def mixed_distributions(models, lambdas, ngram, split, pad_id, max_cells=MAX_CELLS):
+    """Yield ``(targets (N,), [P_mix (N, V) per model])`` chunk by chunk over ``split``'s targets.
+
+    ``models[i]`` is mixed with the n-gram at weight ``lambdas[i]``. λ = 1 and λ = 0 give each
+    component's distribution exactly (x·1 + 0 = x).
+    """
+    _check_lambdas(models, lambdas)
+    for targets, p_ngram, outputs in _components(models, ngram, split, pad_id, max_cells):
+        yield targets, [lam * probs + (1.0 - lam) * p_ngram for lam, (_, probs) in zip(lambdas, outputs)]
+
+
+def evaluate_mixtures(models, lambdas, ngram, split, pad_id, unk_id=None, max_cells=MAX_CELLS):
+    """Metrics (the shared schema of :func:`rnnlm.evaluation.summarize`) of each mixture on ``split``.
+
+    Loss: ``−log(λ·p_rnn + (1 − λ)·p_kn)`` of each target, summed in log space from the recurrent
+    model's own per-token loss (so a probability too small for float32 cannot turn into log 0).
+    Accuracy: the argmax of the mixed (N, V) distribution, built in place.
+    """
+    _check_lambdas(models, lambdas)
     nll, correct = [0.0] * len(models), [0] * len(models)
     tokens, unknown = 0, 0
-    for targets, mixed in mixed_distributions(models, lambdas, ngram, split, pad_id, max_cells):
+    with np.errstate(divide="ignore"):  # log 0 = -inf for λ = 0 or 1: logaddexp(x, -inf) = x exactly
+        logs = [(np.log(lam), np.log1p(-lam)) for lam in lambdas]
+    for targets, p_ngram, outputs in _components(models, ngram, split, pad_id, max_cells):
         rows = np.arange(len(targets))
-        for m, dist in enumerate(mixed):
-            nll[m] -= float(np.log(dist[rows, targets]).sum())
-            correct[m] += int((dist.argmax(axis=1) == targets).sum())
+        log_ngram = np.log(p_ngram[rows, targets])
+        for m, ((log_lam, log_rest), (rnn_nll, mixed)) in enumerate(zip(logs, outputs)):
+            nll[m] -= float(np.logaddexp(log_lam - rnn_nll, log_rest + log_ngram).sum())
+            mixed *= lambdas[m]                       # P_rnn's array becomes P_mix's: no new (N, V) array
+            mixed += (1.0 - lambdas[m]) * p_ngram
+            correct[m] += int((mixed.argmax(axis=1) == targets).sum())
         tokens += len(targets)
         if unk_id is not None:
             unknown += int((targets == unk_id).sum())
