@@ -108,6 +108,13 @@ def test_target_probabilities_agree_with_the_models(trained, ngram, vocab, split
     want_ngram = summarize(*ngram.evaluate(splits["test"]))["loss"]
     assert -np.log(p_rnn).mean() == pytest.approx(want_rnn, rel=1e-6)
     assert -np.log(p_ngram).mean() == pytest.approx(want_ngram, rel=1e-12)
+    # Position by position, in the order of the rows checked above (so λ is fit on aligned pairs).
+    at_targets = {0.0: [], 1.0: []}
+    for targets, dists in mixed_distributions([model, model], [0.0, 1.0], ngram, splits["test"], vocab.pad_id):
+        for lam, dist in zip((0.0, 1.0), dists):
+            at_targets[lam].append(dist[np.arange(len(targets)), targets])
+    np.testing.assert_allclose(p_ngram, np.concatenate(at_targets[0.0]), rtol=1e-12)
+    np.testing.assert_allclose(p_rnn, np.concatenate(at_targets[1.0]), rtol=1e-5)
 
 
 def log_likelihood(lam, p_rnn, p_ngram):
