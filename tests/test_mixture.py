@@ -12,7 +12,6 @@ import pytest
 import torch
 import yaml
 
-from rnnlm.checkpoint import save_checkpoint
 from rnnlm.config import MixtureConfig, TrainConfig
 from rnnlm.data import encode_split, save_encoded
 from rnnlm.errors import UserError
