@@ -151,6 +151,21 @@ def test_distributions_sum_to_one_and_match_prob(vocab, order):
             assert lm.prob(hist, w) == pytest.approx(dist[w], abs=1e-12)
 
 
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_vectorized_distributions_equal_distribution_bit_for_bit(vocab, order):
+    # One row per target of each item, history padded as evaluate() pads it; the rows must be the
+    # very same floats as distribution() gives (argmax ties then break identically).
+    lm = fit(vocab, order)
+    for item in ["ab", "bbab", "", "abc"]:
+        ids_ = vocab.encode(item)
+        hists = lm.histories(ids_)
+        assert hists.shape == (len(ids_) - 1, order - 1)
+        rows = lm.distributions(hists)
+        assert rows.shape == (len(ids_) - 1, len(vocab))
+        for j in range(1, len(ids_)):
+            assert np.array_equal(rows[j - 1], lm.distribution(ids_[:j])), (item, j)
+
+
 def test_distribution_is_a_copy(vocab):
     lm = fit(vocab, 3)
     S, a = ids(vocab, "Sa")

@@ -104,6 +104,9 @@ def test_repro_builds_every_output(repo):
             assert (repo / f"models/{corpus}/{model}.pt").is_file()
             assert (repo / f"samples/{corpus}/{model}.txt").read_text().strip()
             assert (repo / f"plots/{corpus}/{model}.csv").read_text().startswith("epoch,train_loss,dev_loss")
+        mixture = json.loads((repo / f"metrics/{corpus}/lstm+ngram.json").read_text())  # mixture.<corpus>.model
+        assert 0 <= mixture["lambda"] <= 1 and mixture["seeds"]["test_loss"]["n"] == 2
+    assert "lstm+ngram" in (repo / "reports/summary.md").read_text()
     tokenization = json.loads((repo / "metrics/news/tokenization.json").read_text())
     assert list(tokenization["levels"]) == ["word", "bpe", "char"]
     assert json.loads((repo / "metrics/names/tokenization.json").read_text())["levels"] == {}
@@ -111,6 +114,7 @@ def test_repro_builds_every_output(repo):
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo).stdout
     shown = sh("dvc", "metrics", "show", "--json", cwd=repo).stdout
     assert "metrics/news/gru.json" in shown and "metrics/names/lstm.json" in shown
+    assert "metrics/news/lstm+ngram.json" in shown
 
 
 def test_data_stages_are_byte_identical_on_rerun(repo):

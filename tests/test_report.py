@@ -40,11 +40,19 @@ def ngram(test_loss):
             "params": 5432, "train_seconds": 0.5, "order": 3, "discount": 0.75}
 
 
+def mixture(test_loss, lam, std):
+    metrics = neural(test_loss, 0.004, 1_100_000)
+    metrics.update({"lambda": lam, "rnn": "lstm", "order": 3})
+    del metrics["train_tokens_per_s"]
+    metrics["seeds"]["lambda"] = {"mean": lam, "std": std, "n": 3}
+    return metrics
+
+
 RESULTS = {
     "names": {"rnn_scratch": neural(2.20, 0.0100, 19000), "rnn": neural(2.10, 0.0042, 19123),
               "gru": neural(2.0521, 0.0031, 57000), "lstm": neural(2.06, 0.0050, 76000),
               "ngram": ngram(2.15)},
-    "news": {"lstm": neural(6.1, 0.02, 900000), "ngram": ngram(6.5)},
+    "news": {"lstm": neural(6.1, 0.02, 900000), "ngram": ngram(6.5), "lstm+ngram": mixture(5.9, 0.6123, 0.0111)},
 }
 
 
@@ -70,9 +78,19 @@ def test_table_formats_mean_and_std_and_sorts_by_test_loss():
     assert "n = 3 training seeds" in md
 
 
+def test_mixture_row_is_labelled_and_explained():
+    md = summary_markdown(RESULTS)
+    news = rows(md, "news")
+    assert news[0][0] == "**lstm+ngram** (best)"
+    assert news[0][1] == "1,100,000" and news[0][3] == "5.9000 ± 0.0040" and news[0][-1] == "—"
+    assert ("- lstm+ngram: λ·P(lstm) + (1 − λ)·P(ngram) token by token, λ fit on dev only "
+            "(λ = 0.612 ± 0.011)") in md
+    assert "lstm+ngram" not in md.split("## news")[0]
+
+
 def test_ngram_row_has_single_values_and_dashes():
-    news = rows(summary_markdown(RESULTS), "news")
-    assert news[0][0] == "**lstm** (best)"
+    news = rows(summary_markdown(RESULTS), "news")[1:]  # after the mixture, the best
+    assert news[0][0] == "lstm"
     assert news[1] == ["ngram", "5,432", "6.4900", "6.5000", "9.88", "0.2500", "3.1000", "0.5", "—"]
     assert all("±" not in cell for cell in news[1])
     assert "- ngram (order 3): a single deterministic fit" in summary_markdown(RESULTS)
@@ -131,7 +149,7 @@ def write_fixture(root):
             path = root / "metrics" / corpus / f"{model}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(metrics), encoding="utf-8")
-            if model != "ngram":
+            if model in ("rnn_scratch", "rnn", "gru", "lstm"):
                 curve = root / "plots" / corpus / f"{model}.csv"
                 curve.parent.mkdir(parents=True, exist_ok=True)
                 curve.write_text("epoch,train_loss,dev_loss\n" + "".join(
@@ -147,16 +165,36 @@ def run_stage(cwd, *args):
                           capture_output=True, text=True)
 
 
+MIXTURE_ARGS = ("--mixtures", "metrics/news/lstm+ngram.json")
+
+
 def test_stage_writes_both_outputs_deterministically(tmp_path):
     write_fixture(tmp_path)
-    done = run_stage(tmp_path)
+    done = run_stage(tmp_path, *MIXTURE_ARGS)
     assert done.returncode == 0, done.stderr
     summary = (tmp_path / "reports" / "summary.md").read_text(encoding="utf-8")
     png = (tmp_path / "reports" / "curves.png").read_bytes()
     assert summary == summary_markdown(RESULTS)
     assert png.startswith(PNG_SIGNATURE)
-    assert run_stage(tmp_path).returncode == 0
+    assert run_stage(tmp_path, *MIXTURE_ARGS).returncode == 0
     assert (tmp_path / "reports" / "curves.png").read_bytes() == png
+
+
+def test_stage_shows_only_the_named_mixture(tmp_path):
+    # A gru+ngram.json left by an earlier `mixture.news.model: gru` is not a current row.
+    write_fixture(tmp_path)
+    stale = tmp_path / "metrics" / "news" / "gru+ngram.json"
+    stale.write_text(json.dumps(mixture(5.0, 0.5, 0.01)), encoding="utf-8")
+    assert run_stage(tmp_path, *MIXTURE_ARGS).returncode == 0
+    summary = (tmp_path / "reports" / "summary.md").read_text(encoding="utf-8")
+    assert [r[0] for r in rows(summary, "news")] == ["**lstm+ngram** (best)", "lstm", "ngram"]
+    assert run_stage(tmp_path).returncode == 0  # without --mixtures: no mixture row at all
+    summary = (tmp_path / "reports" / "summary.md").read_text(encoding="utf-8")
+    assert "+ngram" not in summary
+    done = run_stage(tmp_path, "--mixtures", "metrics/news/lstm.json")
+    assert done.returncode == 2 and "<kind>+ngram.json" in done.stderr and "Traceback" not in done.stderr
+    done = run_stage(tmp_path, "--mixtures", "metrics/names/gru+ngram.json")
+    assert done.returncode == 2 and "dvc repro" in done.stderr
 
 
 def test_stage_without_metrics_names_dvc_repro(tmp_path):

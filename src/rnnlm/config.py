@@ -233,6 +233,19 @@ class NgramConfig(Section):
             yield "discount", f"must be between 0 and 1, got {self.discount}"
 
 
+@dataclass
+class MixtureConfig(Section):
+    model: str = "lstm"             # the recurrent kind mixed with the n-gram model (row "<kind>+ngram")
+
+    def problems(self):
+        yield from _choice(self, "model", MODEL_KINDS)
+
+
+def mixture_name(kind):
+    """The report's and metrics file's name of ``kind`` mixed with the n-gram model: ``lstm+ngram``."""
+    return f"{kind}+ngram"
+
+
 def check_model_kind(kind):
     if kind not in MODEL_KINDS:
         raise UserError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")

@@ -180,6 +180,65 @@ class KneserNeyLM:
         self._cache[level] = (hist, dist)
         return dist
 
+    def histories(self, item):
+        """The padded history of every target of one item ``<s> t1 .. tn </s>``: (n + 1, order - 1).
+
+        Row ``j`` is the history of target ``j + 1`` (the item's ``(j + 1)``-th token), left-padded
+        with <s> exactly as :meth:`evaluate` pads it, so ``distributions(histories(item))[j]``
+        equals ``distribution(item[:j + 1])``.
+        """
+        item = np.asarray(item, dtype=np.int64)
+        width = self.order - 1
+        if width == 0:
+            return np.empty((len(item) - 1, 0), dtype=np.int64)
+        padded = np.concatenate([np.full(width - 1, self.bos_id, dtype=np.int64), item])
+        return np.lib.stride_tricks.sliding_window_view(padded, width)[: len(item) - 1]
+
+    def distributions(self, histories):
+        """P(. | h) for every row ``h`` of ``histories`` (N, order - 1): an (N, V) float64 array.
+
+        The vectorized form of :meth:`distribution` for many histories at once (one row per
+        predicted position, as a mixture with a neural model needs). Level by level it does the
+        same float operations in the same order as :meth:`_distribution` (scale the lower level
+        by the back-off weight, then add the discounted counts), so each row is bit-identical to
+        :meth:`distribution`'s and argmax ties break the same way. Python only touches one dict
+        lookup per row and level; the (N, V) arithmetic is numpy.
+        """
+        self._check_fitted()
+        histories = np.asarray(histories, dtype=np.int64)
+        if histories.ndim != 2 or histories.shape[1] != self.order - 1:
+            raise ValueError(f"histories must be an (N, {self.order - 1}) array, got shape {histories.shape}")
+        n_rows, size = len(histories), self.vocab_size
+        rows_as_tuples = [tuple(h) for h in histories.tolist()]
+        out = None
+        for k in range(2, self.order + 1):
+            table = self.tables[k]
+            # A weight of 1.0 for rows whose history is unseen at this level (P_k = P_(k-1)):
+            # multiplying by 1.0 is exact, and one broadcast product over all rows is much
+            # cheaper than gathering and scattering the seen rows.
+            weights = np.ones(n_rows)
+            positions, additions = [], []
+            for r, hist in enumerate(rows_as_tuples):
+                entry = table.get(hist[len(hist) - (k - 1):])
+                if entry is None:
+                    continue
+                words, counts, total, types = entry
+                weights[r] = self.discount * types / total
+                positions.append(words + r * size)
+                additions.append(np.maximum(counts - self.discount, 0) / total)
+            if out is None:  # level 2 scales level 1, the unigram shared by every row: (N, V)
+                out = self.unigram[None, :] * weights[:, None]
+            else:
+                out *= weights[:, None]
+            if positions:
+                # Flat indices are unique within one level (distinct words per row), so a
+                # fancy-indexed += adds every term once (no np.add.at needed).
+                flat = out.reshape(-1)  # a view: writes land in out
+                flat[np.concatenate(positions)] += np.concatenate(additions)
+        if out is None:  # order 1: the unigram for every row
+            out = np.tile(self.unigram, (n_rows, 1))
+        return out
+
     # --- evaluation ---------------------------------------------------------------------------
 
     def evaluate(self, split, unk_id=None):

@@ -13,12 +13,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .config import MODEL_KINDS
+from .config import MODEL_KINDS, mixture_name
 from .errors import UserError
 from .io import require_file, write_bytes
 
 BASELINES = ("ngram",)
-MODEL_ORDER = MODEL_KINDS + BASELINES  # table ties, discovery and colours follow this order
+MIXTURES = tuple(mixture_name(kind) for kind in MODEL_KINDS)  # no loss curves, like the baselines
+MODEL_ORDER = MODEL_KINDS + BASELINES + MIXTURES  # table ties, discovery and colours follow this order
 CURVE_HEADER = ["epoch", "train_loss", "dev_loss"]
 DASH = "—"
 
@@ -79,6 +80,17 @@ def _optional(metrics, key, where, fmt):
     return fmt(_number(metrics[key], f"{where}: {key}"))
 
 
+def _spread_or_none(metrics, key, where):
+    """(mean, std, n) of a top-level ``key`` over the seeds (``seeds.<key>``), or None if absent."""
+    if key not in metrics:
+        return None
+    seeds = metrics.get("seeds")
+    if isinstance(seeds, dict) and key in seeds:
+        return (_field(metrics, where, "seeds", key, "mean"), _field(metrics, where, "seeds", key, "std"),
+                int(_field(metrics, where, "seeds", key, "n")))
+    return _number(metrics[key], f"{where}: {key}"), None, 1
+
+
 def _table(corpus, models):
     rows = []
     for model, metrics in models.items():
@@ -97,6 +109,8 @@ def _table(corpus, models):
             "oov": metrics["test"].get("oov_rate") if isinstance(metrics.get("test"), dict) else None,
             "oov_chars": metrics["test"].get("oov_char_share") if isinstance(metrics.get("test"), dict) else None,
             "order": metrics.get("order"),
+            "lambda": _spread_or_none(metrics, "lambda", where),
+            "rnn": metrics.get("rnn"),
         })
     rows.sort(key=lambda r: (r["sort"], _order_key(r["model"])))
     best = rows[0]["sort"] if rows else None
@@ -124,6 +138,12 @@ def _notes(rows):
             n = "n training seeds per model: " + ", ".join(f"{r['model']} {r['n']}" for r in seeded)
         notes.append(f"Neural models: mean ± sample standard deviation over {n}; parameters, training "
                      "seconds and tokens/s are those of the headline (first) seed.")
+    for row in rows:
+        if row["lambda"] is not None:
+            rnn = row["rnn"] if isinstance(row["rnn"], str) else "the recurrent model"
+            notes.append(f"{row['model']}: λ·P({rnn}) + (1 − λ)·P(ngram) token by token, λ fit on dev only "
+                         f"(λ = {_fmt_spread(*row['lambda'], 3)}); its parameters and training seconds add "
+                         "both models'.")
     for row in rows:
         if row["n"] is None:
             order = f" (order {row['order']})" if isinstance(row["order"], int) else ""

@@ -1,0 +1,171 @@
+"""A recurrent model and the Kneser-Ney n-gram model mixed token by token.
+
+At every predicted position the mixture's distribution over the vocabulary is the linear
+interpolation of the two models' full distributions::
+
+    P_mix(w | h) = λ · P_rnn(w | h) + (1 − λ) · P_kn(w | h),      0 ≤ λ ≤ 1
+
+so it is itself a language model (each row sums to 1) and is scored with the metrics every model
+reports: loss = mean −log P_mix(target), perplexity, accuracy = argmax of the mixed distribution,
+bits per character. The two models err differently (the n-gram remembers exact local phrases, the
+recurrent model generalizes over longer contexts), which is why the mixture beats both.
+
+λ is fit on the dev split only: it maximizes the dev log-likelihood ``Σ log(λ·p_rnn + (1 − λ)·p_kn)``
+of the targets' probabilities under both models. That function is concave in λ (a sum of logs of
+affine functions), so its maximum on [0, 1] is an end point or the one root of its derivative
+``Σ (p_rnn − p_kn) / P_mix``, which decreases in λ; Brent's method finds that root to 1e-12. This is
+the same maximum the classic EM update ``λ ← mean(λ·p_rnn / P_mix)`` converges to, found exactly and
+in a few dozen steps. Test data never enters the choice.
+
+Positions are visited item by item in the split's order, the same targets (every token after an
+item's <s>) that :func:`rnnlm.evaluation.evaluate_split` and :meth:`KneserNeyLM.evaluate` score.
+Full distributions are (positions, V) float64 arrays, built in chunks of at most ``max_cells``
+entries (news: V ≈ 8.4k, so a few hundred positions per chunk), so memory stays small.
+"""
+
+import math
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+
+from .data import make_batch
+from .evaluation import summarize
+from .models import token_losses
+
+MAX_CELLS = 2**21  # entries of one (positions, V) float64 chunk: 16 MiB
+
+
+def _item_chunks(split, vocab_size, max_cells=MAX_CELLS, max_items=256):
+    """Consecutive item indices whose targets times ``vocab_size`` stay under ``max_cells``."""
+    max_rows = max(1, max_cells // vocab_size)
+    chunk, rows = [], 0
+    for i, n_targets in enumerate((split.lengths - 1).tolist()):
+        if chunk and (rows + n_targets > max_rows or len(chunk) == max_items):
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(i)
+        rows += n_targets
+    if chunk:
+        yield chunk
+
+
+@torch.no_grad()
+def _rnn_outputs(model, split, indices, pad_id, full=True):
+    """At every target of the items ``indices``, in item order (row by row, matching
+    :func:`_histories`): ``(targets (N,), nll (N,) float64, P_rnn (N, V) float64 or None)``.
+
+    The per-target loss comes from :func:`rnnlm.models.token_losses`, the function the evaluate
+    stage scores with, so λ = 1 reproduces the model's own loss. The softmax is taken in float64:
+    in float32 its rows sum to 1 only within ~1e-7.
+    """
+    x, y = make_batch(split, indices, pad_id)
+    nll, logits, targets = token_losses(model, x, y, pad_id)
+    probs = torch.softmax(logits.double(), dim=-1).numpy() if full else None
+    return targets.numpy(), nll.double().numpy(), probs
+
+
+def _histories(ngram, split, indices):
+    return np.concatenate([ngram.histories(split.item(i)) for i in indices])
+
+
+def rnn_target_probabilities(model, split, pad_id, max_cells=MAX_CELLS):
+    """P_rnn(target | history) of every target of ``split``, in item order: (N,) float64."""
+    model.eval()
+    nll = [_rnn_outputs(model, split, indices, pad_id, full=False)[1]
+           for indices in _item_chunks(split, model.config.vocab_size, max_cells)]
+    return np.exp(-np.concatenate(nll))
+
+
+def ngram_target_probabilities(ngram, split):
+    """P_kn(target | history) of every target of ``split``, in item order: (N,) float64.
+
+    Uses the n-gram's scalar :meth:`prob` per target (no (V,) arrays): cheap, and the same for
+    every recurrent model, so it is computed once per split.
+    """
+    return np.array([ngram.prob(item[:j], item[j])
+                     for item in (split.item(i).tolist() for i in range(len(split)))
+                     for j in range(1, len(item))], dtype=np.float64)
+
+
+def fit_lambda(p_rnn, p_ngram):
+    """The λ in [0, 1] that maximizes ``Σ log(λ·p_rnn + (1 − λ)·p_ngram)`` (see the module docstring).
+
+    ``p_rnn``, ``p_ngram``: each model's probability of the same targets (use the dev split).
+    """
+    p_rnn, p_ngram = np.asarray(p_rnn, dtype=np.float64), np.asarray(p_ngram, dtype=np.float64)
+    if p_rnn.shape != p_ngram.shape or p_rnn.size == 0:
+        raise ValueError("need the two models' probabilities of the same, non-empty list of targets")
+    diff = p_rnn - p_ngram
+
+    def slope(lam):  # d/dλ of the log-likelihood: decreasing in λ (the function is concave)
+        with np.errstate(divide="ignore"):
+            return float(np.sum(diff / (p_ngram + lam * diff)))
+
+    if slope(0.0) <= 0:
+        return 0.0  # the n-gram alone is best: adding the recurrent model only loses likelihood
+    if slope(1.0) >= 0:
+        return 1.0
+    return float(brentq(slope, 0.0, 1.0, xtol=1e-12))
+
+
+def _components(models, ngram, split, pad_id, max_cells):
+    """Yield, chunk by chunk: ``targets (N,)``, ``P_kn (N, V)`` and per model ``(nll (N,), P_rnn (N, V))``.
+
+    The n-gram's distributions (the costly part) are computed once per chunk and shared by all models.
+    """
+    for model in models:
+        model.eval()
+    for indices in _item_chunks(split, ngram.vocab_size, max_cells):
+        p_ngram = ngram.distributions(_histories(ngram, split, indices))   # (N, V)
+        outputs = [_rnn_outputs(model, split, indices, pad_id) for model in models]
+        yield outputs[0][0], p_ngram, [(nll, probs) for _, nll, probs in outputs]
+
+
+def _check_lambdas(models, lambdas):
+    if len(models) != len(lambdas):
+        raise ValueError("need one λ per model")
+    for lam in lambdas:
+        if not 0 <= lam <= 1:
+            raise ValueError(f"λ must be in [0, 1], got {lam}")
+
+
+def mixed_distributions(models, lambdas, ngram, split, pad_id, max_cells=MAX_CELLS):
+    """Yield ``(targets (N,), [P_mix (N, V) per model])`` chunk by chunk over ``split``'s targets.
+
+    ``models[i]`` is mixed with the n-gram at weight ``lambdas[i]``. λ = 1 and λ = 0 give each
+    component's distribution exactly (x·1 + 0 = x).
+    """
+    _check_lambdas(models, lambdas)
+    for targets, p_ngram, outputs in _components(models, ngram, split, pad_id, max_cells):
+        yield targets, [lam * probs + (1.0 - lam) * p_ngram for lam, (_, probs) in zip(lambdas, outputs)]
+
+
+def evaluate_mixtures(models, lambdas, ngram, split, pad_id, unk_id=None, max_cells=MAX_CELLS):
+    """Metrics (the shared schema of :func:`rnnlm.evaluation.summarize`) of each mixture on ``split``.
+
+    Loss: ``−log(λ·p_rnn + (1 − λ)·p_kn)`` of each target, summed in log space from the recurrent
+    model's own per-token loss (so a probability too small for float32 cannot turn into log 0).
+    Accuracy: the argmax of the mixed (N, V) distribution, built in place.
+    """
+    _check_lambdas(models, lambdas)
+    nll, correct = [0.0] * len(models), [0] * len(models)
+    tokens, unknown = 0, 0
+    with np.errstate(divide="ignore"):  # log 0 = -inf for λ = 0 or 1: logaddexp(x, -inf) = x exactly
+        logs = [(np.log(lam), np.log1p(-lam)) for lam in lambdas]
+    for targets, p_ngram, outputs in _components(models, ngram, split, pad_id, max_cells):
+        rows = np.arange(len(targets))
+        log_ngram = np.log(p_ngram[rows, targets])
+        for m, ((log_lam, log_rest), (rnn_nll, mixed)) in enumerate(zip(logs, outputs)):
+            nll[m] -= float(np.logaddexp(log_lam - rnn_nll, log_rest + log_ngram).sum())
+            mixed *= lambdas[m]                       # P_rnn's array becomes P_mix's: no new (N, V) array
+            mixed += (1.0 - lambdas[m]) * p_ngram
+            correct[m] += int((mixed.argmax(axis=1) == targets).sum())
+        tokens += len(targets)
+        if unk_id is not None:
+            unknown += int((targets == unk_id).sum())
+    if not all(math.isfinite(v) for v in nll):
+        raise ValueError("a target has probability 0 under the mixture (<pad> or <s> inside an item?)")
+    chars = int(split.chars.sum())
+    return [summarize(nll[m], correct[m], tokens, chars, unknown if unk_id is not None else None)
+            for m in range(len(models))]

@@ -1,0 +1,68 @@
+"""Stage mixture: a trained recurrent model mixed with the Kneser-Ney n-gram, λ fit on dev -> metrics JSON."""
+
+import argparse
+import time
+from pathlib import Path
+
+from _params import load_params, section
+from rnnlm.checkpoint import load_checkpoint
+from rnnlm.config import MixtureConfig, NgramConfig, TrainConfig, mixture_name
+from rnnlm.data import load_encoded
+from rnnlm.errors import UserError, exit_on_user_error
+from rnnlm.evaluation import describe, metrics_record, rounded
+from rnnlm.io import write_json
+from rnnlm.mixture import evaluate_mixtures, fit_lambda, ngram_target_probabilities, rnn_target_probabilities
+from rnnlm.ngram import KneserNeyLM
+from rnnlm.summary import mean_std, seed_spread
+from rnnlm.vocab import Vocabulary
+
+
+@exit_on_user_error
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
+    ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--seeds-dir", required=True, help="input: every seed's checkpoint of the mixed kind")
+    ap.add_argument("--metrics", required=True, help="output: metrics JSON")
+    args = ap.parse_args()
+    params = load_params()
+    kind = section(params, MixtureConfig, "mixture", args.corpus).model
+    ngram_cfg = section(params, NgramConfig, "ngram")
+    seeds = section(params, TrainConfig, "train", args.corpus).seeds
+
+    began = time.perf_counter()
+    vocab = Vocabulary.load(args.vocab)
+    splits = load_encoded(args.encoded)
+    # The n-gram model fit exactly as the ngram stage fits it (same params, train split only).
+    fit_start = time.perf_counter()
+    ngram = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, ngram_cfg.order, ngram_cfg.discount)
+    ngram.fit(splits["train"])
+    ngram_seconds = time.perf_counter() - fit_start
+    p_ngram_dev = ngram_target_probabilities(ngram, splits["dev"])
+    models, lambdas, trainings = [], [], []
+    for seed in seeds:
+        path = Path(args.seeds_dir) / f"seed{seed}.pt"
+        model, ckpt_vocab, payload = load_checkpoint(path)
+        if ckpt_vocab != vocab:
+            raise UserError(f"{path} was trained with another vocabulary than the current one; rerun `dvc repro`")
+        # λ from the dev split only: test never influences the mixture.
+        lambdas.append(fit_lambda(rnn_target_probabilities(model, splits["dev"], vocab.pad_id), p_ngram_dev))
+        models.append(model)
+        trainings.append(payload["training"])
+    results = {split: evaluate_mixtures(models, lambdas, ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
+               for split in ("dev", "test")}
+    per_seed = [{"dev": dev, "test": test} for dev, test in zip(results["dev"], results["test"])]
+
+    # Headline = first seed, as in the evaluate stage; parameters and training time count both components.
+    headline = metrics_record(per_seed[0]["dev"], per_seed[0]["test"], seed=seeds[0], **{"lambda": lambdas[0]},
+                              params=models[0].num_parameters() + ngram.num_ngrams,
+                              train_seconds=trainings[0]["train_seconds"] + ngram_seconds,
+                              rnn=kind, order=ngram_cfg.order)
+    write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed) | {"lambda": mean_std(lambdas)}}))
+    print(f"mixture {args.corpus}/{mixture_name(kind)}: λ {lambdas[0]:.3f}, test {describe(headline['test'])} "
+          f"(seed {seeds[0]}; {len(seeds)} seed(s) in {time.perf_counter() - began:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

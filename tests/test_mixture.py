@@ -1,0 +1,192 @@
+"""The neural + n-gram mixture: its end points are the two models, its rows are distributions, and
+λ is the dev likelihood's maximum, chosen without looking at test."""
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from rnnlm.config import MixtureConfig, TrainConfig
+from rnnlm.data import encode_split, save_encoded
+from rnnlm.errors import UserError
+from rnnlm.evaluation import evaluate_split, summarize
+from rnnlm.mixture import (evaluate_mixtures, fit_lambda, mixed_distributions, ngram_target_probabilities,
+                           rnn_target_probabilities)
+from rnnlm.ngram import KneserNeyLM
+from rnnlm.training import train_model
+from rnnlm.vocab import Vocabulary
+from tests.conftest import TOY_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN, DEV, TEST = TOY_NAMES[:14], TOY_NAMES[14:17], TOY_NAMES[17:] + ["zoe"]
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return Vocabulary.build(TRAIN, "char")
+
+
+@pytest.fixture(scope="module")
+def splits(vocab):
+    return {"train": encode_split(vocab, TRAIN), "dev": encode_split(vocab, DEV), "test": encode_split(vocab, TEST)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, vocab, splits):
+    """A small LSTM trained for a few epochs: better than uniform, different from the n-gram."""
+    torch.use_deterministic_algorithms(True)
+    cfg = TrainConfig(embedding_size=16, hidden_size=16, batch_size=4, epochs=5, lr=0.01, seeds=[0], workers=1)
+    path = tmp_path_factory.mktemp("model") / "seed0.pt"
+    model, record = train_model("lstm", cfg, vocab, splits, 0, path, progress=False, log=lambda *_: None)
+    return model.eval(), path
+
+
+@pytest.fixture(scope="module")
+def ngram(vocab, splits):
+    return KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, order=3, discount=0.75).fit(splits["train"])
+
+
+def assert_same_metrics(got, want, tol=1e-9):
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=0, abs=tol), key
+
+
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_lambda_one_is_the_recurrent_model(split, trained, ngram, vocab, splits):
+    model = copy.deepcopy(trained[0]).double()  # float64 throughout, so both paths agree to rounding
+    want = evaluate_split(model, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
+    (got,) = evaluate_mixtures([model], [1.0], ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
+    if split == "dev":
+        assert want["oov_rate"] > 0  # "luna", "sofia": u and f are unknown, and their <unk> is scored too
+    assert_same_metrics(got, want)
+
+
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_lambda_zero_is_the_ngram_model(split, trained, ngram, vocab, splits):
+    want = summarize(*ngram.evaluate(splits[split], unk_id=vocab.unk_id))
+    (got,) = evaluate_mixtures([trained[0]], [0.0], ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
+    assert_same_metrics(got, want)
+
+
+def test_mixed_rows_are_distributions_and_match_both_models_position_by_position(trained, ngram, vocab, splits):
+    model, lam = trained[0], 0.3
+    rows = []
+    for targets, (dist,) in mixed_distributions([model], [lam], ngram, splits["dev"], vocab.pad_id, max_cells=60):
+        assert dist.shape == (len(targets), len(vocab)) and dist.dtype == np.float64
+        rows.append(dist)
+    rows = np.concatenate(rows)  # small max_cells: several chunks, so chunk boundaries are covered too
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert (rows > 0).all()
+    # Row by row: the mixture of the model's next-token softmax after each prefix and the
+    # n-gram's distribution for the same history, computed independently one prefix at a time.
+    r = 0
+    for i in range(len(DEV)):
+        item = splits["dev"].item(i).tolist()
+        for j in range(1, len(item)):
+            with torch.no_grad():
+                logits, _ = model(torch.tensor([item[:j]]))
+            p_rnn = torch.softmax(logits[0, -1].double(), dim=-1).numpy()
+            want = lam * p_rnn + (1 - lam) * ngram.distribution(item[:j])
+            np.testing.assert_allclose(rows[r], want, rtol=1e-6, atol=1e-9)
+            r += 1
+    assert r == len(rows)
+
+
+def test_target_probabilities_agree_with_the_models(trained, ngram, vocab, splits):
+    model = trained[0]
+    p_rnn = rnn_target_probabilities(model, splits["test"], vocab.pad_id)
+    p_ngram = ngram_target_probabilities(ngram, splits["test"])
+    want_rnn = evaluate_split(model, splits["test"], vocab.pad_id)["loss"]
+    want_ngram = summarize(*ngram.evaluate(splits["test"]))["loss"]
+    assert -np.log(p_rnn).mean() == pytest.approx(want_rnn, rel=1e-6)
+    assert -np.log(p_ngram).mean() == pytest.approx(want_ngram, rel=1e-12)
+    # Position by position, in the order of the rows checked above (so λ is fit on aligned pairs).
+    at_targets = {0.0: [], 1.0: []}
+    for targets, dists in mixed_distributions([model, model], [0.0, 1.0], ngram, splits["test"], vocab.pad_id):
+        for lam, dist in zip((0.0, 1.0), dists):
+            at_targets[lam].append(dist[np.arange(len(targets)), targets])
+    np.testing.assert_allclose(p_ngram, np.concatenate(at_targets[0.0]), rtol=1e-12)
+    np.testing.assert_allclose(p_rnn, np.concatenate(at_targets[1.0]), rtol=1e-5)
+
+
+def log_likelihood(lam, p_rnn, p_ngram):
+    return np.log(lam * np.asarray(p_rnn) + (1 - lam) * np.asarray(p_ngram)).sum()
+
+
+def test_fit_lambda_finds_the_optimum_of_a_constructed_case():
+    # Token A: rnn 0.9, ngram 0.1; token B: rnn 0.3, ngram 0.6. The derivative
+    # 0.8 / (0.1 + 0.8 λ) - 0.3 / (0.6 - 0.3 λ) vanishes at 0.48 - 0.24 λ = 0.03 + 0.24 λ: λ = 0.9375.
+    p_rnn, p_ngram = [0.9, 0.3], [0.1, 0.6]
+    lam = fit_lambda(p_rnn, p_ngram)
+    assert lam == pytest.approx(0.9375, abs=1e-9)
+    grid = np.linspace(0, 1, 100_001)
+    assert log_likelihood(lam, p_rnn, p_ngram) >= max(log_likelihood(g, p_rnn, p_ngram) for g in grid) - 1e-12
+
+
+def test_fit_lambda_at_the_end_points():
+    assert fit_lambda([0.5, 0.4], [0.1, 0.2]) == 1.0   # the recurrent model is better everywhere
+    assert fit_lambda([0.1, 0.2], [0.5, 0.4]) == 0.0   # the n-gram model is better everywhere
+    assert fit_lambda([0.3, 0.3], [0.3, 0.3]) == 0.0   # no gain either way: the cheaper end
+    with pytest.raises(ValueError, match="same"):
+        fit_lambda([0.5], [0.5, 0.5])
+
+
+def test_bad_lambda_and_bad_kind_are_refused(trained, ngram, vocab, splits):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        evaluate_mixtures([trained[0]], [1.5], ngram, splits["dev"], vocab.pad_id)
+    with pytest.raises(UserError, match=r"mixture\.news\.model must be one of"):
+        MixtureConfig.from_params({"model": "transformer"}, "mixture.news")
+
+
+# --- the stage ------------------------------------------------------------------------------------
+
+def run_stage(workdir, encoded):
+    params = {"mixture": {"names": {"model": "lstm"}}, "ngram": {"order": 3, "discount": 0.75},
+              "train": {"names": {"seeds": [0, 1]}}}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
+                           "--vocab", "vocab.json", "--encoded", str(encoded), "--seeds-dir", "seeds",
+                           "--metrics", "metrics/names/lstm+ngram.json"], cwd=workdir, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads((workdir / "metrics" / "names" / "lstm+ngram.json").read_text(encoding="utf-8"))
+
+
+def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab, splits):
+    model, path = trained
+    (tmp_path / "seeds").mkdir()
+    for seed in (0, 1):  # two seeds: the same weights twice is enough to check the spread block
+        (tmp_path / "seeds" / f"seed{seed}.pt").write_bytes(path.read_bytes())
+    vocab.save(tmp_path / "vocab.json")
+    save_encoded(tmp_path / "a.npz", splits)
+    # Same train and dev, but a test split the n-gram has memorized (the training items): its
+    # best λ is far from dev's, so a stage that looked at test would report another λ.
+    swapped = dict(splits, test=splits["train"])
+    save_encoded(tmp_path / "b.npz", swapped)
+
+    dev_lambda = fit_lambda(rnn_target_probabilities(model, splits["dev"], vocab.pad_id),
+                            ngram_target_probabilities(ngram, splits["dev"]))
+    test_lambda = fit_lambda(rnn_target_probabilities(model, swapped["test"], vocab.pad_id),
+                             ngram_target_probabilities(ngram, swapped["test"]))
+    assert 0 < dev_lambda < 1 and abs(dev_lambda - test_lambda) > 0.2  # the construction disagrees
+
+    first, second = run_stage(tmp_path, "a.npz"), run_stage(tmp_path, "b.npz")
+    assert first["lambda"] == pytest.approx(dev_lambda, abs=1e-6) == second["lambda"]
+    assert first["dev"] == second["dev"] and first["test"] != second["test"]
+    (want,) = evaluate_mixtures([model], [first["lambda"]], ngram, splits["test"], vocab.pad_id,
+                                unk_id=vocab.unk_id)
+    assert first["test"]["loss"] == pytest.approx(want["loss"], abs=1e-5)
+    assert first["rnn"] == "lstm" and first["order"] == 3 and first["seed"] == 0
+    assert first["params"] == model.num_parameters() + ngram.num_ngrams
+    assert first["seeds"]["lambda"] == {"mean": first["lambda"], "std": 0.0, "n": 2}
+    assert first["seeds"]["test_loss"]["n"] == 2 and set(first["seeds"]) >= {"dev_loss", "test_perplexity"}
+    # The mixture beats both of its components on dev (λ was chosen there).
+    rnn_dev = evaluate_split(model, splits["dev"], vocab.pad_id)["loss"]
+    ngram_dev = summarize(*ngram.evaluate(splits["dev"]))["loss"]
+    assert first["dev"]["loss"] < min(rnn_dev, ngram_dev)
