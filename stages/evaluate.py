@@ -10,6 +10,7 @@ from rnnlm.data import load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
+from rnnlm.lifecycle import exit_with_parent
 from rnnlm.summary import seed_spread
 from rnnlm.vocab import Vocabulary
 
@@ -25,6 +26,7 @@ def evaluate_checkpoint(path, vocab, splits, batch_size):
 
 @exit_on_user_error
 def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--model", required=True)

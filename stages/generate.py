@@ -10,12 +10,14 @@ from rnnlm.config import GenerateConfig
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import rounded
 from rnnlm.io import read_lines, write_json, write_text
-from rnnlm.sampling import generate
+from rnnlm.lifecycle import exit_with_parent
+from rnnlm.sampling import generate, sample_statistics
 from rnnlm.seeding import seed_everything
 
 
 @exit_on_user_error
 def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--checkpoint", required=True, help="input: model checkpoint")
@@ -39,10 +41,9 @@ def main():
     write_text(args.samples, "\n".join(lines) + "\n")
 
     train_items = set(read_lines(args.train_split, what="training split"))
-    novel = sum(text not in train_items for text in free)
-    write_json(args.metrics, rounded({"samples": len(free), "novel_share": novel / len(free),
-                                      "mean_length": sum(len(t) for t in free) / len(free)}))
-    print(f"generate {args.corpus}: {novel}/{len(free)} samples are not in the training split")
+    stats = sample_statistics(free, train_items)
+    write_json(args.metrics, rounded(stats))
+    print(f"generate {args.corpus}: {stats['novel_share']:.0%} of {len(free)} samples are not in the training split")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ from rnnlm.config import IngestConfig
 from rnnlm.errors import exit_on_user_error
 from rnnlm.ingest import IngestTally, ingest_lines, require_rows
 from rnnlm.io import atomic_write, write_json
+from rnnlm.lifecycle import exit_with_parent
 
 
 @exit_on_user_error
 def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--raw", required=True, help="raw input file")

@@ -11,6 +11,7 @@ from rnnlm.data import load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded
 from rnnlm.io import write_json
+from rnnlm.lifecycle import exit_with_parent
 from rnnlm.mixture import evaluate_mixtures, fit_lambda, ngram_target_probabilities, rnn_target_probabilities
 from rnnlm.ngram import KneserNeyLM
 from rnnlm.summary import mean_std, seed_spread
@@ -19,6 +20,7 @@ from rnnlm.vocab import Vocabulary
 
 @exit_on_user_error
 def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")

@@ -6,6 +6,7 @@ from pathlib import Path
 from rnnlm.config import MODEL_KINDS
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.io import read_json, write_text
+from rnnlm.lifecycle import exit_with_parent
 from rnnlm.report import BASELINES, MIXTURES, load_curve_csv, plot_curves, summary_markdown
 
 
@@ -36,6 +37,7 @@ def discover(metrics_dir, mixtures=()):
 
 @exit_on_user_error
 def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--metrics-dir", default="metrics", help="input: metrics/<corpus>/<model>.json")
     ap.add_argument("--plots-dir", default="plots", help="input: plots/<corpus>/<model>.csv")

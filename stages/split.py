@@ -7,11 +7,13 @@ from _params import load_params, section
 from rnnlm.config import SplitConfig
 from rnnlm.errors import exit_on_user_error
 from rnnlm.io import read_jsonl_at, scan_jsonl, write_json, write_lines
+from rnnlm.lifecycle import exit_with_parent
 from rnnlm.split import category_counts, split_indices
 
 
 @exit_on_user_error
 def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--rows", required=True, help="input: ingested rows, JSON lines")

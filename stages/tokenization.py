@@ -10,11 +10,13 @@ from rnnlm.data import SPLITS
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import rounded
 from rnnlm.io import read_lines, write_json
+from rnnlm.lifecycle import exit_with_parent
 from rnnlm.tokenization import compare_tokenizations
 
 
 @exit_on_user_error
 def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--splits", required=True, help="input: folder with {train,dev,test}.txt")

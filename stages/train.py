@@ -10,6 +10,7 @@ from rnnlm.config import TrainConfig, check_model_kind
 from rnnlm.data import load_encoded
 from rnnlm.errors import exit_on_user_error
 from rnnlm.io import remove_stale_temporaries, write_bytes, write_text
+from rnnlm.lifecycle import exit_with_parent
 from rnnlm.training import train_seeds
 from rnnlm.vocab import Vocabulary
 
@@ -26,6 +27,7 @@ def curve_csv(history):
 
 @exit_on_user_error
 def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--model", required=True, help="rnn_scratch | rnn | gru | lstm")

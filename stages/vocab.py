@@ -8,11 +8,13 @@ from rnnlm.config import VocabConfig
 from rnnlm.data import SPLITS, encode_split, save_encoded
 from rnnlm.errors import exit_on_user_error
 from rnnlm.io import iter_lines, require_file
+from rnnlm.lifecycle import exit_with_parent
 from rnnlm.vocab import Vocabulary
 
 
 @exit_on_user_error
 def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--splits", required=True, help="input: folder with {train,dev,test}.txt")

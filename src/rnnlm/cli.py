@@ -1,7 +1,7 @@
 """The ``rnnlm`` command: sample from a checkpoint, and the CI gates.
 
     rnnlm sample --checkpoint models/names/gru.pt -n 10 --prompt s --temperature 0.8 --top-k 5
-    rnnlm check-metrics [--rev HEAD] [--rtol 0.01] [--atol 1e-6]
+    rnnlm check-metrics [--rev HEAD] [--rtol 0.01] [--atol 1e-6] [--sample-k 3]
     rnnlm check-lock
 """
 
@@ -14,6 +14,23 @@ from . import __version__, gates
 from .checkpoint import load_checkpoint
 from .errors import UserError, exit_on_user_error
 from .sampling import generate
+
+
+CHECK_METRICS_RULES = """\
+  timing    keys ending in seconds, _per_s, _ms: never compared (machine, load)
+  count     integers (tokens, n, params, samples, seed, best_epoch, ...): exactly
+  spread    std beside a mean (spread over seeds): |new-old| <= atol + rtol*|mean|
+  sample    statistics in an object with an integer `samples` count n (metrics/<corpus>/samples/):
+              *_share p:             |new-old| <= k*sqrt(q(1-q)/n), q = (p*n+1)/(n+2)
+              mean_X beside std_X s: |new-old| <= k*s/sqrt(n)
+              std_X s:               |new-old| <= k*s/sqrt(2(n-1))
+            (another machine may draw other samples: a last-digit difference can flip a draw)
+  relative  every other number (losses, accuracies, means, single-seed values):
+              |new-old| <= atol + rtol*|old|
+  exact     strings and booleans; a NaN passes only where the committed value was NaN
+A file or key that is missing on one side fails. Exit status 1 and a table (file, metric,
+committed, workspace, problem) when any value fails its rule.
+"""
 
 
 def cmd_sample(args):
@@ -35,15 +52,19 @@ def cmd_check_metrics(args):
     old = gates.committed_metrics(args.rev, args.metrics_dir)
     if not old:
         raise UserError(f"no metrics under {args.metrics_dir}/ at revision {args.rev}")
+    if args.rtol < 0 or args.atol < 0 or args.sample_k <= 0:
+        raise UserError("--rtol and --atol must be >= 0 and --sample-k > 0")
     new = gates.workspace_metrics(args.metrics_dir)
-    rows = gates.compare_metrics(old, new, args.rtol, args.atol, ignore=gates.TIMING_KEYS + tuple(args.ignore))
+    tally = {}
+    rows = gates.compare_metrics(old, new, args.rtol, args.atol, ignore=tuple(args.ignore), k=args.sample_k,
+                                 tally=tally)
+    tolerances = f"rtol={args.rtol}, atol={args.atol}, sample bands of {args.sample_k:g} standard errors"
     if rows:
-        print(f"{len(rows)} metric(s) differ from {args.rev} beyond rtol={args.rtol}, atol={args.atol}:")
+        print(f"{len(rows)} metric(s) differ from {args.rev} beyond their tolerance ({tolerances}):")
         print(gates.format_rows(rows))
         return 1
-    count = sum(len(gates.flatten(m)) for m in old.values())
-    print(f"metrics match {args.rev}: {len(old)} files, {count} values within rtol={args.rtol}, atol={args.atol} "
-          f"(timings ignored)")
+    judged = ", ".join(f"{tally[rule]} {rule}" for rule in sorted(tally))
+    print(f"metrics match {args.rev}: {len(old)} files within tolerance ({tolerances}); values by rule: {judged}")
     return 0
 
 
@@ -76,10 +97,19 @@ def build_parser():
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sp.set_defaults(func=cmd_sample)
 
-    cm = sub.add_parser("check-metrics", help="compare workspace metrics with committed ones, with tolerances")
+    cm = sub.add_parser(
+        "check-metrics", help="compare workspace metrics with committed ones, each with the tolerance that fits it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare every value in metrics/**/*.json with the same file at --rev. The rule for a value "
+                    "follows from its key and shape (so new metrics files need no configuration):",
+        epilog=CHECK_METRICS_RULES)
     cm.add_argument("--rev", default="HEAD", help="git revision holding the reference metrics (default HEAD)")
-    cm.add_argument("--rtol", type=float, default=0.01, help="relative tolerance (default 0.01 = 1%%)")
-    cm.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance (default 1e-6)")
+    cm.add_argument("--rtol", type=float, default=0.01,
+                    help="relative tolerance of means and single-seed values; spreads get rtol*|mean| "
+                         "(default 0.01 = 1%%)")
+    cm.add_argument("--atol", type=float, default=1e-6, help="absolute slack added to every band (default 1e-6)")
+    cm.add_argument("--sample-k", type=float, default=3.0,
+                    help="width of the bands of sample statistics, in standard errors (default 3)")
     cm.add_argument("--metrics-dir", default="metrics")
     cm.add_argument("--ignore", action="append", default=[], metavar="KEY",
                     help="also ignore this metric name (timings are always ignored)")

@@ -12,19 +12,93 @@ from pathlib import Path
 
 from .errors import UserError
 
-# Wall-clock figures: they depend on the machine and its load, so they are never compared.
-TIMING_KEYS = ("train_seconds", "train_tokens_per_s")
+# What each committed metric is compared with is decided by its key and shape, never by a list of
+# files, so metrics files added later are judged by the same rules:
+#
+#   timing    keys ending in "seconds", "_per_s" or "_ms": machine and load; never compared.
+#   count     an int in both files (tokens, n, params, samples, seed, best_epoch...): exact.
+#   spread    "std" beside a "mean" (the spread over seeds): |new - old| <= atol + rtol*|mean|.
+#             A std is a difference of nearly equal numbers, so last-digit noise in the runs is a
+#             large *relative* change of the std; scaled by its mean it is as small as the noise.
+#   sample    statistics of random samples, in an object with an int "samples" count n: within
+#             k standard errors of the committed value, because on another machine a last-digit
+#             difference can flip one draw, and that sample then follows another path:
+#               "*_share" p                k*sqrt(q(1-q)/n), q = (p*n+1)/(n+2)
+#               "mean_X" m beside "std_X" s  k*s/sqrt(n)
+#               "std_X" s                  k*s/sqrt(2(n-1))
+#             (q smooths p so that a committed 0% or 100% still gets a band.)
+#   relative  every other number (losses, perplexities, means, single-seed values):
+#             |new - old| <= atol + rtol*|old|.
+#   exact     strings and booleans.
+# A NaN passes only where the committed value was NaN too.
+TIMING_SUFFIXES = ("seconds", "_per_s", "_ms")
+SAMPLE_COUNT_KEY = "samples"
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def flatten(obj, prefix=""):
     """{"test": {"loss": 1.0}} -> {"test.loss": 1.0} (numbers only; bools and strings dropped)."""
-    flat = {}
+    return {key: value for key, (value, _) in leaves(obj, prefix).items() if _is_number(value)}
+
+
+def leaves(obj, prefix="", parent=None):
+    """{dotted key: (value, the dict that holds it)} for every value that is not a dict."""
+    found = {}
     if isinstance(obj, dict):
         for key, value in obj.items():
-            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
-        flat[prefix] = obj
-    return flat
+            found.update(leaves(value, f"{prefix}.{key}" if prefix else str(key), obj))
+    else:
+        found[prefix] = (obj, parent if parent is not None else {})
+    return found
+
+
+def sample_band(name, value, siblings, k):
+    """Half-width of the sampling-error band of a sample statistic; None if ``name`` is not one."""
+    n = siblings.get(SAMPLE_COUNT_KEY)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or name == SAMPLE_COUNT_KEY:
+        return None
+    if name.endswith("_share"):
+        q = (value * n + 1) / (n + 2)
+        return k * math.sqrt(q * (1 - q) / n)
+    std = siblings.get("std_" + name.removeprefix("mean_"))
+    if name.startswith("mean_") and _is_number(std):
+        return k * std / math.sqrt(n)
+    if name.startswith("std_") and n > 1:
+        return k * value / math.sqrt(2 * (n - 1))
+    return None
+
+
+def judge(key, old, new, siblings, rtol=0.01, atol=1e-6, k=3.0):
+    """(rule, problem or None) for one metric; ``siblings`` is the committed dict that holds it."""
+    name = key.split(".")[-1]
+    if name.endswith(TIMING_SUFFIXES):
+        return "timing", None
+    if not (_is_number(old) and _is_number(new)):
+        return "exact", None if old == new else "differs (compared exactly)"
+    if math.isnan(old) or math.isnan(new):
+        if math.isnan(old) and math.isnan(new):
+            return "relative", None
+        return "relative", "became NaN" if math.isnan(new) else "was NaN, now a number"
+    band = sample_band(name, old, siblings, k)
+    if band is not None:
+        if abs(new - old) <= band + atol:
+            return "sample", None
+        n = siblings[SAMPLE_COUNT_KEY]
+        return "sample", f"outside {old:g} ± {band:.3g} ({k:g} standard errors of {n} samples)"
+    if isinstance(old, int) and isinstance(new, int):
+        return "count", None if old == new else "count differs (compared exactly)"
+    if name == "std" and _is_number(siblings.get("mean")):
+        limit = atol + rtol * abs(siblings["mean"])
+        if abs(new - old) <= limit:
+            return "spread", None
+        return "spread", f"moved by {abs(new - old):.3g} > {rtol:g} × |mean| = {limit:.3g}"
+    if math.isclose(new, old, rel_tol=rtol, abs_tol=atol):
+        return "relative", None
+    rel = abs(new - old) / abs(old) if old else math.inf
+    return "relative", f"differs by {rel:.2%} (rtol {rtol:g})"
 
 
 def _run(args, missing_hint):
@@ -51,9 +125,14 @@ def workspace_metrics(metrics_dir):
     return {str(p): json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(metrics_dir).rglob("*.json"))}
 
 
-def compare_metrics(old, new, rtol=0.01, atol=1e-6, ignore=TIMING_KEYS):
-    """Rows (file, key, old, new, problem) for every metric outside ``|new-old| <= atol + rtol*|old|``."""
+def compare_metrics(old, new, rtol=0.01, atol=1e-6, ignore=(), k=3.0, tally=None):
+    """Rows (file, key, old, new, problem) for every metric that fails its rule (see ``judge``).
+
+    ``old`` and ``new`` map file -> parsed JSON. ``tally``, if given, receives how many values
+    each rule judged (for the summary line).
+    """
     rows = []
+    tally = {} if tally is None else tally
     for path in sorted(set(old) | set(new)):
         if path not in new:
             rows.append((path, "*", "present", "missing", "file not reproduced"))
@@ -61,15 +140,19 @@ def compare_metrics(old, new, rtol=0.01, atol=1e-6, ignore=TIMING_KEYS):
         if path not in old:
             rows.append((path, "*", "missing", "present", "file not committed"))
             continue
-        a, b = flatten(old[path]), flatten(new[path])
+        a, b = leaves(old[path]), leaves(new[path])
         for key in sorted(set(a) | set(b)):
             if key.split(".")[-1] in ignore:
+                tally["ignored"] = tally.get("ignored", 0) + 1
                 continue
             if key not in a or key not in b:
-                rows.append((path, key, a.get(key, "-"), b.get(key, "-"), "key added or removed"))
-            elif not math.isclose(b[key], a[key], rel_tol=rtol, abs_tol=atol):
-                rel = abs(b[key] - a[key]) / abs(a[key]) if a[key] else math.inf
-                rows.append((path, key, a[key], b[key], f"differs by {rel:.2%}"))
+                rows.append((path, key, a.get(key, ("-",))[0], b.get(key, ("-",))[0], "key added or removed"))
+                continue
+            (va, siblings), (vb, _) = a[key], b[key]
+            rule, problem = judge(key, va, vb, siblings, rtol, atol, k)
+            tally[rule] = tally.get(rule, 0) + 1
+            if problem:
+                rows.append((path, key, va, vb, problem))
     return rows
 
 

@@ -1,4 +1,6 @@
-"""Sampling from a trained model: temperature, top-k, greedy decoding, prompts."""
+"""Sampling from a trained model: temperature, top-k, greedy decoding, prompts; sample statistics."""
+
+import statistics
 
 import torch
 
@@ -51,3 +53,18 @@ def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens
     prefix = vocab.decode(ids)
     sep = "" if vocab.level == "char" or not prefix else " "
     return [prefix + (sep + vocab.decode(row) if row else "") for row in out]
+
+
+def sample_statistics(texts, train_items):
+    """Statistics of ``texts`` (a list of samples): count, share not in ``train_items``, length in characters.
+
+    The length's standard deviation is recorded beside its mean so that a reader (and the metrics
+    gate) can tell how far the mean of this many samples may move when other samples are drawn.
+    """
+    lengths = [len(text) for text in texts]
+    return {
+        "samples": len(texts),
+        "novel_share": sum(text not in train_items for text in texts) / len(texts),
+        "mean_length": statistics.fmean(lengths),
+        "std_length": statistics.stdev(lengths) if len(lengths) > 1 else 0.0,
+    }

@@ -1,9 +1,7 @@
 """The training loop: seeded, resumable at epoch boundaries, with a progress bar and loss curves."""
 
-import ctypes
 import multiprocessing
 import os
-import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -16,6 +14,7 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .data import batch_indices, make_batch
 from .errors import UserError
 from .evaluation import evaluate_split
+from .lifecycle import exit_with_parent
 from .models import ModelConfig, build_model, token_losses
 from .seeding import seed_everything
 
@@ -110,18 +109,6 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     return model, record
 
 
-def _exit_with_parent():
-    """Worker initializer: have Linux kill this worker when the stage process dies.
-
-    Ctrl-C reaches every process of the terminal's group, but a SIGKILL of the stage alone would
-    otherwise leave its workers training (and writing checkpoints) with nobody waiting for them.
-    """
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: nothing to set up
-
-
 def _train_one_seed(job):
     """Worker of ``train_seeds``: one seed, with its share of the CPU threads."""
     kind, cfg, vocab, splits, seed, path, threads, bar_position = job
@@ -148,7 +135,7 @@ def train_seeds(kind, cfg, vocab, splits, paths, log=print):
     jobs = [(kind, cfg, vocab, splits, seed, path, threads, i) for i, (seed, path) in enumerate(paths.items())]
     # spawn, not fork: forking a process whose torch thread pools already started can deadlock.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_exit_with_parent) as pool:
+                             initializer=exit_with_parent) as pool:
         return dict(zip(paths, pool.map(_train_one_seed, jobs)))
 
 

@@ -1,0 +1,68 @@
+"""Each rule of the metrics gate, on the numbers that made CI red on other machines."""
+
+import math
+
+import pytest
+
+from rnnlm import gates
+
+SPREAD = {"mean": 0.376893, "n": 3, "std": 0.000899}
+
+
+def rows_for(old, new, **kw):
+    return [(row[1], row[4]) for row in gates.compare_metrics({"m.json": old}, {"m.json": new}, **kw)]
+
+
+def test_a_spread_is_judged_against_its_mean_not_itself():
+    """Issue 8's line: the std moved 3.11% of itself, but 0.007% of the accuracy it spreads."""
+    old = {"seeds": {"test_accuracy": SPREAD}}
+    assert rows_for(old, {"seeds": {"test_accuracy": SPREAD | {"std": 0.000871}}}) == []
+    # a std that grew by more than 1% of the mean is a real change in how seeds disagree
+    assert rows_for(old, {"seeds": {"test_accuracy": SPREAD | {"std": 0.0049}}}) == [
+        ("seeds.test_accuracy.std", "moved by 0.004 > 0.01 × |mean| = 0.00377")]
+
+
+def test_means_and_single_seed_values_are_relative():
+    old = {"test": {"loss": 2.0}, "seeds": {"test_loss": {"mean": 2.0, "n": 3, "std": 0.01}}}
+    assert rows_for(old, {"test": {"loss": 2.0199}, "seeds": {"test_loss": {"mean": 1.9801, "n": 3, "std": 0.01}}}) == []
+    assert rows_for(old, {"test": {"loss": 2.022}, "seeds": {"test_loss": {"mean": 2.03, "n": 3, "std": 0.01}}}) == [
+        ("seeds.test_loss.mean", "differs by 1.50% (rtol 0.01)"), ("test.loss", "differs by 1.10% (rtol 0.01)")]
+
+
+def test_counts_are_exact_by_shape_in_any_file():
+    """Ints are counts wherever they are: another engineer's best_epoch or token counts included."""
+    old = {"best_epoch": 7, "dev": {"tokens": 22854}, "params": 80286, "tokens": 3}
+    assert rows_for(old, dict(old)) == []
+    assert rows_for(old, old | {"best_epoch": 8, "dev": {"tokens": 22855}}) == [
+        ("best_epoch", "count differs (compared exactly)"), ("dev.tokens", "count differs (compared exactly)")]
+
+
+def test_timings_are_never_compared_whatever_their_name():
+    old = {"train_seconds": 69.1, "train_tokens_per_s": 26390.7, "encode_seconds": 1.0, "step_ms": 3.0}
+    tally = {}
+    assert gates.compare_metrics({"m.json": old}, {"m.json": {k: v * 5 for k, v in old.items()}}, tally=tally) == []
+    assert tally == {"timing": 4}
+
+
+def test_nan_fails_unless_it_was_committed():
+    assert rows_for({"test": {"loss": 2.0}}, {"test": {"loss": math.nan}}) == [("test.loss", "became NaN")]
+    assert rows_for({"test": {"loss": math.nan}}, {"test": {"loss": math.nan}}) == []
+
+
+def test_strings_exact_and_missing_keys_or_files_fail():
+    assert rows_for({"level": "bpe"}, {"level": "char"}) == [("level", "differs (compared exactly)")]
+    assert rows_for({"a": 1.0, "b": 2.0}, {"a": 1.0}) == [("b", "key added or removed")]
+    rows = gates.compare_metrics({"metrics/news/lstm+ngram.json": {"test": {"loss": 1.0}}}, {})
+    assert rows == [("metrics/news/lstm+ngram.json", "*", "present", "missing", "file not reproduced")]
+
+
+@pytest.mark.parametrize("share, n, band", [(1.0, 10, 3 * math.sqrt(11 / 12 * 1 / 12 / 10)),
+                                            (0.44, 50, 3 * math.sqrt(23 / 52 * 29 / 52 / 50))])
+def test_share_band_is_binomial_and_never_zero(share, n, band):
+    assert gates.sample_band("novel_share", share, {"samples": n}, k=3) == pytest.approx(band)
+
+
+def test_a_mean_without_its_std_or_outside_a_samples_object_stays_relative():
+    assert gates.sample_band("mean_length", 6.3, {"samples": 50}, k=3) is None
+    assert gates.sample_band("novel_share", 0.4, {"n": 50}, k=3) is None
+    assert rows_for({"samples": 50, "mean_length": 6.3}, {"samples": 50, "mean_length": 6.4})[0][0] == "mean_length"

@@ -1,0 +1,23 @@
+"""`dvc plots show` draws one chart per corpus: colour = model, dash = train/dev, x = epoch."""
+
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_one_chart_per_corpus_with_models_by_colour_and_curves_by_dash():
+    done = subprocess.run(["dvc", "plots", "show", "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    charts = json.loads(done.stdout)["data"]
+    assert set(charts) == {"names_loss_per_epoch", "news_loss_per_epoch"}  # no per-CSV duplicates
+    for chart in charts.values():
+        content = chart[0]["content"]
+        encoding = content["spec"]["encoding"]
+        assert encoding["x"]["field"] == "epoch"
+        assert encoding["color"]["field"] == "model" and encoding["strokeDash"]["field"] == "curve"
+        assert content["facet"]["column"]["field"] == "rev"  # `dvc plots diff`: a panel per revision
+        rows = content["data"]["values"]
+        assert {row["field"] for row in rows} == {"train_loss", "dev_loss"}
+        assert len({row["filename"] for row in rows}) == 4
