@@ -102,7 +102,6 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         record = resumed["training"]
         log(f"resuming {kind} seed {seed} from {checkpoint_path} after epoch {record['epochs_done']}")
 
-    stop = False
     for epoch in range(record["epochs_done"] + 1, cfg.epochs + 1):
         train_loss, seconds, tokens = train_epoch(model, optimizer, train, vocab.pad_id, cfg, seed, epoch,
                                                   desc=f"{kind} seed {seed} epoch {epoch}/{cfg.epochs}",
@@ -127,9 +126,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
             save_checkpoint(checkpoint_path, model, vocab, record, optimizer=optimizer, rng_state=torch.get_rng_state(),
                             resume_state={"scheduler": schedule.state_dict(), "best_model": best_weights})
         if stop:
+            log(f"{kind} seed {seed}: early stop, no better dev loss for {patience} epoch(s)")
             break
-    if stop:
-        log(f"{kind} seed {seed}: early stop, no better dev loss for {patience} epoch(s)")
     # Later stages use the best epoch's weights, not the last epoch's.
     model.load_state_dict(best_weights)
     save_checkpoint(checkpoint_path, model, vocab, record)
