@@ -54,7 +54,9 @@ def main():
             test = result["test"] | {"oov_char_share": oov_char_share}
             headline = metrics_record(result["dev"], test, params=model.num_parameters(), seed=seed,
                                       train_seconds=training["train_seconds"],
-                                      train_tokens_per_s=training["tokens_per_s"])
+                                      train_tokens_per_s=training["tokens_per_s"],
+                                      # the epoch whose weights were kept (lowest dev loss), of those trained
+                                      best_epoch=training.get("best_epoch"), epochs_done=training["epochs_done"])
     write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed)}))
     print(f"evaluate {args.corpus}/{args.model}: test {describe(headline['test'])} (seed {seeds[0]})")
 

@@ -126,3 +126,103 @@ def test_non_finite_loss_names_epoch_batch_and_hint(tmp_path, toy_vocab, toy_spl
     cfg = dataclasses.replace(tiny_train_config, lr=float("inf"), grad_clip=None, optimizer="sgd")
     with pytest.raises(TrainingDiverged, match=r"epoch \d+, batch \d+.*learning rate.*clipping"):
         train_model("rnn", cfg, toy_vocab, toy_splits, 0, tmp_path / "m.pt", progress=False)
+
+
+class ScriptedDevLoss:
+    """Stands in for ``evaluate_split`` in training: dev loss ``losses[epoch - 1]``, weights recorded.
+
+    Real dev losses on toy data mostly fall; a script constructs the cases where the best epoch
+    is not the last one.
+    """
+
+    def __init__(self, losses, first_epoch=1):
+        self.losses, self.epoch, self.weights = losses, first_epoch, {}
+
+    def __call__(self, model, split, pad_id, *args, **kwargs):
+        self.weights[self.epoch] = weights(model)
+        loss = self.losses[self.epoch - 1]
+        self.epoch += 1
+        return {"loss": loss}
+
+
+def test_the_epoch_with_the_lowest_dev_loss_is_kept(tmp_path, toy_vocab, toy_splits, tiny_train_config, monkeypatch):
+    import rnnlm.training as training
+
+    dev = ScriptedDevLoss([3.0, 2.0, 2.5, 2.7])
+    monkeypatch.setattr(training, "evaluate_split", dev)
+    cfg = dataclasses.replace(tiny_train_config, epochs=4)
+    model, record = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "m.pt", progress=False)
+    assert record["best_epoch"] == 2 and record["best_dev_loss"] == 2.0 and record["epochs_done"] == 4
+    assert [h["dev_loss"] for h in record["history"]] == [3.0, 2.0, 2.5, 2.7]  # curves keep every epoch
+    saved, _, payload = load_checkpoint(tmp_path / "m.pt")
+    assert_same_weights(weights(saved), dev.weights[2])
+    assert_same_weights(weights(model), dev.weights[2])
+    assert not torch.equal(dev.weights[2]["decoder.weight"], dev.weights[4]["decoder.weight"])
+    assert payload["training"]["best_epoch"] == 2 and payload["training"]["complete"]
+    assert "best_model" not in payload and "optimizer" not in payload  # a finished run is no resume point
+
+
+@pytest.mark.parametrize("patience, epochs_done", [(2, 4), (3, 5), (None, 6)])
+def test_early_stopping_stops_after_patience_epochs_without_improvement(
+        patience, epochs_done, tmp_path, toy_vocab, toy_splits, tiny_train_config, monkeypatch):
+    import rnnlm.training as training
+
+    dev = ScriptedDevLoss([3.0, 2.0, 2.5, 2.6, 2.7, 1.0])
+    monkeypatch.setattr(training, "evaluate_split", dev)
+    cfg = dataclasses.replace(tiny_train_config, epochs=6, early_stopping_patience=patience)
+    _, record = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "m.pt", progress=False)
+    assert record["epochs_done"] == epochs_done == len(record["history"])
+    assert record["complete"] and record["best_epoch"] == (6 if patience is None else 2)
+    saved, _, _ = load_checkpoint(tmp_path / "m.pt")
+    assert_same_weights(weights(saved), dev.weights[record["best_epoch"]])
+
+
+@pytest.mark.parametrize("schedule", [
+    {"scheduler": "onecycle"},
+    {"scheduler": "cosine", "warmup": 0.2},
+    {"scheduler": "plateau", "plateau_patience": 0},
+])
+def test_resume_with_a_scheduler_is_bit_identical(schedule, tmp_path, toy_vocab, toy_splits, tiny_train_config,
+                                                  monkeypatch):
+    """Interrupted in epoch 3 of 4, after the best epoch (1): best weights, scheduler and patience all resume."""
+    import rnnlm.training as training
+
+    losses = [2.0, 3.0, 2.5, 2.6]  # plateau (patience 0) cuts the rate after epochs 2, 3 and 4
+    cfg = dataclasses.replace(tiny_train_config, epochs=4, dropout=0.3, resume=True, early_stopping_patience=5,
+                              **schedule)
+    full_dev = ScriptedDevLoss(losses)
+    monkeypatch.setattr(training, "evaluate_split", full_dev)
+    full, full_record = train_model("lstm", cfg, toy_vocab, toy_splits, 0, tmp_path / "full.pt", progress=False)
+    assert full_record["best_epoch"] == 1
+
+    real_epoch = training.train_epoch
+    calls = {"n": 0}
+
+    def interrupted_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    path = tmp_path / "run.pt"
+    monkeypatch.setattr(training, "train_epoch", interrupted_epoch)
+    monkeypatch.setattr(training, "evaluate_split", ScriptedDevLoss(losses))
+    with pytest.raises(KeyboardInterrupt):
+        train_model("lstm", cfg, toy_vocab, toy_splits, 0, path, progress=False)
+    stopped = read_checkpoint(path)
+    assert stopped["training"]["epochs_done"] == 2 and stopped["scheduler"] is not None
+    assert stopped["training"]["best_epoch"] == 1
+    if schedule["scheduler"] != "plateau":  # per-step schedulers: one step per batch so far
+        assert stopped["scheduler"]["last_epoch"] == 2 * -(-len(toy_splits["train"]) // cfg.batch_size)
+
+    monkeypatch.setattr(training, "train_epoch", real_epoch)
+    resumed_dev = ScriptedDevLoss(losses, first_epoch=3)
+    monkeypatch.setattr(training, "evaluate_split", resumed_dev)
+    logs = []
+    resumed, record = train_model("lstm", cfg, toy_vocab, toy_splits, 0, path, log=logs.append, progress=False)
+    assert any("after epoch 2" in line for line in logs)
+    assert record["history"] == full_record["history"]  # train losses of epochs 3-4: same rates, same dropout
+    assert record["best_epoch"] == 1
+    assert_same_weights(resumed_dev.weights[4], full_dev.weights[4])  # the last epoch's weights
+    assert_same_weights(weights(resumed), weights(full))              # the kept (best) weights
+    assert_same_weights(weights(load_checkpoint(path)[0]), weights(load_checkpoint(tmp_path / "full.pt")[0]))

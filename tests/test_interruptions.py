@@ -25,7 +25,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
     names = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"] * 30
     vocab = Vocabulary.build(names, "char")
     splits = {s: encode_split(vocab, names) for s in ("train", "dev", "test")}
-    cfg = TrainConfig(embedding_size=16, hidden_size=16, batch_size=8, epochs=1000, workers=1, resume=True)
+    cfg = TrainConfig(embedding_size=16, hidden_size=16, batch_size=8, epochs=1000, workers=1, resume=True,
+                      scheduler="cosine", warmup=0.01)
     exit_on_user_error(train_model)("gru", cfg, vocab, splits, 0, sys.argv[1], progress=False)
 """)
 
@@ -51,6 +52,7 @@ def test_sigkill_never_leaves_a_truncated_checkpoint(tmp_path, delay):
     payload = read_checkpoint(path)  # raises if the file were truncated or corrupt
     assert payload["training"]["epochs_done"] >= 1
     assert not payload["training"]["complete"] and "optimizer" in payload
+    assert payload["scheduler"]["last_epoch"] > 0 and "best_model" in payload  # everything a resume needs
 
 
 def test_sigint_exits_cleanly_and_the_run_resumes(tmp_path):

@@ -70,3 +70,59 @@ def test_unknown_kind_is_a_user_error():
     from rnnlm.errors import UserError
     with pytest.raises(UserError, match="unknown model kind"):
         build_model(config("transformer"))
+
+
+def test_locked_dropout_mask_is_the_same_at_every_time_step():
+    from rnnlm.models import LockedDropout
+
+    torch.manual_seed(0)
+    drop = LockedDropout(0.5)
+    out = drop(torch.ones(8, 20, 16))                      # (B, T, H)
+    assert torch.equal(out, out[:, :1].expand_as(out))     # constant over time
+    assert set(out.unique().tolist()) == {0.0, 2.0}        # kept units scaled by 1 / (1 - p)
+    assert not torch.equal(out[0], out[1])                 # a new mask per sequence
+    assert 0.3 < (out == 0).float().mean() < 0.7
+    drop.eval()
+    x = torch.randn(2, 5, 3)
+    assert torch.equal(drop(x), x)
+    # standard dropout, for contrast, draws a new mask at every position
+    std = torch.nn.Dropout(0.5)(torch.ones(8, 20, 16))
+    assert not torch.equal(std, std[:, :1].expand_as(std))
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_locked_mode_masks_embeddings_between_layers_and_outputs_constantly_over_time(kind):
+    """With the input the same at every step, locked dropout keeps each dropped unit dropped for all steps."""
+    torch.manual_seed(0)
+    model = build_model(config(kind, layers=2, dropout=0.5, dropout_mode="locked"))
+    model.train()
+    x = torch.full((4, 7), 3)
+    embedded = model.drop(model.embedding(x))
+    assert torch.equal(embedded, embedded[:, :1].expand_as(embedded))
+    states, _ = model.features(x)
+    dropped = states == 0                                  # a dropped output unit is 0 at every step
+    assert dropped.any() and torch.equal(dropped, dropped[:, :1].expand_as(dropped))
+    model.eval()
+    torch.testing.assert_close(model(x)[0], model(x)[0])   # no dropout at evaluation
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+def test_locked_multi_layer_stack_equals_the_fused_kernel_without_dropout(kind):
+    """The layer-by-layer stack behind locked dropout computes what torch's multi-layer kernel does."""
+    torch.manual_seed(0)
+    fused = build_model(config(kind, layers=2, dropout=0.3)).eval()
+    locked = build_model(config(kind, layers=2, dropout=0.3, dropout_mode="locked")).eval()
+    with torch.no_grad():
+        for name, value in fused.state_dict().items():
+            if name.startswith("rnn."):  # rnn.weight_ih_l1 -> rnn.layers.1.weight_ih_l0
+                stem, layer = name[len("rnn."):].rsplit("_l", 1)
+                locked.state_dict()[f"rnn.layers.{layer}.{stem}_l0"].copy_(value)
+            else:
+                locked.state_dict()[name].copy_(value)
+    x = torch.randint(1, 12, (3, 9))
+    h0 = torch.randn(2, 3, 6)
+    hidden = (h0, torch.randn(2, 3, 6)) if kind == "lstm" else h0
+    out, h = fused(x, hidden)
+    ref_out, ref_h = locked(x, hidden)
+    torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=0)
+    torch.testing.assert_close(h, ref_h, atol=1e-6, rtol=0)

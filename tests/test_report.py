@@ -24,6 +24,7 @@ def neural(test_loss, std, params, n=3):
         "dev": {**split, "loss": test_loss - 0.02},
         "test": {**split, "loss": test_loss + 0.01, "oov_rate": 0.0},
         "params": params, "seed": 0, "train_seconds": 12.345, "train_tokens_per_s": 45678.9,
+        "best_epoch": 7, "epochs_done": 10,
         "seeds": {
             "dev_loss": spread(test_loss - 0.02, std), "test_loss": spread(test_loss, std),
             "test_perplexity": spread(2.718281828 ** test_loss, 0.0123),
@@ -74,7 +75,7 @@ def test_table_formats_mean_and_std_and_sorts_by_test_loss():
     assert gru[4].endswith(" ± 0.01")           # perplexity: 2 decimals
     assert gru[5] == "0.3123 ± 0.0046"
     assert gru[6] == "2.8765 ± 0.0032"
-    assert gru[7:] == ["12.3", "45,679"]
+    assert gru[7:] == ["7 of 10", "12.3", "45,679"]  # chosen epoch of those trained
     assert "n = 3 training seeds" in md
 
 
@@ -91,7 +92,7 @@ def test_mixture_row_is_labelled_and_explained():
 def test_ngram_row_has_single_values_and_dashes():
     news = rows(summary_markdown(RESULTS), "news")[1:]  # after the mixture, the best
     assert news[0][0] == "lstm"
-    assert news[1] == ["ngram", "5,432", "6.4900", "6.5000", "9.88", "0.2500", "3.1000", "0.5", "—"]
+    assert news[1] == ["ngram", "5,432", "6.4900", "6.5000", "9.88", "0.2500", "3.1000", "—", "0.5", "—"]
     assert all("±" not in cell for cell in news[1])
     assert "- ngram (order 3): a single deterministic fit" in summary_markdown(RESULTS)
 
@@ -99,7 +100,7 @@ def test_ngram_row_has_single_values_and_dashes():
 def test_one_table_per_corpus_with_the_columns():
     md = summary_markdown(RESULTS)
     assert md.count("| model | parameters | dev loss | test loss | test perplexity | test accuracy | "
-                    "test bits/char | training seconds | tokens/s |") == 2
+                    "test bits/char | chosen epoch | training seconds | tokens/s |") == 2
     assert md.index("## names") < md.index("## news")
     assert summary_markdown(RESULTS) == md
 
@@ -201,3 +202,12 @@ def test_stage_without_metrics_names_dvc_repro(tmp_path):
     done = run_stage(tmp_path, "--metrics-dir", "nowhere")
     assert done.returncode == 2
     assert "dvc repro" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_chosen_epoch_cell_with_and_without_the_epochs_trained():
+    old = neural(2.1, 0.01, 1000)
+    del old["best_epoch"], old["epochs_done"]                 # a metrics file from before best-epoch selection
+    only_best = {k: v for k, v in neural(2.2, 0.01, 1000).items() if k != "epochs_done"}
+    md = summary_markdown({"names": {"gru": old, "lstm": only_best}})
+    cells = {r[0].split(" ")[0].strip("*"): r[7] for r in rows(md, "names")}
+    assert cells == {"gru": "—", "lstm": "7"}

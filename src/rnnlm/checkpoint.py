@@ -17,8 +17,12 @@ from .vocab import Vocabulary
 FORMAT_VERSION = 1
 
 
-def save_checkpoint(path, model, vocab, training, optimizer=None, rng_state=None):
-    """Write ``{"model", "model_config", "vocab", "training", ...}``; optimizer/RNG state to resume."""
+def save_checkpoint(path, model, vocab, training, optimizer=None, rng_state=None, resume_state=None):
+    """Write ``{"model", "model_config", "vocab", "training", ...}``; optimizer/RNG state to resume.
+
+    ``resume_state``: more plain data (tensors, numbers, dicts) a resumed run needs, such as the
+    scheduler's state and the best weights so far, stored as top-level keys beside those.
+    """
     payload = {
         "format_version": FORMAT_VERSION,
         "model": model.state_dict(),
@@ -30,6 +34,7 @@ def save_checkpoint(path, model, vocab, training, optimizer=None, rng_state=None
         payload["optimizer"] = optimizer.state_dict()
     if rng_state is not None:
         payload["rng_state"] = rng_state
+    payload.update(resume_state or {})
     with atomic_write(path, "wb") as f:
         torch.save(payload, f)
 

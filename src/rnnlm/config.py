@@ -16,6 +16,8 @@ from .errors import UserError
 
 MODEL_KINDS = ("rnn_scratch", "rnn", "gru", "lstm")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "plateau", "cosine", "onecycle")  # see schedules.py
+DROPOUT_MODES = ("standard", "locked")  # see models.LockedDropout
 
 
 def _type_ok(value, annotation):
@@ -36,6 +38,8 @@ def _type_ok(value, annotation):
 
 
 def _type_name(annotation):
+    if typing.get_origin(annotation) is typing.Union:  # Optional[int] -> "int or null", as YAML spells None
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(annotation))
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
@@ -166,6 +170,7 @@ class TrainConfig(Section):
     hidden_size: int = 96
     layers: int = 1
     dropout: float = 0.0            # on embeddings, between layers and on outputs
+    dropout_mode: str = "standard"  # "locked": one dropout mask per sequence, the same at every time step
     tie_weights: bool = False       # share input and output embeddings (needs embedding == hidden)
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -178,11 +183,28 @@ class TrainConfig(Section):
     bucket: bool = False            # batch sequences of similar length (less padding)
     resume: bool = False            # continue from an interrupted run's per-epoch checkpoint
     workers: int = 2                # seeds trained in parallel processes (1: one after another)
+    scheduler: str = "none"         # learning-rate schedule: none | plateau | cosine | onecycle
+    warmup: Optional[float] = None  # cosine/onecycle: fraction of all steps spent rising to lr (null: 0 / 0.3)
+    plateau_factor: float = 0.25    # plateau: multiply lr by this when dev loss stalls
+    plateau_patience: int = 0       # plateau: epochs without a better dev loss before cutting lr
+    early_stopping_patience: Optional[int] = None  # stop after this many epochs without a better dev loss
 
     def problems(self):
         yield from _positive(self, "embedding_size", "hidden_size", "layers", "lr", "batch_size", "epochs", "max_len", "workers")
         if not 0 <= self.dropout < 1:
             yield "dropout", f"must be in [0, 1), got {self.dropout}"
+        yield from _choice(self, "dropout_mode", DROPOUT_MODES)
+        yield from _choice(self, "scheduler", SCHEDULERS)
+        if self.warmup is not None and not 0 <= self.warmup < 1:
+            yield "warmup", f"must be in [0, 1) or null, got {self.warmup}"
+        if self.scheduler == "onecycle" and self.warmup == 0:
+            yield "warmup", "must be > 0 for onecycle (the share of steps rising to the peak), or null for 0.3"
+        if not 0 < self.plateau_factor < 1:
+            yield "plateau_factor", f"must be between 0 and 1, got {self.plateau_factor}"
+        if self.plateau_patience < 0:
+            yield "plateau_patience", f"must be >= 0, got {self.plateau_patience}"
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            yield "early_stopping_patience", f"must be >= 1 or null, got {self.early_stopping_patience}"
         if self.weight_decay < 0:
             yield "weight_decay", f"must be >= 0, got {self.weight_decay}"
         yield from _choice(self, "optimizer", OPTIMIZERS)

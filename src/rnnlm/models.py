@@ -7,6 +7,11 @@ word-level model, and logits for padding would be thrown away anyway.
 
 Kinds: ``rnn_scratch`` (the hand-written tanh cell below), ``rnn`` (torch.nn.RNN), ``gru`` and
 ``lstm`` (the fused torch kernels).
+
+Dropout (on embeddings, between layers, on outputs) comes in two modes: ``standard`` draws a new
+mask for every position, ``locked`` (variational dropout, as in AWD-LSTM) draws one mask per
+sequence and applies it at every time step, so a unit that is dropped stays dropped for the whole
+sequence instead of flickering.
 """
 
 from dataclasses import asdict, dataclass
@@ -28,9 +33,32 @@ class ModelConfig:
     layers: int = 1
     dropout: float = 0.0
     tie_weights: bool = False
+    dropout_mode: str = "standard"  # standard | locked (one mask per sequence, see LockedDropout)
 
     def to_dict(self):
         return asdict(self)
+
+
+class LockedDropout(nn.Module):
+    """Dropout whose mask is drawn once per sequence and shared by all its time steps.
+
+    Input (B, T, H): the mask is (B, 1, H), broadcast over T, and scaled by 1 / (1 - p) like
+    nn.Dropout so that evaluation (no dropout) sees activations of the same size.
+    """
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):  # (B, T, H)
+        if not self.training or self.p == 0:
+            return x
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * mask
+
+
+def make_dropout(p, mode):
+    return LockedDropout(p) if mode == "locked" else nn.Dropout(p)
 
 
 class TanhRNNCell(nn.Module):
@@ -56,13 +84,13 @@ class TanhRNNCell(nn.Module):
 class ScratchRNN(nn.Module):
     """A stack of ``TanhRNNCell`` layers with the calling convention of torch.nn.RNN (batch_first)."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0):
+    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0, dropout_mode="standard"):
         super().__init__()
         self.hidden_size = hidden_size
         self.cells = nn.ModuleList(
             TanhRNNCell(input_size if i == 0 else hidden_size, hidden_size) for i in range(num_layers)
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = make_dropout(dropout, dropout_mode)
 
     def forward(self, x, hidden=None):  # x: (B, T, I); hidden: (L, B, H)
         B, T, _ = x.shape
@@ -88,6 +116,36 @@ class ScratchRNN(nn.Module):
 _TORCH_RNNS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
+class LayerByLayerRNN(nn.Module):
+    """A stack of one-layer torch RNNs with locked dropout between them.
+
+    The fused multi-layer kernels only offer standard dropout between layers; running the layers
+    one by one lets the same mask apply at every time step. Calling convention of torch.nn.RNN.
+    """
+
+    def __init__(self, rnn_class, input_size, hidden_size, num_layers, dropout):
+        super().__init__()
+        self.layers = nn.ModuleList(rnn_class(input_size if i == 0 else hidden_size, hidden_size, batch_first=True)
+                                    for i in range(num_layers))
+        self.drop = LockedDropout(dropout)
+
+    def forward(self, x, hidden=None):  # x: (B, T, I); hidden: (L, B, H), for an LSTM a pair of them
+        lstm = isinstance(self.layers[0], nn.LSTM)
+        finals = []
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                x = self.drop(x)
+            if hidden is None:
+                state = None
+            else:
+                state = tuple(h[i : i + 1] for h in hidden) if lstm else hidden[i : i + 1]
+            x, final = layer(x, state)
+            finals.append(final)
+        if lstm:
+            return x, tuple(torch.cat(parts) for parts in zip(*finals))
+        return x, torch.cat(finals)
+
+
 class LanguageModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -97,10 +155,12 @@ class LanguageModel(nn.Module):
         between_layers = config.dropout if config.layers > 1 else 0.0
         self.embedding = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_id)
         if config.kind == "rnn_scratch":
-            self.rnn = ScratchRNN(E, H, config.layers, between_layers)
+            self.rnn = ScratchRNN(E, H, config.layers, between_layers, config.dropout_mode)
+        elif config.dropout_mode == "locked" and config.layers > 1:
+            self.rnn = LayerByLayerRNN(_TORCH_RNNS[config.kind], E, H, config.layers, between_layers)
         else:
             self.rnn = _TORCH_RNNS[config.kind](E, H, config.layers, dropout=between_layers, batch_first=True)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = make_dropout(config.dropout, config.dropout_mode)
         self.decoder = nn.Linear(H, config.vocab_size)
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight

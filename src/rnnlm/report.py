@@ -35,7 +35,8 @@ _METRIC_COLUMNS = [
     ("test accuracy", "test", "accuracy", 4),
     ("test bits/char", "test", "bits_per_char", 4),
 ]
-_COLUMNS = ["model", "parameters"] + [c[0] for c in _METRIC_COLUMNS] + ["training seconds", "tokens/s"]
+_COLUMNS = (["model", "parameters"] + [c[0] for c in _METRIC_COLUMNS]
+            + ["chosen epoch", "training seconds", "tokens/s"])
 
 
 def _order_key(model):
@@ -91,6 +92,14 @@ def _spread_or_none(metrics, key, where):
     return _number(metrics[key], f"{where}: {key}"), None, 1
 
 
+def _chosen_epoch(metrics, where):
+    """"7 of 10": the epoch whose weights the model keeps (lowest dev loss), of the epochs trained."""
+    best = _optional(metrics, "best_epoch", where, lambda v: f"{v:.0f}")
+    if best == DASH or metrics.get("epochs_done") is None:
+        return best
+    return f"{best} of {_number(metrics['epochs_done'], f'{where}: epochs_done'):.0f}"
+
+
 def _table(corpus, models):
     rows = []
     for model, metrics in models.items():
@@ -104,7 +113,8 @@ def _table(corpus, models):
             "n": cells["test loss"][2] if metrics.get("seeds") is not None else None,
             "cells": [_optional(metrics, "params", where, lambda v: f"{v:,.0f}")]
             + [_fmt_spread(*cells[title], decimals) for title, _, _, decimals in _METRIC_COLUMNS]
-            + [_optional(metrics, "train_seconds", where, lambda v: f"{v:,.1f}"),
+            + [_chosen_epoch(metrics, where),
+               _optional(metrics, "train_seconds", where, lambda v: f"{v:,.1f}"),
                _optional(metrics, "train_tokens_per_s", where, lambda v: f"{v:,.0f}")],
             "oov": metrics["test"].get("oov_rate") if isinstance(metrics.get("test"), dict) else None,
             "oov_chars": metrics["test"].get("oov_char_share") if isinstance(metrics.get("test"), dict) else None,
@@ -136,8 +146,9 @@ def _notes(rows):
             n = f"n = {counts[0]} training seeds per neural model"
         else:
             n = "n training seeds per model: " + ", ".join(f"{r['model']} {r['n']}" for r in seeded)
-        notes.append(f"Neural models: mean ± sample standard deviation over {n}; parameters, training "
-                     "seconds and tokens/s are those of the headline (first) seed.")
+        notes.append(f"Neural models: mean ± sample standard deviation over {n}; parameters, chosen epoch "
+                     "(the epoch with the lowest dev loss, whose weights are kept, of the epochs trained), "
+                     "training seconds and tokens/s are those of the headline (first) seed.")
     for row in rows:
         if row["lambda"] is not None:
             rnn = row["rnn"] if isinstance(row["rnn"], str) else "the recurrent model"

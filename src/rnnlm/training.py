@@ -1,4 +1,8 @@
-"""The training loop: seeded, resumable at epoch boundaries, with a progress bar and loss curves."""
+"""The training loop: seeded, resumable at epoch boundaries, with a progress bar and loss curves.
+
+A run keeps the weights of its epoch with the lowest dev loss ("best model, not last model"): the
+finished checkpoint holds those, and ``early_stopping_patience`` ends a run that stopped improving.
+"""
 
 import multiprocessing
 import os
@@ -16,6 +20,7 @@ from .errors import UserError
 from .evaluation import evaluate_split
 from .lifecycle import exit_with_parent
 from .models import ModelConfig, build_model, token_losses
+from .schedules import make_schedule, steps_per_epoch
 from .seeding import seed_everything
 
 
@@ -47,6 +52,7 @@ def model_config_for(kind, cfg, vocab):
         layers=cfg.layers,
         dropout=cfg.dropout,
         tie_weights=cfg.tie_weights,
+        dropout_mode=cfg.dropout_mode,
     )
 
 
@@ -59,7 +65,7 @@ def _resumable_state(path, run_id):
     except UserError:
         return None  # unreadable or foreign: start afresh rather than trust it
     training = payload["training"]
-    if training.get("run_id") != run_id or training.get("complete") or "optimizer" not in payload:
+    if training.get("run_id") != run_id or training.get("complete") or "best_model" not in payload:
         return None
     return payload
 
@@ -67,45 +73,64 @@ def _resumable_state(path, run_id):
 def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, progress=True, bar_position=0):
     """Train one model and write its checkpoint; return the training record (plain data).
 
-    After every epoch the checkpoint is rewritten (atomically) with optimizer and RNG state, so
-    with ``cfg.resume`` an interrupted run continues from its last finished epoch and ends with
-    the same weights as an uninterrupted one on CPU.
+    After every epoch the checkpoint is rewritten (atomically) with optimizer, scheduler and RNG
+    state and the best weights so far, so with ``cfg.resume`` an interrupted run continues from its
+    last finished epoch and ends with the same weights as an uninterrupted one on CPU. The finished
+    checkpoint, and the returned model, hold the weights of the epoch with the lowest dev loss.
     """
     seed_everything(seed)
     model_config = model_config_for(kind, cfg, vocab)
     model = build_model(model_config)
     optimizer = make_optimizer(cfg, model.parameters())
     train, dev = splits["train"], splits["dev"]
+    schedule = make_schedule(cfg, optimizer, steps_per_epoch(len(train), cfg.batch_size))
     # Identifies "the same run": every setting that shapes the weights, and the data sizes.
     run_id = {"kind": kind, "seed": seed, "config": vars(cfg) | {"resume": None},
               "vocab_size": len(vocab), "train_tokens": int(train.tokens.size)}
     record = {"run_id": run_id, "seed": seed, "epochs_done": 0, "history": [],
-              "train_seconds": 0.0, "train_tokens": 0, "complete": False}
+              "train_seconds": 0.0, "train_tokens": 0, "complete": False, "best_epoch": None, "best_dev_loss": None}
+    best_weights = None
 
     resumed = _resumable_state(checkpoint_path, run_id) if cfg.resume else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
+        schedule.load_state_dict(resumed["scheduler"])
         torch.set_rng_state(resumed["rng_state"])
+        best_weights = resumed["best_model"]
         record = resumed["training"]
         log(f"resuming {kind} seed {seed} from {checkpoint_path} after epoch {record['epochs_done']}")
 
     for epoch in range(record["epochs_done"] + 1, cfg.epochs + 1):
         train_loss, seconds, tokens = train_epoch(model, optimizer, train, vocab.pad_id, cfg, seed, epoch,
                                                   desc=f"{kind} seed {seed} epoch {epoch}/{cfg.epochs}",
-                                                  progress=progress, bar_position=bar_position)
+                                                  progress=progress, bar_position=bar_position,
+                                                  schedule=schedule)
         dev_loss = evaluate_split(model, dev, vocab.pad_id)["loss"]
+        schedule.after_epoch(dev_loss)
         record["history"].append({"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss})
         record["train_seconds"] += seconds
         record["train_tokens"] += tokens
         record["tokens_per_s"] = record["train_tokens"] / record["train_seconds"]
         record["epochs_done"] = epoch
-        record["complete"] = epoch == cfg.epochs
+        if record["best_dev_loss"] is None or dev_loss < record["best_dev_loss"]:
+            record["best_epoch"], record["best_dev_loss"] = epoch, dev_loss
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        patience = cfg.early_stopping_patience
+        stop = patience is not None and epoch - record["best_epoch"] >= patience
+        record["complete"] = epoch == cfg.epochs or stop
         log(f"{kind} seed {seed} epoch {epoch}: train loss {train_loss:.4f}, dev loss {dev_loss:.4f}, "
             f"{tokens / seconds:,.0f} tokens/s")
-        save_checkpoint(checkpoint_path, model, vocab, record,
-                        optimizer=None if record["complete"] else optimizer,
-                        rng_state=None if record["complete"] else torch.get_rng_state())
+        if not record["complete"]:
+            save_checkpoint(checkpoint_path, model, vocab, record, optimizer=optimizer, rng_state=torch.get_rng_state(),
+                            resume_state={"scheduler": schedule.state_dict(), "best_model": best_weights})
+        if stop:
+            log(f"{kind} seed {seed}: early stop, no better dev loss for {patience} epoch(s)")
+            break
+    # Later stages use the best epoch's weights, not the last epoch's.
+    model.load_state_dict(best_weights)
+    save_checkpoint(checkpoint_path, model, vocab, record)
+    log(f"{kind} seed {seed}: keeping epoch {record['best_epoch']} (dev loss {record['best_dev_loss']:.4f})")
     return model, record
 
 
@@ -139,7 +164,8 @@ def train_seeds(kind, cfg, vocab, splits, paths, log=print):
         return dict(zip(paths, pool.map(_train_one_seed, jobs)))
 
 
-def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train", progress=True, bar_position=0):
+def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train", progress=True, bar_position=0,
+                schedule=None):
     """One pass over ``split``; returns (token-weighted mean loss, seconds, tokens).
 
     The progress bar (loss and tokens/s) shows on a terminal only: in logs (CI, nohup) the
@@ -167,6 +193,8 @@ def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train",
             # batch from throwing the weights far off.
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        if schedule is not None:
+            schedule.after_batch()  # cosine and onecycle move the rate every step
         total_nll += loss.item() * nll.numel()
         total_tokens += nll.numel()
         if step % 50 == 0:
