@@ -150,9 +150,11 @@ class TrainConfig(Section):
     bucket: bool = False            # batch sequences of similar length (less padding)
     resume: bool = False            # continue from an interrupted run's per-epoch checkpoint
     workers: int = 2                # seeds trained in parallel processes (1: one after another)
+    nproc: int = 1                  # data-parallel processes per model (rnnlm.distributed); > 1 trains seeds in turn
 
     def problems(self):
-        yield from _positive(self, "embedding_size", "hidden_size", "layers", "lr", "batch_size", "epochs", "max_len", "workers")
+        yield from _positive(self, "embedding_size", "hidden_size", "layers", "lr", "batch_size", "epochs", "max_len", "workers",
+                             "nproc")
         if not 0 <= self.dropout < 1:
             yield "dropout", f"must be in [0, 1), got {self.dropout}"
         if self.weight_decay < 0:
