@@ -60,17 +60,14 @@ def train(args, kind, cfg, shard):
     # Each seed trains into its own file (also its resume point); the first seed is the headline
     # model whose checkpoint and loss curve the later stages use.
     paths = {seed: seeds_dir / f"seed{seed}.pt" for seed in cfg.seeds}
-    records = train_seeds(kind, cfg, vocab, splits, paths, log=print if main_process else _quiet, shard=shard)
+    records = train_seeds(kind, cfg, vocab, splits, paths, log=print if main_process else (lambda *_: None),
+                          shard=shard)
     if not main_process:
         return
     first = cfg.seeds[0]
     write_text(args.curve, curve_csv(records[first]["history"]))
     write_bytes(args.checkpoint, paths[first].read_bytes())
     print(f"train {args.corpus}/{kind}: {len(cfg.seeds)} seed(s) done")
-
-
-def _quiet(*_):
-    pass
 
 
 if __name__ == "__main__":
