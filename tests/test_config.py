@@ -16,6 +16,7 @@ from rnnlm.errors import UserError
     (TrainConfig, {"seeds": [1, 1]}, r"seeds must not repeat"),
     (TrainConfig, {"tie_weights": True, "embedding_size": 32}, r"tie_weights needs"),
     (TrainConfig, {"grad_clip": 0}, r"grad_clip must be > 0"),
+    (TrainConfig, {"nproc": 0}, r"train\.names\.nproc must be > 0"),
     (SplitConfig, {"train": 0.7}, r"must sum to 1"),
     (SplitConfig, {"dev": 0}, r"dev must be between 0 and 1"),
     (VocabConfig, {"level": "byte"}, r"level must be one of"),
