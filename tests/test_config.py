@@ -24,6 +24,7 @@ from rnnlm.errors import UserError
     (TrainConfig, {"early_stopping_patience": 0}, r"early_stopping_patience must be >= 1 or null"),
     (TrainConfig, {"early_stopping_patience": 2.5}, r"early_stopping_patience must be int or null, got 2.5"),
     (TrainConfig, {"dropout_mode": "variational"}, r"dropout_mode must be one of standard, locked"),
+    (TrainConfig, {"nproc": 0}, r"train\.names\.nproc must be > 0"),
     (SplitConfig, {"train": 0.7}, r"must sum to 1"),
     (SplitConfig, {"dev": 0}, r"dev must be between 0 and 1"),
     (VocabConfig, {"level": "byte"}, r"level must be one of"),

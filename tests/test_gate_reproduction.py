@@ -72,7 +72,7 @@ def train_and_evaluate(project, nudge=False):
     common = ["--corpus", "toy", "--model", "gru", "--vocab", "vocab.json", "--encoded", "encoded.npz"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for script, args in (("train.py", ["--checkpoint", "gru.pt", "--seeds-dir", "seeds", "--curve", "gru.csv"]),
-                         ("evaluate.py", ["--seeds-dir", "seeds", "--metrics", "metrics/toy/gru.json"])):
+                         ("evaluate.py", ["--seeds-dir", "seeds", "--test-split", "test.txt", "--metrics", "metrics/toy/gru.json"])):
         done = subprocess.run([*prefix, str(ROOT / "stages" / script), *common, *args], cwd=project, env=env,
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr

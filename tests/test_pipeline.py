@@ -61,10 +61,9 @@ def shrink(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A git repository holding the project's files (as in the working tree) and tiny corpora."""
-    repo = tmp_path_factory.mktemp("pipeline") / "rnnlm"
+def shrunken_project(repo):
+    """Make ``repo`` a git repository of the project's files (as in the working tree), tiny corpora
+    and tiny models, with one commit and no pipeline outputs yet."""
     files = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).stdout.split()
     for name in files:
         # outputs are rebuilt, and the real raw data is not needed: the fixtures replace it
@@ -77,6 +76,38 @@ def repo(tmp_path_factory):
     sh("git", "init", "-q", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fixture", cwd=repo)
+    return repo
+
+
+def wait_for_queue(repo, timeout=600):
+    """Wait until `dvc queue` has nothing queued or running; fail on a failed experiment."""
+    deadline = time.time() + timeout
+    while True:
+        status = sh("dvc", "queue", "status", cwd=repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.time() < deadline, status
+        time.sleep(2)
+    failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
+    assert not failed, status + sh("dvc", "queue", "logs", failed[0], cwd=repo, check=False).stdout
+
+
+def experiments_shown(repo):
+    """``dvc exp show --json`` as {experiment name: its data (params, metrics)}."""
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
+    experiments = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                data = rev.get("data") or {}
+                experiments[rev.get("name") or data.get("name")] = data
+    return experiments
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git repository holding the project's files (as in the working tree) and tiny corpora."""
+    repo = shrunken_project(tmp_path_factory.mktemp("pipeline") / "rnnlm")
     result = sh("dvc", "repro", cwd=repo)
     assert "Traceback" not in result.stderr
     return repo
@@ -141,21 +172,8 @@ def test_experiments_set_queue_and_show(repo):
         sh("dvc", "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", f"train.names.lr={lr}", "evaluate@names-gru",
            cwd=repo)
     sh("dvc", "queue", "start", "-j", "2", cwd=repo)
-    deadline = time.time() + 600
-    while True:
-        status = sh("dvc", "queue", "status", cwd=repo).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        assert time.time() < deadline, status
-        time.sleep(2)
-    assert "Failed" not in status, status + sh("dvc", "queue", "logs", "lr-0.01", cwd=repo, check=False).stdout
-    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
-    experiments = {}
-    for commit in shown:
-        for exp in commit.get("experiments") or []:
-            for rev in exp.get("revs") or []:
-                data = rev.get("data") or {}
-                experiments[rev.get("name") or data.get("name")] = data
+    wait_for_queue(repo)
+    experiments = experiments_shown(repo)
     assert {"wider", "lr-0.01", "lr-0.02"} <= set(experiments), list(experiments)
     params = experiments["lr-0.02"]["params"]["params.yaml"]["data"]
     assert params["train"]["names"]["lr"] == 0.02

@@ -188,9 +188,11 @@ class TrainConfig(Section):
     plateau_factor: float = 0.25    # plateau: multiply lr by this when dev loss stalls
     plateau_patience: int = 0       # plateau: epochs without a better dev loss before cutting lr
     early_stopping_patience: Optional[int] = None  # stop after this many epochs without a better dev loss
+    nproc: int = 1                  # data-parallel processes per model (rnnlm.distributed); > 1 trains seeds in turn
 
     def problems(self):
-        yield from _positive(self, "embedding_size", "hidden_size", "layers", "lr", "batch_size", "epochs", "max_len", "workers")
+        yield from _positive(self, "embedding_size", "hidden_size", "layers", "lr", "batch_size", "epochs", "max_len", "workers",
+                             "nproc")
         if not 0 <= self.dropout < 1:
             yield "dropout", f"must be in [0, 1), got {self.dropout}"
         yield from _choice(self, "dropout_mode", DROPOUT_MODES)

@@ -70,20 +70,25 @@ def _resumable_state(path, run_id):
     return payload
 
 
-def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, progress=True, bar_position=0):
+def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, progress=True, bar_position=0,
+                shard=None):
     """Train one model and write its checkpoint; return the training record (plain data).
 
     After every epoch the checkpoint is rewritten (atomically) with optimizer, scheduler and RNG
     state and the best weights so far, so with ``cfg.resume`` an interrupted run continues from its
     last finished epoch and ends with the same weights as an uninterrupted one on CPU. The finished
     checkpoint, and the returned model, hold the weights of the epoch with the lowest dev loss.
+    With ``shard`` (``rnnlm.distributed``) this process trains together with the others of its
+    group, and only the main one writes.
     """
     seed_everything(seed)
     model_config = model_config_for(kind, cfg, vocab)
     model = build_model(model_config)
     optimizer = make_optimizer(cfg, model.parameters())
     train, dev = splits["train"], splits["dev"]
-    schedule = make_schedule(cfg, optimizer, steps_per_epoch(len(train), cfg.batch_size))
+    # Data-parallel processes step once per global batch of ``nproc × batch_size`` items.
+    global_batch = cfg.batch_size * (1 if shard is None else shard.world_size)
+    schedule = make_schedule(cfg, optimizer, steps_per_epoch(len(train), global_batch))
     # Identifies "the same run": every setting that shapes the weights, and the data sizes.
     run_id = {"kind": kind, "seed": seed, "config": vars(cfg) | {"resume": None},
               "vocab_size": len(vocab), "train_tokens": int(train.tokens.size)}
@@ -105,7 +110,7 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         train_loss, seconds, tokens = train_epoch(model, optimizer, train, vocab.pad_id, cfg, seed, epoch,
                                                   desc=f"{kind} seed {seed} epoch {epoch}/{cfg.epochs}",
                                                   progress=progress, bar_position=bar_position,
-                                                  schedule=schedule)
+                                                  schedule=schedule, shard=shard)
         dev_loss = evaluate_split(model, dev, vocab.pad_id)["loss"]
         schedule.after_epoch(dev_loss)
         record["history"].append({"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss})
@@ -121,7 +126,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         record["complete"] = epoch == cfg.epochs or stop
         log(f"{kind} seed {seed} epoch {epoch}: train loss {train_loss:.4f}, dev loss {dev_loss:.4f}, "
             f"{tokens / seconds:,.0f} tokens/s")
-        if not record["complete"]:
+        writes = shard is None or shard.is_main
+        if writes and not record["complete"]:
             save_checkpoint(checkpoint_path, model, vocab, record, optimizer=optimizer, rng_state=torch.get_rng_state(),
                             resume_state={"scheduler": schedule.state_dict(), "best_model": best_weights})
         if stop:
@@ -129,7 +135,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
             break
     # Later stages use the best epoch's weights, not the last epoch's.
     model.load_state_dict(best_weights)
-    save_checkpoint(checkpoint_path, model, vocab, record)
+    if shard is None or shard.is_main:
+        save_checkpoint(checkpoint_path, model, vocab, record)
     log(f"{kind} seed {seed}: keeping epoch {record['best_epoch']} (dev loss {record['best_dev_loss']:.4f})")
     return model, record
 
@@ -143,13 +150,17 @@ def _train_one_seed(job):
     return record
 
 
-def train_seeds(kind, cfg, vocab, splits, paths, log=print):
+def train_seeds(kind, cfg, vocab, splits, paths, log=print, shard=None):
     """Train one model per seed (``paths``: seed -> checkpoint path); returns seed -> record.
 
     With ``cfg.workers > 1`` seeds train in parallel processes with one thread each: the small
     models of this project keep one core busy far better than two, and each run is still
-    deterministic, since it does not depend on the others.
+    deterministic, since it does not depend on the others. With ``shard`` (data-parallel, see
+    ``rnnlm.distributed``) the processes of the group train each seed together, one after another.
     """
+    if shard is not None:
+        return {seed: train_model(kind, cfg, vocab, splits, seed, path, log=log, progress=shard.is_main,
+                                  shard=shard)[1] for seed, path in paths.items()}
     workers = min(cfg.workers, len(paths))
     if workers <= 1:
         return {seed: _train_one_seed((kind, cfg, vocab, splits, seed, path, None, 0))
@@ -165,21 +176,24 @@ def train_seeds(kind, cfg, vocab, splits, paths, log=print):
 
 
 def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train", progress=True, bar_position=0,
-                schedule=None):
+                schedule=None, shard=None):
     """One pass over ``split``; returns (token-weighted mean loss, seconds, tokens).
 
     The progress bar (loss and tokens/s) shows on a terminal only: in logs (CI, nohup) the
     one line per epoch that ``train_model`` prints says the same without the noise.
     """
     model.train()
-    batches = batch_indices(split.lengths, cfg.batch_size, epoch_rng(seed, epoch), cfg.bucket)
+    processes = 1 if shard is None else shard.world_size
+    batches = batch_indices(split.lengths, cfg.batch_size * processes, epoch_rng(seed, epoch), cfg.bucket)
+    if shard is not None:  # data-parallel: this process's part of every global batch
+        batches = shard.local_batches(batches)
     total_nll, total_tokens = 0.0, 0
     start = time.perf_counter()
     bar = tqdm(batches, desc=desc, unit="batch", disable=None if progress else True, leave=False,
                mininterval=1.0, position=bar_position)
     for step, indices in enumerate(bar, start=1):
         x, y = make_batch(split, indices, pad_id, cfg.max_len)
-        nll, _, _ = token_losses(model, x, y, pad_id)
+        nll, _, _ = (token_losses if shard is None else shard.token_losses)(model, x, y, pad_id)
         loss = nll.mean()  # mean over real tokens: padding was never scored
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -200,4 +214,6 @@ def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train",
         if step % 50 == 0:
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{total_nll / total_tokens:.4f}", tok_s=f"{total_tokens / elapsed:,.0f}")
+    if shard is not None:
+        total_nll, total_tokens = shard.sum_over_ranks(total_nll, total_tokens)
     return total_nll / total_tokens, time.perf_counter() - start, total_tokens

@@ -1,0 +1,129 @@
+"""Data-parallel training: 2 CPU processes (gloo) through the real train stage, on a toy corpus."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from rnnlm.checkpoint import read_checkpoint
+from rnnlm.data import encode_split, save_encoded
+from rnnlm.distributed import Shard
+from rnnlm.vocab import Vocabulary
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE = ROOT / "stages" / "train.py"
+
+# 41 training items: with global batches of 8 the last holds 1 item, so rank 1 has a stand-in step.
+NAMES = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail",
+         "emily", "ella", "elizabeth", "camila", "luna", "sofia", "avery", "mila", "aria", "scarlett",
+         "penelope", "layla", "chloe", "victoria", "madison", "eleanor", "grace", "nora", "riley", "zoey",
+         "hannah", "hazel", "lily", "ellie", "violet", "lillian", "zoe", "stella", "aurora", "natalie",
+         "emilia", "everly", "leah", "aubrey", "willow"]
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A folder with the train stage's inputs and a params.yaml (SGD, no clipping: scale errors show)."""
+    vocab = Vocabulary.build(NAMES, "char")
+    vocab.save(tmp_path / "vocab.json")
+    save_encoded(tmp_path / "encoded.npz", {"train": encode_split(vocab, NAMES[:41]),
+                                           "dev": encode_split(vocab, NAMES[41:]),
+                                           "test": encode_split(vocab, NAMES[41:])})
+    return tmp_path
+
+
+def run_stage(project, out, env=None, **train):
+    params = {"train": {"names": dict(embedding_size=8, hidden_size=8, optimizer="sgd", lr=0.5, grad_clip=None,
+                                      epochs=2, seeds=[0], workers=1) | train}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    cmd = [sys.executable, str(STAGE), "--corpus", "names", "--model", "gru", "--vocab", "vocab.json",
+           "--encoded", "encoded.npz", "--checkpoint", f"{out}/gru.pt", "--seeds-dir", f"{out}/gru.seeds",
+           "--curve", f"{out}/gru.csv"]
+    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=300,
+                          env=os.environ | (env or {}))
+
+
+def weights(path):
+    return read_checkpoint(path)["model"]
+
+
+def test_two_processes_with_batch_b_equal_one_process_with_batch_2b(project):
+    two = run_stage(project, "two", nproc=2, batch_size=4)
+    assert two.returncode == 0, two.stderr
+    assert "training in 2 data-parallel processes" in two.stdout
+    one = run_stage(project, "one", nproc=1, batch_size=8)
+    assert one.returncode == 0, one.stderr
+    small = run_stage(project, "small", nproc=1, batch_size=4)
+    assert small.returncode == 0, small.stderr
+
+    a, b, c = (weights(project / name / "gru.pt") for name in ("two", "one", "small"))
+    for name in b:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    # the comparison can tell batch sizes apart: batch 4 in one process ends elsewhere
+    assert any(not torch.allclose(c[name], b[name], atol=1e-3) for name in b)
+    # the loss curve is the whole epoch's, summed over both processes
+    curves = [np.loadtxt(project / name / "gru.csv", delimiter=",", skiprows=1) for name in ("two", "one")]
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
+    record = read_checkpoint(project / "one" / "gru.pt")["training"]
+    assert read_checkpoint(project / "two" / "gru.pt")["training"]["train_tokens"] == record["train_tokens"]
+
+
+# Loaded by every Python process of the run (PYTHONPATH): rank 1 fails at its second step, as FAULT says.
+FAULT_IN_RANK_1 = textwrap.dedent("""
+    import os, signal
+    if os.environ.get("RANK") == "1":
+        from rnnlm import distributed
+        from rnnlm.errors import UserError
+        step = distributed.Shard.token_losses
+        calls = []
+        def failing_step(self, *args):
+            calls.append(1)
+            if len(calls) == 2 and os.environ["FAULT"] == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if len(calls) == 2:
+                raise UserError("no space left on device (a stand-in for any error a user can fix)")
+            return step(self, *args)
+        distributed.Shard.token_losses = failing_step
+""")
+
+
+def run_with_fault(project, fault):
+    hooks = project / "hooks"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "sitecustomize.py").write_text(FAULT_IN_RANK_1)
+    return run_stage(project, "out", env={"PYTHONPATH": str(hooks), "FAULT": fault}, nproc=2, batch_size=4)
+
+
+def test_a_killed_process_fails_the_stage_in_one_line_leaving_no_output(project):
+    result = run_with_fault(project, "kill")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: training process 1 of 2 failed: killed by SIGKILL; "
+                                     "the other processes were stopped"), result.stderr
+    out = project / "out"
+    # killed in the first epoch: no checkpoint, no curve, and no temporary file half-written
+    leftovers = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.exists() else []
+    assert leftovers in ([], ["gru.seeds"]), leftovers
+
+
+def test_a_user_error_in_a_process_is_reported_with_its_own_message(project):
+    result = run_with_fault(project, "error")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: training process 1 of 2 failed: no space left on device (a stand-in "
+                                     "for any error a user can fix); the other processes were stopped")
+
+
+def test_each_process_takes_a_disjoint_part_of_every_global_batch():
+    batches = [np.arange(0, 8), np.arange(8, 16), np.arange(16, 19), np.arange(19, 20)]
+    shards = [Shard(rank, 3) for rank in range(3)]
+    parts = [shard.local_batches(batches) for shard in shards]
+    for step, batch in enumerate(batches[:3]):
+        assert sorted(np.concatenate([p[step] for p in parts])) == list(batch)
+    # one item for three processes: two of them stand in, with that item, at weight 0
+    assert [p[3].tolist() for p in parts] == [[19], [19], [19]]
+    assert [s._standins for s in shards] == [[False] * 4, [False] * 3 + [True], [False] * 3 + [True]]
