@@ -66,13 +66,15 @@ def train_and_evaluate(project, nudge=False):
     vocab = Vocabulary.build(items["train"], "char")
     vocab.save(project / "vocab.json")
     save_encoded(project / "encoded.npz", {split: encode_split(vocab, names) for split, names in items.items()})
+    (project / "test.txt").write_text("\n".join(items["test"]) + "\n")  # for the OOV character share
     (project / "params.yaml").write_text(PARAMS)
     (project / "nudge.py").write_text(NUDGE)
     prefix = [sys.executable, "nudge.py"] if nudge else [sys.executable]
     common = ["--corpus", "toy", "--model", "gru", "--vocab", "vocab.json", "--encoded", "encoded.npz"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for script, args in (("train.py", ["--checkpoint", "gru.pt", "--seeds-dir", "seeds", "--curve", "gru.csv"]),
-                         ("evaluate.py", ["--seeds-dir", "seeds", "--test-split", "test.txt", "--metrics", "metrics/toy/gru.json"])):
+                         ("evaluate.py", ["--seeds-dir", "seeds", "--test-split", "test.txt",
+                                             "--metrics", "metrics/toy/gru.json"])):
         done = subprocess.run([*prefix, str(ROOT / "stages" / script), *common, *args], cwd=project, env=env,
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
@@ -121,7 +123,7 @@ def test_a_missing_model_fails_the_gate(two_runs):
     (project / "metrics" / "toy" / "gru.json").unlink()
     done = subprocess.run([sys.executable, str(ROOT / "stages" / "evaluate.py"), "--corpus", "toy", "--model", "gru",
                            "--vocab", "vocab.json", "--encoded", "encoded.npz", "--seeds-dir", "seeds",
-                           "--metrics", "metrics/toy/gru.json"], cwd=project, capture_output=True, text=True)
+                           "--test-split", "test.txt", "--metrics", "metrics/toy/gru.json"], cwd=project, capture_output=True, text=True)
     assert done.returncode == 2 and "seed1.pt" in done.stderr
     gate = subprocess.run(["rnnlm", "check-metrics"], cwd=project, capture_output=True, text=True)
     assert gate.returncode == 1
