@@ -1,6 +1,7 @@
 """The training loop: seeded, resumable at epoch boundaries, with a progress bar and loss curves."""
 
 import ctypes
+import math
 import multiprocessing
 import os
 import signal
@@ -13,7 +14,8 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import read_checkpoint, save_checkpoint
-from .data import batch_indices, make_batch
+from .data import batch_indices, epoch_batches
+from .devices import autocast, check_precision, resolve_device, to_device
 from .errors import UserError
 from .evaluation import evaluate_split
 from .models import ModelConfig, build_model, token_losses
@@ -48,6 +50,8 @@ def model_config_for(kind, cfg, vocab):
         layers=cfg.layers,
         dropout=cfg.dropout,
         tie_weights=cfg.tie_weights,
+        output=cfg.output,
+        adaptive_cutoffs=list(cfg.adaptive_cutoffs) if cfg.output == "adaptive" else None,
     )
 
 
@@ -73,8 +77,10 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     the same weights as an uninterrupted one on CPU.
     """
     seed_everything(seed)
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
     model_config = model_config_for(kind, cfg, vocab)
-    model = build_model(model_config)
+    model = build_model(model_config).to(device)  # on the CPU, .to() changes nothing
     optimizer = make_optimizer(cfg, model.parameters())
     train, dev = splits["train"], splits["dev"]
     # Identifies "the same run": every setting that shapes the weights, and the data sizes.
@@ -159,30 +165,45 @@ def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train",
     one line per epoch that ``train_model`` prints says the same without the noise.
     """
     model.train()
-    batches = batch_indices(split.lengths, cfg.batch_size, epoch_rng(seed, epoch), cfg.bucket)
+    device = next(model.parameters()).device
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    # Every batch of the epoch padded up front, in one go: the loop below is only model work.
+    batches = epoch_batches(split, batch_indices(split.lengths, cfg.batch_size, epoch_rng(seed, epoch), cfg.bucket),
+                            pad_id, cfg.max_len)
     total_nll, total_tokens = 0.0, 0
     start = time.perf_counter()
     bar = tqdm(batches, desc=desc, unit="batch", disable=None if progress else True, leave=False,
                mininterval=1.0, position=bar_position)
-    for step, indices in enumerate(bar, start=1):
-        x, y = make_batch(split, indices, pad_id, cfg.max_len)
-        nll, _, _ = token_losses(model, x, y, pad_id)
-        loss = nll.mean()  # mean over real tokens: padding was never scored
-        if not torch.isfinite(loss):
+    for step, (x, y, tokens) in enumerate(bar, start=1):
+        x, y = to_device((x, y), device)
+        loss = train_step(model, optimizer, parameters, x, y, pad_id, cfg.grad_clip, cfg.precision)
+        value = loss.item()  # the one host sync of a step
+        if not math.isfinite(value):
             raise TrainingDiverged(
-                f"training diverged: loss is {loss.item()} at epoch {epoch}, batch {step}; "
+                f"training diverged: loss is {value} at epoch {epoch}, batch {step}; "
                 f"try a lower learning rate (train lr={cfg.lr}) or gradient clipping (train grad_clip)"
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip is not None:
-            # Plain tanh RNNs can have exploding gradients; capping the norm keeps one bad
-            # batch from throwing the weights far off.
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        total_nll += loss.item() * nll.numel()
-        total_tokens += nll.numel()
+        total_nll += value * tokens
+        total_tokens += tokens
         if step % 50 == 0:
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{total_nll / total_tokens:.4f}", tok_s=f"{total_tokens / elapsed:,.0f}")
     return total_nll / total_tokens, time.perf_counter() - start, total_tokens
+
+
+def train_step(model, optimizer, parameters, x, y, pad_id, grad_clip=None, precision="fp32"):
+    """One optimisation step on one batch; returns the batch's mean loss (a 0-d tensor, not synced).
+
+    ``parameters`` is the list the optimizer updates, made once per epoch rather than per step.
+    """
+    with autocast(x.device, precision):
+        nll, _, _ = token_losses(model, x, y, pad_id, with_logits=False)
+    loss = nll.float().mean()  # mean over real tokens: padding was never scored
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        # Plain tanh RNNs can have exploding gradients; capping the norm keeps one bad batch
+        # from throwing the weights far off. foreach: one fused pass over all gradients.
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip, foreach=True)
+    optimizer.step()
+    return loss.detach()
