@@ -37,8 +37,12 @@ def corpus(path, ingest_cfg, split_cfg, level, max_size, min_freq):
 
 def one_epoch(label, kind, cfg, vocab, splits, folder):
     start = time.perf_counter()
-    _, record = train_model(kind, cfg, vocab, splits, 0, Path(folder) / f"{label}.pt", log=lambda _: None,
-                            progress=False)
+    try:
+        _, record = train_model(kind, cfg, vocab, splits, 0, Path(folder) / f"{label}.pt", log=lambda _: None,
+                                progress=False)
+    except Exception as err:  # noqa: BLE001 - report every setting, even when one fails
+        print(label, "FAILED:", repr(err)[:300], flush=True)
+        return {"error": repr(err)[:300]}
     last = record["history"][-1]
     result = {"tokens_per_s": round(record["tokens_per_s"]), "train_loss": round(last["train_loss"], 4),
               "dev_loss": round(last["dev_loss"], 4), "wall_s": round(time.perf_counter() - start, 1)}
