@@ -119,3 +119,15 @@ def test_cpu_path_is_unchanged(toy_vocab, toy_splits, tmp_path):
     b, rec_b = train_model("gru", dataclasses.replace(cfg, device="auto"), toy_vocab, toy_splits, 0,
                            tmp_path / "b.pt", progress=False)
     assert rec_a["history"] == rec_b["history"]
+
+
+def test_adaptive_target_log_probs_match_torch_and_survive_a_lone_cluster_row():
+    from rnnlm.models import AdaptiveOutput
+    torch.manual_seed(0)
+    out = AdaptiveOutput(16, 50, [6, 20])
+    states, targets = torch.randn(64, 16), torch.randint(0, 50, (64,))
+    torch.testing.assert_close(out.target_log_probs(states, targets), out.adaptive(states, targets).output)
+    # one target alone in the first tail cluster: the case torch's own forward gets wrong on CUDA
+    lone = torch.tensor([1, 2, 7, 3])
+    torch.testing.assert_close(out.target_log_probs(states[:4], lone),
+                               out(states[:4]).gather(1, lone[:, None]).squeeze(1), atol=1e-6, rtol=0)

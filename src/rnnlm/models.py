@@ -124,8 +124,29 @@ class AdaptiveOutput(nn.Module):
         return self.adaptive.log_prob(flat).reshape(*states.shape[:-1], -1)
 
     def target_log_probs(self, states, targets):  # (N, H), (N,) -> (N,)
-        """log p(target) alone: the full distribution's value, without the clusters no target needs."""
-        return self.adaptive(states, targets).output
+        """log p(target) alone: the full distribution's value, without the clusters no target needs.
+
+        The same arithmetic as ``nn.AdaptiveLogSoftmaxWithLoss.forward``, written out because
+        that method fails on CUDA when exactly one target falls in a cluster (its ``squeeze()``
+        turns the one row index into a 0-d tensor) and under bf16 autocast (it copies float32
+        into a tensor of the input's dtype). Here every log-softmax runs in float32.
+        """
+        adaptive = self.adaptive
+        head = F.log_softmax(adaptive.head(states).float(), dim=-1)       # (N, shortlist + clusters)
+        cutoffs = [0] + adaptive.cutoffs                                  # cutoffs[-1] == vocab size
+        in_head = targets < adaptive.shortlist_size
+        # the head entry to read: the word itself, or the cluster holding it
+        cluster = torch.bucketize(targets, targets.new_tensor(adaptive.cutoffs[:-1]), right=True)
+        head_entry = torch.where(in_head, targets, adaptive.shortlist_size + cluster - 1)
+        out = head.gather(1, head_entry.unsqueeze(1)).squeeze(1)          # (N,)
+        for i, tail in enumerate(adaptive.tail, start=1):
+            rows = (cluster == i).nonzero().view(-1)                      # never 0-d
+            if rows.numel() == 0:
+                continue
+            inside = F.log_softmax(tail(states.index_select(0, rows)).float(), dim=-1)
+            local = inside.gather(1, (targets.index_select(0, rows) - cutoffs[i]).unsqueeze(1)).squeeze(1)
+            out = out.index_add(0, rows, local)
+        return out
 
 
 _TORCH_RNNS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
