@@ -5,10 +5,12 @@
 Runs the reference script (every sequence padded to 256, logits for every position) and then the
 project's training step (length-bucketed batches, logits only at real tokens, fused GRU and
 AdamW) on the same file, with the reference's model size: embedding 64, 512 GRU units, the same
-vocabulary rule (every word of every row, up to 50,000), batch 16, AdamW lr 1e-3. Each side runs
-in its own process so peak memory (max RSS) is its own. Tokens are real (non-padding) targets.
-The last line printed is one JSON object with tokens_per_s, reference_tokens_per_s, ratio and
-peak memory in MiB.
+vocabulary rule (every word of every row, up to 50,000), batch 16, AdamW lr 1e-3. The project
+runs twice: with the full softmax ("ratio") and with the adaptive softmax output
+(``output: adaptive``, the default cut-offs; "seed_size_adaptive_ratio"). Each side runs in its
+own process so peak memory (max RSS) is its own. Tokens are real (non-padding) targets. The last
+line printed is one JSON object with tokens_per_s, reference_tokens_per_s, the ratios and peak
+memory in MiB.
 """
 
 import argparse
@@ -29,7 +31,7 @@ def peak_rss_mib(who):
     return resource.getrusage(who).ru_maxrss / 1024
 
 
-def measure_project(data, batches, warmup):
+def measure_project(data, batches, warmup, output="full"):
     """The project's training step at the reference's model size; returns a dict of figures."""
     import numpy as np
     import torch
@@ -48,7 +50,7 @@ def measure_project(data, batches, warmup):
     vocab = Vocabulary.build(texts, "word", max_size=50_000 + 4)  # the seed: every word, up to 50,000
     split = encode_split(vocab, texts)
     cfg = TrainConfig(embedding_size=64, hidden_size=512, optimizer="adamw", lr=1e-3, weight_decay=0.01,
-                      batch_size=16, grad_clip=None, bucket=True, max_len=256)
+                      batch_size=16, grad_clip=None, bucket=True, max_len=256, output=output)
     model = build_model(model_config_for("gru", cfg, vocab))
     optimizer = make_optimizer(cfg, model.parameters())
     order = batch_indices(split.lengths, cfg.batch_size, np.random.default_rng(0), bucket=True)
@@ -58,7 +60,7 @@ def measure_project(data, batches, warmup):
         if step == warmup:  # like the reference: skip warm-up batches
             tokens, start = 0, time.perf_counter()
         x, y = make_batch(split, indices, vocab.pad_id, cfg.max_len)
-        nll, _, _ = token_losses(model, x, y, vocab.pad_id)
+        nll, _, _ = token_losses(model, x, y, vocab.pad_id, with_logits=False)
         optimizer.zero_grad(set_to_none=True)
         nll.mean().backward()
         optimizer.step()
@@ -86,35 +88,41 @@ def main():
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="HuffPost JSON lines")
     ap.add_argument("--reference-batches", type=int, default=40, help="timed batches of the reference (~2 s each)")
     ap.add_argument("--batches", type=int, default=300, help="timed batches of the project")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=("full", "adaptive"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     for path, what in ((args.reference, "reference script"), (args.data, "data file")):
         if not path.is_file():
             sys.exit(f"error: {what} {path} not found" + (" (run `dvc pull`)" if what == "data file" else ""))
 
     if args.worker:  # the project's side, in its own process so its peak memory is its own
-        print(json.dumps(measure_project(args.data, args.batches, warmup=2)))
+        print(json.dumps(measure_project(args.data, args.batches, warmup=2, output=args.worker)))
         return
 
     print(f"reference: {args.reference.name}, {args.reference_batches} batches ...", flush=True)
     ref = run_reference(args.reference, args.data, args.reference_batches)
     print(f"  {ref['train_tok_per_s']} tokens/s ({ref['s_per_batch']} s/batch), peak {ref['peak_rss_mib']} MiB",
           flush=True)
-    print(f"project: {args.batches} batches ...", flush=True)
-    proc = subprocess.run([sys.executable, __file__, "--worker", "--data", str(args.data),
-                           "--reference", str(args.reference), "--batches", str(args.batches)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"error: the project's measurement failed:\n{proc.stderr.strip()[-2000:]}")
-    ours = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"  {ours['tokens_per_s']} tokens/s, peak {ours['peak_rss_mib']} MiB", flush=True)
+    ours = {}
+    for output in ("full", "adaptive"):
+        print(f"project, {output} softmax: {args.batches} batches ...", flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--worker", output, "--data", str(args.data),
+                               "--reference", str(args.reference), "--batches", str(args.batches)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"error: the project's measurement failed:\n{proc.stderr.strip()[-2000:]}")
+        ours[output] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"  {ours[output]['tokens_per_s']} tokens/s, peak {ours[output]['peak_rss_mib']} MiB", flush=True)
+    full, adaptive = ours["full"], ours["adaptive"]
     print(json.dumps({
         "model": "gru, embedding 64, hidden 512, batch 16, AdamW 1e-3",
-        "vocab": ours["vocab"], "reference_vocab": ref["vocab"],
-        "tokens_per_s": ours["tokens_per_s"], "reference_tokens_per_s": ref["train_tok_per_s"],
-        "ratio": round(ours["tokens_per_s"] / ref["train_tok_per_s"], 2),
-        "peak_rss_mib": ours["peak_rss_mib"], "reference_peak_rss_mib": ref["peak_rss_mib"],
-        "batches": ours["batches"], "reference_batches": ref["batches"],
+        "vocab": full["vocab"], "reference_vocab": ref["vocab"],
+        "tokens_per_s": full["tokens_per_s"], "reference_tokens_per_s": ref["train_tok_per_s"],
+        "ratio": round(full["tokens_per_s"] / ref["train_tok_per_s"], 2),
+        "seed_size_adaptive_tokens_per_s": adaptive["tokens_per_s"],
+        "seed_size_adaptive_ratio": round(adaptive["tokens_per_s"] / ref["train_tok_per_s"], 2),
+        "peak_rss_mib": full["peak_rss_mib"], "seed_size_adaptive_peak_rss_mib": adaptive["peak_rss_mib"],
+        "reference_peak_rss_mib": ref["peak_rss_mib"],
+        "batches": full["batches"], "reference_batches": ref["batches"],
     }))
 
 

@@ -7,6 +7,7 @@ from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.config import EvaluateConfig, TrainConfig
 from rnnlm.data import load_encoded
+from rnnlm.devices import resolve_device
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
@@ -15,8 +16,9 @@ from rnnlm.summary import seed_spread
 from rnnlm.vocab import Vocabulary
 
 
-def evaluate_checkpoint(path, vocab, splits, batch_size):
+def evaluate_checkpoint(path, vocab, splits, batch_size, device):
     model, ckpt_vocab, payload = load_checkpoint(path)
+    model.to(device)
     if ckpt_vocab != vocab:
         raise UserError(f"{path} was trained with another vocabulary than the current one; rerun `dvc repro`")
     result = {split: evaluate_split(model, splits[split], vocab.pad_id, batch_size, unk_id=vocab.unk_id)
@@ -48,7 +50,7 @@ def main():
     per_seed = []
     for seed in seeds:
         model, training, result = evaluate_checkpoint(Path(args.seeds_dir) / f"seed{seed}.pt", vocab, splits,
-                                                      cfg.batch_size)
+                                                      cfg.batch_size, resolve_device(cfg.device))
         per_seed.append(result)
         if len(per_seed) == 1:  # the first seed is the headline model
             test = result["test"] | {"oov_char_share": oov_char_share}

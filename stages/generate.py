@@ -7,6 +7,7 @@ import torch
 from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.config import GenerateConfig
+from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import rounded
 from rnnlm.io import read_lines, write_json, write_text
@@ -29,6 +30,7 @@ def main():
 
     seed_everything(cfg.seed)
     model, vocab, _ = load_checkpoint(args.checkpoint)
+    model.to(resolve_device(cfg.device))
     generator = torch.Generator().manual_seed(cfg.seed)
     sample = dict(temperature=cfg.temperature, top_k=cfg.top_k, max_tokens=cfg.max_tokens, generator=generator)
     free = generate(model, vocab, cfg.num_samples, **sample)

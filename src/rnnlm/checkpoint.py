@@ -17,6 +17,23 @@ from .vocab import Vocabulary
 FORMAT_VERSION = 1
 
 
+def _on_cpu(obj):
+    """``obj`` with every tensor moved to the CPU: a checkpoint from a GPU run loads anywhere.
+
+    CPU tensors are returned as they are, so a CPU run's checkpoint is byte-for-byte unchanged.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.device.type == "cpu" else obj.detach().cpu()
+    if isinstance(obj, dict):
+        moved = type(obj)((k, _on_cpu(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # a state_dict's module versions, read back by load_state_dict
+            moved._metadata = obj._metadata
+        return moved
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
+
+
 def save_checkpoint(path, model, vocab, training, optimizer=None, rng_state=None, resume_state=None):
     """Write ``{"model", "model_config", "vocab", "training", ...}``; optimizer/RNG state to resume.
 
@@ -25,16 +42,16 @@ def save_checkpoint(path, model, vocab, training, optimizer=None, rng_state=None
     """
     payload = {
         "format_version": FORMAT_VERSION,
-        "model": model.state_dict(),
+        "model": _on_cpu(model.state_dict()),
         "model_config": model.config.to_dict(),
         "vocab": vocab.to_dict(),
         "training": training,
     }
     if optimizer is not None:
-        payload["optimizer"] = optimizer.state_dict()
+        payload["optimizer"] = _on_cpu(optimizer.state_dict())
     if rng_state is not None:
         payload["rng_state"] = rng_state
-    payload.update(resume_state or {})
+    payload.update(_on_cpu(resume_state or {}))
     with atomic_write(path, "wb") as f:
         torch.save(payload, f)
 

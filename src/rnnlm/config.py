@@ -15,6 +15,9 @@ from typing import Optional
 from .errors import UserError
 
 MODEL_KINDS = ("rnn_scratch", "rnn", "gru", "lstm")
+OUTPUTS = ("full", "adaptive")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # resolved to a torch device by rnnlm.devices
+PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "plateau", "cosine", "onecycle")  # see schedules.py
 DROPOUT_MODES = ("standard", "locked")  # see models.LockedDropout
@@ -189,6 +192,10 @@ class TrainConfig(Section):
     plateau_patience: int = 0       # plateau: epochs without a better dev loss before cutting lr
     early_stopping_patience: Optional[int] = None  # stop after this many epochs without a better dev loss
     nproc: int = 1                  # data-parallel processes per model (rnnlm.distributed); > 1 trains seeds in turn
+    output: str = "full"            # full | adaptive: adaptive softmax for large word vocabularies
+    adaptive_cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])  # head, then tail clusters
+    device: str = "cpu"             # auto | cpu | cuda | mps; auto takes an accelerator when present
+    precision: str = "fp32"         # fp32 | bf16 (bf16 autocast, CUDA only)
 
     def problems(self):
         yield from _positive(self, "embedding_size", "hidden_size", "layers", "lr", "batch_size", "epochs", "max_len", "workers",
@@ -218,14 +225,32 @@ class TrainConfig(Section):
             yield "seeds", f"must not repeat a seed, got {self.seeds}"
         if self.tie_weights and self.embedding_size != self.hidden_size:
             yield "tie_weights", "needs embedding_size == hidden_size"
+        yield from _choice(self, "output", OUTPUTS)
+        if self.output == "adaptive":
+            if self.tie_weights:
+                yield "tie_weights", "needs output: full (the adaptive output has no single weight matrix)"
+            cuts = self.adaptive_cutoffs
+            if not cuts or cuts[0] < 1 or any(b <= a for a, b in zip(cuts, cuts[1:])):
+                yield "adaptive_cutoffs", f"must be increasing positive token counts, got {cuts}"
+        yield from _device_problems(self)
+
+
+def _device_problems(obj):
+    yield from _choice(obj, "device", DEVICES)
+    if hasattr(obj, "precision"):
+        yield from _choice(obj, "precision", PRECISIONS)
+        if obj.precision == "bf16" and obj.device in ("cpu", "mps"):
+            yield "precision", f"bf16 autocast needs a CUDA device (device is {obj.device}); use fp32"
 
 
 @dataclass
 class EvaluateConfig(Section):
     batch_size: int = 256
+    device: str = "cpu"             # auto | cpu | cuda | mps, as train's device
 
     def problems(self):
         yield from _positive(self, "batch_size")
+        yield from _device_problems(self)
 
 
 @dataclass
@@ -237,8 +262,10 @@ class GenerateConfig(Section):
     top_k: Optional[int] = 5        # None samples from the whole vocabulary
     max_tokens: int = 30
     seed: int = 0
+    device: str = "cpu"             # auto | cpu | cuda | mps; draws stay on the CPU generator either way
 
     def problems(self):
+        yield from _device_problems(self)
         yield from _positive(self, "num_samples", "temperature", "max_tokens")
         if self.samples_per_prompt < 0:
             yield "samples_per_prompt", f"must be >= 0, got {self.samples_per_prompt}"

@@ -122,3 +122,18 @@ def make_batch(split, indices, pad_id, max_len=None):
         x[row, : len(s) - 1] = s[:-1]
         y[row, : len(s) - 1] = s[1:]
     return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def epoch_batches(split, batches, pad_id, max_len=None):
+    """``make_batch`` for every batch of an epoch, done before training starts.
+
+    Returns ``[(x, y, tokens), ...]`` where ``tokens`` (an int) counts the batch's real targets,
+    known from the lengths alone, so the training loop never has to ask a tensor for it.
+    """
+    lengths = split.lengths
+    out = []
+    for indices in batches:
+        x, y = make_batch(split, indices, pad_id, max_len)
+        real = lengths[indices] if max_len is None else np.minimum(lengths[indices], max_len + 1)
+        out.append((x, y, int(real.sum() - len(indices))))
+    return out

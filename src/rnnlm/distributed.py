@@ -81,8 +81,11 @@ class Shard:
         self._step, self._standin_tokens = 0, 0
         return [batch[:1] if len(part) == 0 else part for part, batch in zip(parts, global_batches)]
 
-    def token_losses(self, model, x, y, pad_id):
-        """``models.token_losses`` for this process's batch, through DDP so that backward syncs gradients."""
+    def token_losses(self, model, x, y, pad_id, with_logits=False):
+        """``models.token_losses`` for this process's batch, through DDP so that backward syncs gradients.
+
+        Training only: the targets' losses, never the logits (``with_logits`` must stay False).
+        """
         if self._ddp is None or self._ddp.module.model is not model:
             # A new model (the next seed): DDP broadcasts rank 0's weights and sets up its buckets.
             self._ddp = DistributedDataParallel(_Scored(model, pad_id))
@@ -115,7 +118,7 @@ class _Scored(torch.nn.Module):
         self.pad_id = pad_id
 
     def forward(self, x, y):
-        nll, _, _ = token_losses(self.model, x, y, self.pad_id)
+        nll, _, _ = token_losses(self.model, x, y, self.pad_id, with_logits=False)
         return nll
 
 

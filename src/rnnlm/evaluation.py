@@ -5,6 +5,7 @@ import math
 import torch
 
 from .data import batch_indices, make_batch
+from .devices import to_device
 from .models import token_losses
 
 
@@ -18,10 +19,11 @@ def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None):
     """
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device  # batches go where the model is
     total_nll, correct, tokens, unknown = 0.0, 0, 0, 0
     # Sorting by length (no shuffling) keeps padding low; the sums do not depend on batching.
     for indices in batch_indices(split.lengths, batch_size, rng=None, bucket=True):
-        x, y = make_batch(split, indices, pad_id)
+        x, y = to_device(make_batch(split, indices, pad_id), device)
         nll, logits, targets = token_losses(model, x, y, pad_id)
         total_nll += nll.double().sum().item()
         correct += (logits.argmax(dim=-1) == targets).sum().item()

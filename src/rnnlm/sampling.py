@@ -25,10 +25,13 @@ def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens
     <unk> (which stands for no particular token) are never sampled, and a sequence stops at </s>.
     """
     model.eval()
+    device = next(model.parameters()).device
     ids = vocab.encode(prompt)[:-1] if prompt else [vocab.bos_id]  # drop the prompt's </s>
-    x = torch.tensor([ids] * n)                                     # (n, P)
+    x = torch.tensor([ids] * n, device=device)                      # (n, P)
     logits, hidden = model(x)
-    last = logits[:, -1]                                            # (n, V)
+    # Draws happen on the CPU (with the caller's CPU generator), so a seed gives the same
+    # samples from the same scores whatever device computed them.
+    last = logits[:, -1].float().cpu()                              # (n, V)
     out = [[] for _ in range(n)]
     done = torch.zeros(n, dtype=torch.bool)
     never = torch.tensor([vocab.bos_id, vocab.pad_id, vocab.unk_id])
@@ -46,8 +49,8 @@ def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens
         done |= nxt == vocab.eos_id
         if done.all():
             break
-        logits, hidden = model(nxt.unsqueeze(1), hidden)
-        last = logits[:, -1]
+        logits, hidden = model(nxt.unsqueeze(1).to(device), hidden)
+        last = logits[:, -1].float().cpu()
     if vocab.level == "bpe":  # subword pieces carry their own spaces: decode prompt and continuation together
         return [vocab.decode(ids + row) for row in out]
     prefix = vocab.decode(ids)

@@ -4,6 +4,7 @@ A run keeps the weights of its epoch with the lowest dev loss ("best model, not 
 finished checkpoint holds those, and ``early_stopping_patience`` ends a run that stopped improving.
 """
 
+import math
 import multiprocessing
 import os
 import time
@@ -15,7 +16,8 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import read_checkpoint, save_checkpoint
-from .data import batch_indices, make_batch
+from .data import batch_indices, epoch_batches
+from .devices import autocast, check_precision, resolve_device, to_device
 from .errors import UserError
 from .evaluation import evaluate_split
 from .lifecycle import exit_with_parent
@@ -53,6 +55,8 @@ def model_config_for(kind, cfg, vocab):
         dropout=cfg.dropout,
         tie_weights=cfg.tie_weights,
         dropout_mode=cfg.dropout_mode,
+        output=cfg.output,
+        adaptive_cutoffs=list(cfg.adaptive_cutoffs) if cfg.output == "adaptive" else None,
     )
 
 
@@ -82,8 +86,10 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     group, and only the main one writes.
     """
     seed_everything(seed)
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
     model_config = model_config_for(kind, cfg, vocab)
-    model = build_model(model_config)
+    model = build_model(model_config).to(device)  # on the CPU, .to() changes nothing
     optimizer = make_optimizer(cfg, model.parameters())
     train, dev = splits["train"], splits["dev"]
     # Data-parallel processes step once per global batch of ``nproc × batch_size`` items.
@@ -183,37 +189,54 @@ def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train",
     one line per epoch that ``train_model`` prints says the same without the noise.
     """
     model.train()
+    device = next(model.parameters()).device
+    parameters = [p for p in model.parameters() if p.requires_grad]
     processes = 1 if shard is None else shard.world_size
-    batches = batch_indices(split.lengths, cfg.batch_size * processes, epoch_rng(seed, epoch), cfg.bucket)
+    order = batch_indices(split.lengths, cfg.batch_size * processes, epoch_rng(seed, epoch), cfg.bucket)
     if shard is not None:  # data-parallel: this process's part of every global batch
-        batches = shard.local_batches(batches)
+        order = shard.local_batches(order)
+    # Every batch of the epoch padded up front, in one go: the loop below is only model work.
+    batches = epoch_batches(split, order, pad_id, cfg.max_len)
+    score = token_losses if shard is None else shard.token_losses  # through DDP: backward syncs gradients
     total_nll, total_tokens = 0.0, 0
     start = time.perf_counter()
     bar = tqdm(batches, desc=desc, unit="batch", disable=None if progress else True, leave=False,
                mininterval=1.0, position=bar_position)
-    for step, indices in enumerate(bar, start=1):
-        x, y = make_batch(split, indices, pad_id, cfg.max_len)
-        nll, _, _ = (token_losses if shard is None else shard.token_losses)(model, x, y, pad_id)
-        loss = nll.mean()  # mean over real tokens: padding was never scored
-        if not torch.isfinite(loss):
+    for step, (x, y, tokens) in enumerate(bar, start=1):
+        x, y = to_device((x, y), device)
+        loss = train_step(model, optimizer, parameters, x, y, pad_id, cfg.grad_clip, cfg.precision, score)
+        value = loss.item()  # the one host sync of a step
+        if not math.isfinite(value):
             raise TrainingDiverged(
-                f"training diverged: loss is {loss.item()} at epoch {epoch}, batch {step}; "
+                f"training diverged: loss is {value} at epoch {epoch}, batch {step}; "
                 f"try a lower learning rate (train lr={cfg.lr}) or gradient clipping (train grad_clip)"
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip is not None:
-            # Plain tanh RNNs can have exploding gradients; capping the norm keeps one bad
-            # batch from throwing the weights far off.
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
         if schedule is not None:
             schedule.after_batch()  # cosine and onecycle move the rate every step
-        total_nll += loss.item() * nll.numel()
-        total_tokens += nll.numel()
+        total_nll += value * tokens
+        total_tokens += tokens
         if step % 50 == 0:
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{total_nll / total_tokens:.4f}", tok_s=f"{total_tokens / elapsed:,.0f}")
     if shard is not None:
         total_nll, total_tokens = shard.sum_over_ranks(total_nll, total_tokens)
     return total_nll / total_tokens, time.perf_counter() - start, total_tokens
+
+
+def train_step(model, optimizer, parameters, x, y, pad_id, grad_clip=None, precision="fp32", score=token_losses):
+    """One optimisation step on one batch; returns the batch's mean loss (a 0-d tensor, not synced).
+
+    ``parameters`` is the list the optimizer updates, made once per epoch rather than per step;
+    ``score`` gives the per-token losses (``models.token_losses``, or a data-parallel shard's).
+    """
+    with autocast(x.device, precision):
+        nll, _, _ = score(model, x, y, pad_id, with_logits=False)
+    loss = nll.float().mean()  # mean over real tokens: padding was never scored
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        # Plain tanh RNNs can have exploding gradients; capping the norm keeps one bad batch
+        # from throwing the weights far off. foreach: one fused pass over all gradients.
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip, foreach=True)
+    optimizer.step()
+    return loss.detach()

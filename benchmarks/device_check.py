@@ -1,0 +1,88 @@
+"""One epoch per setting on an accelerator: does the device path train, and how fast?
+
+    PYTHONPATH=src python benchmarks/device_check.py [--device cuda] [--names FILE] [--news FILE]
+
+Trains (1) the names GRU at the seed's settings on the CPU and on the device, fp32 and bf16,
+and (2) the news GRU at the seed's size (embedding 64, 512 units, every word up to 50,000) with
+adaptive softmax (fp32, bf16) and the full softmax (fp32), one epoch each, through the
+project's own ``train_model``. Prints one line per run and last one JSON line with train tokens/s
+and train/dev losses. Nothing here is faked: it fails on a machine without the device.
+"""
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from rnnlm.config import IngestConfig, SplitConfig, TrainConfig
+from rnnlm.data import encode_split
+from rnnlm.ingest import ingest
+from rnnlm.split import split_rows
+from rnnlm.training import train_model
+from rnnlm.vocab import Vocabulary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def corpus(path, ingest_cfg, split_cfg, level, max_size, min_freq):
+    rows = split_rows(ingest(path, ingest_cfg).rows, split_cfg)
+    texts = {name: [row["text"] for row in part] for name, part in rows.items()}
+    vocab = Vocabulary.build(texts["train"], level, max_size, min_freq)
+    return vocab, {name: encode_split(vocab, items) for name, items in texts.items()}
+
+
+def one_epoch(label, kind, cfg, vocab, splits, folder):
+    start = time.perf_counter()
+    try:
+        _, record = train_model(kind, cfg, vocab, splits, 0, Path(folder) / f"{label}.pt", log=lambda _: None,
+                                progress=False)
+    except Exception as err:  # noqa: BLE001 - report every setting, even when one fails
+        print(label, "FAILED:", repr(err)[:300], flush=True)
+        return {"error": repr(err)[:300]}
+    last = record["history"][-1]
+    result = {"tokens_per_s": round(record["tokens_per_s"]), "train_loss": round(last["train_loss"], 4),
+              "dev_loss": round(last["dev_loss"], 4), "wall_s": round(time.perf_counter() - start, 1)}
+    print(label, result, flush=True)
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--names", type=Path, default=ROOT / "data" / "raw" / "names.txt")
+    ap.add_argument("--news", type=Path, default=ROOT / "data" / "raw" / "News_Category_Dataset_v3.first10k.json")
+    ap.add_argument("--skip-names", action="store_true", help="only the news runs")
+    args = ap.parse_args()
+    results = {"torch": torch.__version__,
+               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+    names_vocab, names = corpus(args.names, IngestConfig(path=str(args.names)), SplitConfig(), "char", None, 1)
+    base = TrainConfig(embedding_size=96, hidden_size=96, batch_size=16, epochs=1, max_len=64, workers=1)
+    news_vocab, news = corpus(args.news, IngestConfig(path=str(args.news), format="jsonl", normalize="news",
+                                                      category_field="category"),
+                              SplitConfig(stratify=True), "word", 50_000, 1)
+    seed_size = TrainConfig(embedding_size=64, hidden_size=512, optimizer="adamw", lr=1e-3, weight_decay=0.01,
+                            batch_size=16, epochs=1, bucket=True, max_len=256, workers=1, output="adaptive")
+    with tempfile.TemporaryDirectory() as folder:
+        torch.set_num_threads(2)  # the CPU baseline as on the 2-core development machine
+        if not args.skip_names:
+            results["names_gru_cpu_fp32"] = one_epoch("names_gru_cpu_fp32", "gru", base, names_vocab, names, folder)
+        for precision in (() if args.skip_names else ("fp32", "bf16")):
+            cfg = dataclasses.replace(base, device=args.device, precision=precision)
+            for kind in ("gru", "rnn_scratch"):
+                label = f"names_{kind}_{args.device}_{precision}"
+                results[label] = one_epoch(label, kind, cfg, names_vocab, names, folder)
+        for output, precision in (("adaptive", "fp32"), ("adaptive", "bf16"), ("full", "fp32")):
+            cfg = dataclasses.replace(seed_size, device=args.device, precision=precision, output=output)
+            label = f"news_seed_size_{output}_{args.device}_{precision}"
+            results[label] = one_epoch(label, "gru", cfg, news_vocab, news, folder)
+    results["news_vocab"] = len(news_vocab)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
