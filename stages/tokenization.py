@@ -25,9 +25,12 @@ def main():
     params = load_params()
     cfg = section(params, TokenizationConfig, "tokenization", args.corpus)
     base_vocab = section(params, VocabConfig, "vocab", args.corpus)
-    # The corpus's own training settings, but one seed, in this process, for the comparison's epochs.
-    train_cfg = dataclasses.replace(section(params, TrainConfig, "train", args.corpus), epochs=cfg.epochs,
-                                    seeds=[cfg.seed], workers=1, resume=False)
+    # The corpus's settings for this kind, with the comparison's own changes, one seed, in this process.
+    # Every level gets a full softmax: adaptive cut-offs belong to one vocabulary, not to all three.
+    base = section(params, TrainConfig, "train", args.corpus).for_kind(cfg.kind, f"train.{args.corpus}")
+    changes = {"output": "full", **cfg.train, "epochs": cfg.epochs, "seeds": [cfg.seed], "workers": 1, "nproc": 1,
+               "resume": False}
+    train_cfg = base.updated(changes, f"tokenization.{args.corpus}.train")
     eval_batch_size = section(params, EvaluateConfig, "evaluate").batch_size
 
     # Word and char levels keep the corpus's vocabulary limits; bpe gets the comparison's size.

@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--curve", required=True, help="output: the first seed's loss per epoch (CSV)")
     args = ap.parse_args()
     kind = check_model_kind(args.model)
-    cfg = section(load_params(), TrainConfig, "train", args.corpus)
+    cfg = section(load_params(), TrainConfig, "train", args.corpus).for_kind(kind, f"train.{args.corpus}")
     if cfg.nproc > 1 and not launched():
         return relaunch(cfg.nproc, sys.argv)  # this script again, in nproc processes under torchrun
     with process_group() as shard:  # None in a single process

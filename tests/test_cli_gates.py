@@ -101,7 +101,7 @@ def test_stage_with_missing_raw_file_names_the_fetch_command(tmp_path):
 
 
 def test_stage_rejects_bad_params_before_work(tmp_path):
-    params = (ROOT / "params.yaml").read_text().replace("hidden_size: 96", "hidden_size: 0", 1)
+    params = (ROOT / "params.yaml").read_text().replace("hidden_size: 256", "hidden_size: 0", 1)
     (tmp_path / "params.yaml").write_text(params)
     result = run([sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names", "--model", "gru",
                   "--vocab", "missing.json", "--encoded", "missing.npz", "--checkpoint", "m.pt",

@@ -25,6 +25,10 @@ from rnnlm.errors import UserError
     (TrainConfig, {"early_stopping_patience": 2.5}, r"early_stopping_patience must be int or null, got 2.5"),
     (TrainConfig, {"dropout_mode": "variational"}, r"dropout_mode must be one of standard, locked"),
     (TrainConfig, {"nproc": 0}, r"train\.names\.nproc must be > 0"),
+    (TrainConfig, {"overrides": {"transformer": {}}}, r"train\.names\.overrides names an unknown model kind"),
+    (TrainConfig, {"overrides": {"lstm": {"seeds": [0]}}}, r"overrides of lstm cannot set seeds"),
+    (TrainConfig, {"overrides": {"lstm": {"hidden_size": 0}}}, r"train\.names\.overrides\.lstm\.hidden_size must be > 0"),
+    (TrainConfig, {"overrides": {"lstm": {"hiden_size": 9}}}, r"unknown key train\.names\.overrides\.lstm\.hiden_size"),
     (SplitConfig, {"train": 0.7}, r"must sum to 1"),
     (SplitConfig, {"dev": 0}, r"dev must be between 0 and 1"),
     (VocabConfig, {"level": "byte"}, r"level must be one of"),
@@ -64,3 +68,12 @@ def test_params_yaml_of_the_project_is_valid():
         section(params, VocabConfig, "vocab", corpus)
         section(params, TrainConfig, "train", corpus)
         section(params, GenerateConfig, "generate", corpus)
+
+
+def test_overrides_change_one_kind_only():
+    cfg = TrainConfig.from_params({"hidden_size": 96, "overrides": {"lstm": {"hidden_size": 256, "dropout": 0.1}}},
+                                  "train.names")
+    lstm, gru = cfg.for_kind("lstm"), cfg.for_kind("gru")
+    assert (lstm.hidden_size, lstm.dropout, lstm.overrides) == (256, 0.1, {})
+    assert (gru.hidden_size, gru.dropout, gru.overrides) == (96, 0.0, {})
+    assert lstm.seeds == gru.seeds == cfg.seeds  # shared by every kind

@@ -82,13 +82,13 @@ FAULT_IN_RANK_1 = textwrap.dedent("""
         from rnnlm.errors import UserError
         step = distributed.Shard.token_losses
         calls = []
-        def failing_step(self, *args):
+        def failing_step(self, *args, **kwargs):
             calls.append(1)
             if len(calls) == 2 and os.environ["FAULT"] == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             if len(calls) == 2:
                 raise UserError("no space left on device (a stand-in for any error a user can fix)")
-            return step(self, *args)
+            return step(self, *args, **kwargs)
         distributed.Shard.token_losses = failing_step
 """)
 

@@ -154,6 +154,7 @@ class TokenizationConfig(Section):
     epochs: int = 1                 # overrides train.<corpus>.epochs (the rest of train.<corpus> is kept)
     seed: int = 0
     bpe_vocab_size: int = 4000      # the bpe level's vocab_size (word/char use vocab.<corpus>'s limits)
+    train: dict = field(default_factory=dict)  # other train.<corpus> keys that differ for this comparison
 
     def problems(self):
         for level in self.levels:
@@ -196,8 +197,37 @@ class TrainConfig(Section):
     adaptive_cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])  # head, then tail clusters
     device: str = "cpu"             # auto | cpu | cuda | mps; auto takes an accelerator when present
     precision: str = "fp32"         # fp32 | bf16 (bf16 autocast, CUDA only)
+    # {kind: {key: value}}: settings of one model kind that differ from the section's (for_kind)
+    overrides: dict = field(default_factory=dict)
+
+    # Shared by every kind of a corpus: the later stages read the seeds from the section itself.
+    SHARED_KEYS = ("seeds", "workers", "nproc", "resume", "overrides")
+
+    @classmethod
+    def from_params(cls, data, where):
+        cfg = super().from_params(data, where)
+        for kind in cfg.overrides:
+            cfg.for_kind(kind, where)  # every override is checked before any work, like the section
+        return cfg
+
+    def for_kind(self, kind, where="train"):
+        """The settings ``kind`` trains with: the section's, with ``overrides[kind]`` applied."""
+        return self.updated(self.overrides.get(kind) or {}, f"{where}.overrides.{kind}")
+
+    def updated(self, changes, where):
+        """These settings (without overrides) with ``changes`` applied, validated as the section ``where``."""
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "overrides"}
+        return type(self).from_params(settings | changes, where)
 
     def problems(self):
+        for kind, changes in self.overrides.items():
+            if kind not in MODEL_KINDS:
+                yield "overrides", f"names an unknown model kind {kind!r} (known: {', '.join(MODEL_KINDS)})"
+            elif not isinstance(changes, dict):
+                yield "overrides", f"of {kind} must be a mapping of keys to values, got {changes!r}"
+            elif set(changes) & set(self.SHARED_KEYS):
+                shared = sorted(set(changes) & set(self.SHARED_KEYS))[0]
+                yield "overrides", f"of {kind} cannot set {shared}: it is shared by every kind of the corpus"
         yield from _positive(self, "embedding_size", "hidden_size", "layers", "lr", "batch_size", "epochs", "max_len", "workers",
                              "nproc")
         if not 0 <= self.dropout < 1:
