@@ -13,7 +13,7 @@ from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split
 from rnnlm.models import ModelConfig, build_model, token_losses
 from rnnlm.sampling import generate
-from rnnlm.training import train_model
+from rnnlm.training import output_for, train_model
 from rnnlm.vocab import Vocabulary
 
 WORDS = [f"w{i}" for i in range(40)]
@@ -131,3 +131,12 @@ def test_adaptive_target_log_probs_match_torch_and_survive_a_lone_cluster_row():
     lone = torch.tensor([1, 2, 7, 3])
     torch.testing.assert_close(out.target_log_probs(states[:4], lone),
                                out(states[:4]).gather(1, lone[:, None]).squeeze(1), atol=1e-6, rtol=0)
+
+
+def test_cutoffs_past_a_smaller_vocabulary_are_dropped():
+    """The news params meet a 48-symbol char or a 4,000-piece bpe vocabulary: no error, a fitting output."""
+    cfg = TrainConfig(output="adaptive", adaptive_cutoffs=[1000, 4000])
+    assert output_for(cfg, 8399) == ("adaptive", [1000, 4000])
+    assert output_for(cfg, 4000) == ("adaptive", [1000])       # 4000 would leave no tail cluster
+    assert output_for(cfg, 48) == ("full", None)               # nothing left: a plain softmax
+    assert output_for(TrainConfig(output="full"), 8399) == ("full", None)

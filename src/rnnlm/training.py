@@ -44,7 +44,21 @@ def make_optimizer(cfg, parameters):
     return torch.optim.SGD(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def output_for(cfg, vocab_size):
+    """``(output, adaptive_cutoffs)`` of a model over ``vocab_size`` tokens.
+
+    Cut-offs are token counts chosen for one vocabulary; the same params may meet a smaller one
+    (``-S vocab.news.level=bpe`` or ``char``). Cut-offs that do not leave a tail cluster are
+    dropped, and with none left the adaptive softmax would be a plain one: the full output is used.
+    """
+    if cfg.output != "adaptive":
+        return cfg.output, None
+    cutoffs = [c for c in cfg.adaptive_cutoffs if c < vocab_size - 1]
+    return ("adaptive", cutoffs) if cutoffs else ("full", None)
+
+
 def model_config_for(kind, cfg, vocab):
+    output, cutoffs = output_for(cfg, len(vocab))
     return ModelConfig(
         kind=kind,
         vocab_size=len(vocab),
@@ -55,8 +69,8 @@ def model_config_for(kind, cfg, vocab):
         dropout=cfg.dropout,
         tie_weights=cfg.tie_weights,
         dropout_mode=cfg.dropout_mode,
-        output=cfg.output,
-        adaptive_cutoffs=list(cfg.adaptive_cutoffs) if cfg.output == "adaptive" else None,
+        output=output,
+        adaptive_cutoffs=cutoffs,
     )
 
 
