@@ -8,7 +8,7 @@ from rnnlm.checkpoint import load_checkpoint
 from rnnlm.config import EvaluateConfig, TrainConfig
 from rnnlm.data import load_encoded
 from rnnlm.devices import resolve_device
-from rnnlm.errors import UserError, exit_on_user_error
+from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
@@ -17,10 +17,8 @@ from rnnlm.vocab import Vocabulary
 
 
 def evaluate_checkpoint(path, vocab, splits, batch_size, device):
-    model, ckpt_vocab, payload = load_checkpoint(path)
+    model, _, payload = load_checkpoint(path, expect_vocab=vocab)
     model.to(device)
-    if ckpt_vocab != vocab:
-        raise UserError(f"{path} was trained with another vocabulary than the current one; rerun `dvc repro`")
     result = {split: evaluate_split(model, splits[split], vocab.pad_id, batch_size, unk_id=vocab.unk_id)
               for split in ("dev", "test")}
     return model, payload["training"], result

@@ -8,7 +8,7 @@ from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.config import MixtureConfig, NgramConfig, TrainConfig, mixture_name
 from rnnlm.data import load_encoded
-from rnnlm.errors import UserError, exit_on_user_error
+from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded
 from rnnlm.io import write_json
 from rnnlm.lifecycle import exit_with_parent
@@ -45,9 +45,7 @@ def main():
     models, lambdas, trainings = [], [], []
     for seed in seeds:
         path = Path(args.seeds_dir) / f"seed{seed}.pt"
-        model, ckpt_vocab, payload = load_checkpoint(path)
-        if ckpt_vocab != vocab:
-            raise UserError(f"{path} was trained with another vocabulary than the current one; rerun `dvc repro`")
+        model, _, payload = load_checkpoint(path, expect_vocab=vocab)
         # λ from the dev split only: test never influences the mixture.
         lambdas.append(fit_lambda(rnn_target_probabilities(model, splits["dev"], vocab.pad_id), p_ngram_dev))
         models.append(model)

@@ -8,6 +8,7 @@ from rnnlm.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from rnnlm.errors import UserError
 from rnnlm.models import ModelConfig, build_model
 from rnnlm.training import TrainingDiverged, train_model
+from rnnlm.vocab import Vocabulary
 
 
 def weights(model):
@@ -56,6 +57,15 @@ def test_vocabulary_that_does_not_match_the_weights_is_an_error(tmp_path, toy_vo
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(UserError, match="vocabulary has"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_a_checkpoint_of_another_vocabulary_is_refused_where_one_is_expected(tmp_path, toy_vocab):
+    model = build_model(ModelConfig("gru", len(toy_vocab), toy_vocab.pad_id, 8, 8))
+    save_checkpoint(tmp_path / "m.pt", model, toy_vocab, {})
+    assert load_checkpoint(tmp_path / "m.pt", expect_vocab=toy_vocab)[1] == toy_vocab
+    other = Vocabulary(toy_vocab.tokens[:4] + toy_vocab.tokens[:3:-1], toy_vocab.level)  # same size, other ids
+    with pytest.raises(UserError, match="another vocabulary than the current one; rerun `dvc repro`"):
+        load_checkpoint(tmp_path / "m.pt", expect_vocab=other)
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")

@@ -76,10 +76,16 @@ def read_checkpoint(path):
     return payload
 
 
-def load_checkpoint(path):
-    """Return ``(model, vocab, payload)`` in eval mode, checking vocabulary and weights agree."""
+def load_checkpoint(path, expect_vocab=None):
+    """Return ``(model, vocab, payload)`` in eval mode, checking vocabulary and weights agree.
+
+    With ``expect_vocab`` (the pipeline's current vocabulary), a checkpoint trained on another one
+    is refused: its token ids would mean other tokens.
+    """
     payload = read_checkpoint(path)
     vocab = Vocabulary.from_dict(payload["vocab"], source=f"{path} (vocabulary)")
+    if expect_vocab is not None and vocab != expect_vocab:
+        raise UserError(f"{path} was trained with another vocabulary than the current one; rerun `dvc repro`")
     try:
         config = ModelConfig(**payload["model_config"])
     except TypeError as err:

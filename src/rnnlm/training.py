@@ -115,6 +115,7 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     record = {"run_id": run_id, "seed": seed, "epochs_done": 0, "history": [],
               "train_seconds": 0.0, "train_tokens": 0, "complete": False, "best_epoch": None, "best_dev_loss": None}
     best_weights = None
+    writes = shard is None or shard.is_main  # data-parallel: the main process alone writes
 
     resumed = _resumable_state(checkpoint_path, run_id) if cfg.resume else None
     if resumed is not None:
@@ -146,7 +147,6 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         record["complete"] = epoch == cfg.epochs or stop
         log(f"{kind} seed {seed} epoch {epoch}: train loss {train_loss:.4f}, dev loss {dev_loss:.4f}, "
             f"{tokens / seconds:,.0f} tokens/s")
-        writes = shard is None or shard.is_main
         if writes and not record["complete"]:
             save_checkpoint(checkpoint_path, model, vocab, record, optimizer=optimizer, rng_state=torch.get_rng_state(),
                             resume_state={"scheduler": schedule.state_dict(), "best_model": best_weights})
@@ -155,7 +155,7 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
             break
     # Later stages use the best epoch's weights, not the last epoch's.
     model.load_state_dict(best_weights)
-    if shard is None or shard.is_main:
+    if writes:
         save_checkpoint(checkpoint_path, model, vocab, record)
     log(f"{kind} seed {seed}: keeping epoch {record['best_epoch']} (dev loss {record['best_dev_loss']:.4f})")
     return model, record
