@@ -31,10 +31,15 @@ TRAIN_SCRIPT = textwrap.dedent("""
 """)
 
 
+def default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_training(tmp_path):
     path = tmp_path / "run.pt"
+    # A shell's background job inherits SIGINT ignored, and Python keeps it so: restore the default.
     proc = subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.time() + 60
     while not path.exists():
         assert proc.poll() is None, proc.communicate()
