@@ -17,6 +17,7 @@ from rnnlm.models import ModelConfig, build_model
 from rnnlm.report import tokenization_table
 from rnnlm.sampling import generate
 from rnnlm.text import normalize_news
+from rnnlm import tokenization
 from rnnlm.tokenization import compare_tokenizations
 from rnnlm.vocab import SPECIALS, Vocabulary
 
@@ -176,3 +177,21 @@ def test_bpe_fit_is_deterministic():
     # the trainer counts pairs in hash maps seeded per build: equal inputs must still give equal merges
     first, second = (Vocabulary.build(NEWS, "bpe", vocab_size=400) for _ in range(2))
     assert first.to_dict() == second.to_dict()
+
+
+def test_the_comparison_reports_the_dev_loss_of_the_epoch_it_tests(monkeypatch):
+    """The tested weights are the best dev epoch's (train_model keeps them), not the last one's."""
+    real_train_model = tokenization.train_model
+
+    def train_then_worsen(*args, **kwargs):
+        model, record = real_train_model(*args, **kwargs)
+        record["history"].append({"epoch": 99, "train_loss": 0.0, "dev_loss": 1e9})  # a later, worse epoch
+        return model, record
+
+    monkeypatch.setattr(tokenization, "train_model", train_then_worsen)
+    items = {"train": NEWS, "dev": DEV, "test": TEST}
+    cfg = TrainConfig(embedding_size=8, hidden_size=8, batch_size=4, epochs=2, lr=0.01, seeds=[0], workers=1)
+    result = compare_tokenizations(items, {"char": VocabConfig(level="char")}, "gru", cfg, seed=0,
+                                   log=lambda *_: None, progress=False)["char"]
+    assert result["best_epoch"] in (1, 2)
+    assert result["dev_loss"] < math.log(result["vocab_size"])

@@ -25,7 +25,8 @@ def compare_tokenizations(items, vocab_configs, kind, train_config, seed, eval_b
                           progress=True):
     """``items``: {split: [text]}; ``vocab_configs``: {level: VocabConfig} -> {level: result}.
 
-    Each result: ``vocab_size``, ``params``, ``dev_loss`` (last epoch), ``seconds`` (fit, encode,
+    Each result: ``vocab_size``, ``params``, ``dev_loss`` and ``best_epoch`` (the epoch whose weights
+    are tested, the lowest dev loss, as everywhere else), ``seconds`` (fit, encode,
     train and test), ``train_seconds``, and ``test`` (evaluation metrics plus ``chars``,
     ``tokens_per_char`` and ``oov_char_share``).
     """
@@ -44,7 +45,7 @@ def compare_tokenizations(items, vocab_configs, kind, train_config, seed, eval_b
             test |= {"chars": chars, "tokens_per_char": test["tokens"] / chars,
                      "oov_char_share": vocab.unknown_chars(items["test"]) / chars}
             results[level] = {"vocab_size": len(vocab), "params": model.num_parameters(),
-                              "dev_loss": record["history"][-1]["dev_loss"],
+                              "dev_loss": record["best_dev_loss"], "best_epoch": record["best_epoch"],
                               "train_seconds": record["train_seconds"],
                               "seconds": time.perf_counter() - start, "test": test}
     return results

@@ -1,0 +1,63 @@
+"""Every module a stage runs is one of its `dvc.yaml` deps: a change to it reruns the stage.
+
+A module missing from deps lets `dvc status` call a stage up to date while its code changed, and
+`dvc.lock` then records outputs that the committed code no longer makes.
+"""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "rnnlm"
+# Modules that cannot change an output's bytes: how long a process lives, and error messages.
+NO_EFFECT_ON_OUTPUTS = {"src/rnnlm/lifecycle.py", "src/rnnlm/errors.py"}
+
+
+def package_imports(path):
+    """The package modules that the file at ``path`` imports (absolute or relative imports)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # inside the package: `from .x import y`, `from . import x`
+                base = "rnnlm" + (f".{base}" if base else "")
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "rnnlm" and len(parts) > 1 and (PACKAGE / f"{parts[1]}.py").is_file():
+                found.add(f"src/rnnlm/{parts[1]}.py")
+    return found
+
+
+def import_closure(script):
+    seen, todo = set(), [ROOT / script]
+    while todo:
+        for module in package_imports(todo.pop()) - seen:
+            seen.add(module)
+            todo.append(ROOT / module)
+    return seen
+
+
+def stages():
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        stage = stage.get("do", stage)
+        yield name, re.search(r"stages/\w+\.py", stage["cmd"]).group(0), set(stage["deps"])
+
+
+@pytest.mark.parametrize("name, script, deps", list(stages()), ids=[name for name, _, _ in stages()])
+def test_a_stage_depends_on_every_module_it_runs(name, script, deps):
+    assert script in deps
+    missing = import_closure(script) - NO_EFFECT_ON_OUTPUTS - deps
+    assert not missing, f"stage {name}: add to its deps in dvc.yaml: {sorted(missing)}"
+
+
+def test_the_import_scan_follows_relative_imports():
+    closure = import_closure("stages/train.py")
+    assert {"src/rnnlm/training.py", "src/rnnlm/models.py", "src/rnnlm/checkpoint.py"} <= closure
