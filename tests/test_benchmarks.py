@@ -1,0 +1,30 @@
+"""The benchmark scripts' output contract, on a tiny file (their figures are measured, not tested)."""
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "bench" / "seed_names_rnn.py"
+
+
+@pytest.mark.skipif(not REFERENCE.is_file(), reason="the seed's loop lies in ../shared/bench beside the clone")
+def test_names_throughput_prints_ratios_and_bounds_as_its_last_json_line(tmp_path):
+    rng = random.Random(0)
+    names = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 8))) for _ in range(400)]
+    data = tmp_path / "names.txt"
+    data.write_text("\n".join(names) + "\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "names_throughput.py"), "--data", str(data),
+                           "--kinds", "rnn_scratch,lstm", "--threads", "1", "--epochs", "2"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("ratios", "kernel_bounds", "tokens_per_s", "seed_tokens_per_s", "peak_rss_mib"):
+        assert set(result[key]) == {"rnn_scratch", "lstm"}, key
+        assert all(value > 0 for value in result[key].values()), key
+    for kind, ratio in result["ratios"].items():
+        assert ratio == pytest.approx(result["tokens_per_s"][kind] / result["seed_tokens_per_s"][kind], abs=0.01)
