@@ -17,8 +17,9 @@ PACKAGE = ROOT / "src" / "rnnlm"
 NO_EFFECT_ON_OUTPUTS = {"src/rnnlm/lifecycle.py", "src/rnnlm/errors.py"}
 
 
-def package_imports(path):
-    """The package modules that the file at ``path`` imports (absolute or relative imports)."""
+def local_imports(path):
+    """The project modules that the file at ``path`` imports: the package's (absolute or relative
+    imports) and the stage scripts' own helpers beside them (``from _params import ...``)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
@@ -33,25 +34,33 @@ def package_imports(path):
             parts = name.split(".")
             if parts[0] == "rnnlm" and len(parts) > 1 and (PACKAGE / f"{parts[1]}.py").is_file():
                 found.add(f"src/rnnlm/{parts[1]}.py")
+            elif (ROOT / "stages" / f"{parts[0]}.py").is_file():
+                found.add(f"stages/{parts[0]}.py")
     return found
 
 
 def import_closure(script):
     seen, todo = set(), [ROOT / script]
     while todo:
-        for module in package_imports(todo.pop()) - seen:
+        for module in local_imports(todo.pop()) - seen:
             seen.add(module)
             todo.append(ROOT / module)
     return seen
 
 
 def stages():
+    """(name, script, deps) of every stage in dvc.yaml."""
+    found = []
     for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
         stage = stage.get("do", stage)
-        yield name, re.search(r"stages/\w+\.py", stage["cmd"]).group(0), set(stage["deps"])
+        found.append((name, re.search(r"stages/\w+\.py", stage["cmd"]).group(0), set(stage["deps"])))
+    return found
 
 
-@pytest.mark.parametrize("name, script, deps", list(stages()), ids=[name for name, _, _ in stages()])
+STAGES = stages()
+
+
+@pytest.mark.parametrize("name, script, deps", STAGES, ids=[name for name, _, _ in STAGES])
 def test_a_stage_depends_on_every_module_it_runs(name, script, deps):
     assert script in deps
     missing = import_closure(script) - NO_EFFECT_ON_OUTPUTS - deps
@@ -61,3 +70,4 @@ def test_a_stage_depends_on_every_module_it_runs(name, script, deps):
 def test_the_import_scan_follows_relative_imports():
     closure = import_closure("stages/train.py")
     assert {"src/rnnlm/training.py", "src/rnnlm/models.py", "src/rnnlm/checkpoint.py"} <= closure
+    assert "stages/_params.py" in closure  # the stage scripts' params reader, beside them
