@@ -13,7 +13,7 @@ from rnnlm.evaluation import describe, metrics_record, rounded
 from rnnlm.io import write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.mixture import evaluate_mixtures, fit_lambda, ngram_target_probabilities, rnn_target_probabilities
-from rnnlm.ngram import KneserNeyLM
+from rnnlm.ngram import fit_ngram
 from rnnlm.summary import mean_std, seed_spread
 from rnnlm.vocab import Vocabulary
 
@@ -38,8 +38,7 @@ def main():
     splits = load_encoded(args.encoded)
     # The n-gram model fit exactly as the ngram stage fits it (same params, train split only).
     fit_start = time.perf_counter()
-    ngram = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, ngram_cfg.order, ngram_cfg.discount)
-    ngram.fit(splits["train"])
+    ngram = fit_ngram(vocab, splits["train"], ngram_cfg)
     ngram_seconds = time.perf_counter() - fit_start
     p_ngram_dev = ngram_target_probabilities(ngram, splits["dev"])
     models, lambdas, trainings = [], [], []

@@ -10,7 +10,7 @@ from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded, summarize
 from rnnlm.io import write_json
 from rnnlm.lifecycle import exit_with_parent
-from rnnlm.ngram import KneserNeyLM
+from rnnlm.ngram import fit_ngram
 from rnnlm.vocab import Vocabulary
 
 
@@ -28,7 +28,7 @@ def main():
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
     start = time.perf_counter()
-    model = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, cfg.order, cfg.discount).fit(splits["train"])
+    model = fit_ngram(vocab, splits["train"], cfg)
     train_seconds = time.perf_counter() - start
     result = {split: summarize(*model.evaluate(splits[split], unk_id=vocab.unk_id)) for split in ("dev", "test")}
     metrics = metrics_record(result["dev"], result["test"], params=model.num_ngrams, train_seconds=train_seconds,

@@ -36,6 +36,14 @@ from collections import Counter, defaultdict
 import numpy as np
 
 
+def fit_ngram(vocab, train, config):
+    """The baseline as the pipeline fits it: ``config``'s order and discount over ``vocab``, on ``train``.
+
+    The ngram stage reports this model and the mixture stage mixes it; one place keeps them the same.
+    """
+    return KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, config.order, config.discount).fit(train)
+
+
 class KneserNeyLM:
     """Interpolated Kneser-Ney over token ids ``0 .. vocab_size - 1``; call :meth:`fit` first.
 
