@@ -26,6 +26,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,8 +73,6 @@ def measure_project(data, kind, threads, epochs):
 
 def recurrent_layer_tokens_per_s(model, train, vocab, cfg):
     """Forward and backward of the recurrent layer alone over one epoch's batch shapes (the floor)."""
-    import time
-
     import torch
 
     from rnnlm.data import batch_indices, epoch_batches
@@ -90,12 +89,13 @@ def recurrent_layer_tokens_per_s(model, train, vocab, cfg):
 
 
 def run(command, threads, what):
+    """Run ``command`` with ``threads`` threads; its stdout lines (exits with its stderr on failure)."""
     # The thread count reaches the reference through the environment (it sets none itself).
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"error: {what} failed:\n{proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return proc.stdout.strip().splitlines()
 
 
 def measure_reference(reference, data, kind, threads, epochs):
@@ -103,12 +103,8 @@ def measure_reference(reference, data, kind, threads, epochs):
     wrapper = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; "
                "runpy.run_path(sys.argv[0], run_name='__main__'); "
                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    proc = subprocess.run([sys.executable, "-c", wrapper, str(reference), str(data), str(epochs), str(10**9),
-                           SEED_CELL[kind]], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        sys.exit(f"error: the reference script failed:\n{proc.stderr.strip()[-2000:]}")
-    lines = proc.stdout.strip().splitlines()
+    lines = run([sys.executable, "-c", wrapper, str(reference), str(data), str(epochs), str(10**9), SEED_CELL[kind]],
+                threads, "the reference script")
     result, peak = json.loads(lines[-2]), int(lines[-1])
     timed = [epoch["train_tok_per_s"] for epoch in result["epochs"][1:]]  # after warm-up, like the project's side
     return {"tokens_per_s": round(statistics.median(timed)), "peak_rss_mib": peak}
@@ -142,9 +138,9 @@ def main():
         print(f"{kind}: seed loop ...", flush=True)
         ref = measure_reference(args.reference, args.data, kind, args.threads, args.epochs)
         print(f"  {ref['tokens_per_s']:,} tokens/s, peak {ref['peak_rss_mib']} MiB; project ...", flush=True)
-        ours = run([sys.executable, __file__, "--worker", kind, "--data", str(args.data),
-                    "--reference", str(args.reference), "--threads", str(args.threads), "--epochs", str(args.epochs)], args.threads,
-                   "the project's measurement")
+        worker = [sys.executable, __file__, "--worker", kind, "--data", str(args.data), "--reference",
+                  str(args.reference), "--threads", str(args.threads), "--epochs", str(args.epochs)]
+        ours = json.loads(run(worker, args.threads, "the project's measurement")[-1])
         ratio = round(ours["tokens_per_s"] / ref["tokens_per_s"], 2)
         print(f"  {ours['tokens_per_s']:,} tokens/s, peak {ours['peak_rss_mib']} MiB: {ratio}x", flush=True)
         results[kind] = {"project": ours, "seed": ref, "ratio": ratio}

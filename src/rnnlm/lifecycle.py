@@ -89,8 +89,6 @@ def exit_with_parent(sig=signal.SIGKILL):
         return  # not Linux (glibc): nothing to set up
     if os.getppid() != parent:
         os.kill(os.getpid(), sig)
-    parent_stat = _stat(parent)
-    if parent_stat is not None and parent_stat[0] in SHELLS:
-        caller = first_non_shell_ancestor(os.getpid())
-        if caller is not None:
-            _end_with(caller, sig)
+    caller = first_non_shell_ancestor(os.getpid())
+    if caller not in (None, parent):  # shells stand between, and a shell outlives its own parent
+        _end_with(caller, sig)
