@@ -37,9 +37,9 @@ def run(folder, model, epochs, nproc, batch_size, env):
     params["train"]["names"].update(seeds=[0], epochs=epochs, nproc=nproc, batch_size=batch_size, workers=1)
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     out = folder / f"{nproc}x{batch_size}-{len(env)}"
-    cmd = [sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names", "--model", model,
+    cmd = [sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names", "--kinds", model,
            "--vocab", str(ROOT / "data/vocab/names.json"), "--encoded", str(ROOT / "data/encoded/names.npz"),
-           "--checkpoint", str(out / "model.pt"), "--seeds-dir", str(out / "seeds"), "--curve", str(out / "curve.csv")]
+           "--models-dir", str(out), "--curves-dir", str(out)]
     start = time.perf_counter()
     result = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, check=True,
                             env=os.environ | env)

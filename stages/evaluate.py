@@ -1,11 +1,11 @@
-"""Stage evaluate: full dev and test passes for every seed's checkpoint -> metrics JSON."""
+"""Stage evaluate: full dev and test passes for every seed's checkpoint of every kind -> metrics JSON."""
 
 import argparse
 from pathlib import Path
 
 from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.config import EvaluateConfig, TrainConfig
+from rnnlm.config import EvaluateConfig, TrainConfig, check_model_kind
 from rnnlm.data import load_encoded
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
@@ -24,30 +24,11 @@ def evaluate_checkpoint(path, vocab, splits, batch_size, device):
     return model, payload["training"], result
 
 
-@exit_on_user_error
-def main():
-    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--corpus", required=True)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
-    ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
-    ap.add_argument("--seeds-dir", required=True, help="input: every seed's checkpoint")
-    ap.add_argument("--test-split", required=True, help="input: test items, to measure the characters in OOV words")
-    ap.add_argument("--metrics", required=True, help="output: metrics JSON")
-    args = ap.parse_args()
-    params = load_params()
-    cfg = section(params, EvaluateConfig, "evaluate")
-    seeds = section(params, TrainConfig, "train", args.corpus).seeds
-
-    vocab = Vocabulary.load(args.vocab)
-    splits = load_encoded(args.encoded)
-    # <unk> stands for a whole word's characters: say how many of the characters bits/char divides by.
-    test_items = read_lines(args.test_split, what="test split")
-    oov_char_share = vocab.unknown_chars(test_items) / int(splits["test"].chars.sum())
+def evaluate_kind(seeds_dir, seeds, vocab, splits, cfg, oov_char_share):
+    """The metrics file of one kind: the first seed's numbers, and the spread over every seed."""
     per_seed = []
     for seed in seeds:
-        model, training, result = evaluate_checkpoint(Path(args.seeds_dir) / f"seed{seed}.pt", vocab, splits,
+        model, training, result = evaluate_checkpoint(Path(seeds_dir) / f"seed{seed}.pt", vocab, splits,
                                                       cfg.batch_size, resolve_device(cfg.device))
         per_seed.append(result)
         if len(per_seed) == 1:  # the first seed is the headline model
@@ -57,8 +38,35 @@ def main():
                                       train_tokens_per_s=training["tokens_per_s"],
                                       # the epoch whose weights were kept (lowest dev loss), of those trained
                                       best_epoch=training.get("best_epoch"), epochs_done=training["epochs_done"])
-    write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed)}))
-    print(f"evaluate {args.corpus}/{args.model}: test {describe(headline['test'])} (seed {seeds[0]})")
+    return rounded(headline | {"seeds": seed_spread(per_seed)})
+
+
+@exit_on_user_error
+def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--kinds", required=True, nargs="+", help="rnn_scratch | rnn | gru | lstm")
+    ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
+    ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--models-dir", required=True, help="input: <kind>.seeds/seed<N>.pt per kind")
+    ap.add_argument("--test-split", required=True, help="input: test items, to measure the characters in OOV words")
+    ap.add_argument("--metrics-dir", required=True, help="output: <kind>.json per kind")
+    args = ap.parse_args()
+    kinds = [check_model_kind(kind) for kind in args.kinds]
+    params = load_params()
+    cfg = section(params, EvaluateConfig, "evaluate")
+    seeds = section(params, TrainConfig, "train", args.corpus).seeds
+
+    vocab = Vocabulary.load(args.vocab)
+    splits = load_encoded(args.encoded)
+    # <unk> stands for a whole word's characters: say how many of the characters bits/char divides by.
+    test_items = read_lines(args.test_split, what="test split")
+    oov_char_share = vocab.unknown_chars(test_items) / int(splits["test"].chars.sum())
+    for kind in kinds:
+        metrics = evaluate_kind(Path(args.models_dir) / f"{kind}.seeds", seeds, vocab, splits, cfg, oov_char_share)
+        write_json(Path(args.metrics_dir) / f"{kind}.json", metrics)
+        print(f"evaluate {args.corpus}/{kind}: test {describe(metrics['test'])} (seed {seeds[0]})")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""Stage generate: samples from the headline checkpoint (unconditional and from prompts) + novelty."""
+"""Stage generate: samples from every kind's headline checkpoint (unconditional and from prompts) + novelty."""
 
 import argparse
+from pathlib import Path
 
 import torch
 
 from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.config import GenerateConfig
+from rnnlm.config import GenerateConfig, check_model_kind
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import rounded
@@ -16,36 +17,45 @@ from rnnlm.sampling import generate, sample_statistics
 from rnnlm.seeding import seed_everything
 
 
-@exit_on_user_error
-def main():
-    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--corpus", required=True)
-    ap.add_argument("--checkpoint", required=True, help="input: model checkpoint")
-    ap.add_argument("--train-split", required=True, help="input: training items, to judge novelty")
-    ap.add_argument("--samples", required=True, help="output: samples (text)")
-    ap.add_argument("--metrics", required=True, help="output: sample statistics (JSON)")
-    args = ap.parse_args()
-    cfg = section(load_params(), GenerateConfig, "generate", args.corpus)
-
-    seed_everything(cfg.seed)
-    model, vocab, _ = load_checkpoint(args.checkpoint)
+def samples_of(checkpoint, cfg):
+    """``(lines of the samples file, the unconditional samples)`` of one model, seeded by ``cfg.seed``."""
+    seed_everything(cfg.seed)  # every model draws from the same seed, whichever kinds come before it
+    model, vocab, _ = load_checkpoint(checkpoint)
     model.to(resolve_device(cfg.device))
     generator = torch.Generator().manual_seed(cfg.seed)
     sample = dict(temperature=cfg.temperature, top_k=cfg.top_k, max_tokens=cfg.max_tokens, generator=generator)
     free = generate(model, vocab, cfg.num_samples, **sample)
-    lines = [f"# {args.checkpoint}: {cfg.num_samples} samples, temperature {cfg.temperature}, top-k {cfg.top_k}"]
+    lines = [f"# {checkpoint}: {cfg.num_samples} samples, temperature {cfg.temperature}, top-k {cfg.top_k}"]
     lines += free
     for prompt in cfg.prompts:
         lines.append(f"\n# prompt {prompt!r}: greedy, then sampled")
         lines += generate(model, vocab, 1, prompt, max_tokens=cfg.max_tokens, greedy=True)
         lines += generate(model, vocab, cfg.samples_per_prompt, prompt, **sample)
-    write_text(args.samples, "\n".join(lines) + "\n")
+    return lines, free
+
+
+@exit_on_user_error
+def main():
+    exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--kinds", required=True, nargs="+", help="rnn_scratch | rnn | gru | lstm")
+    ap.add_argument("--models-dir", required=True, help="input: <kind>.pt per kind")
+    ap.add_argument("--train-split", required=True, help="input: training items, to judge novelty")
+    ap.add_argument("--samples-dir", required=True, help="output: <kind>.txt, samples per kind")
+    ap.add_argument("--metrics-dir", required=True, help="output: <kind>.json, sample statistics per kind")
+    args = ap.parse_args()
+    kinds = [check_model_kind(kind) for kind in args.kinds]
+    cfg = section(load_params(), GenerateConfig, "generate", args.corpus)
 
     train_items = set(read_lines(args.train_split, what="training split"))
-    stats = sample_statistics(free, train_items)
-    write_json(args.metrics, rounded(stats))
-    print(f"generate {args.corpus}: {stats['novel_share']:.0%} of {len(free)} samples are not in the training split")
+    for kind in kinds:
+        lines, free = samples_of(Path(args.models_dir) / f"{kind}.pt", cfg)
+        write_text(Path(args.samples_dir) / f"{kind}.txt", "\n".join(lines) + "\n")
+        stats = sample_statistics(free, train_items)
+        write_json(Path(args.metrics_dir) / f"{kind}.json", rounded(stats))
+        print(f"generate {args.corpus}/{kind}: {stats['novel_share']:.0%} of {len(free)} samples "
+              "are not in the training split")
 
 
 if __name__ == "__main__":

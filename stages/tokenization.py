@@ -6,12 +6,9 @@ from pathlib import Path
 
 from _params import load_params, section
 from rnnlm.config import EvaluateConfig, TokenizationConfig, TrainConfig, VocabConfig
-from rnnlm.data import SPLITS
 from rnnlm.errors import exit_on_user_error
-from rnnlm.evaluation import rounded
 from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
-from rnnlm.tokenization import compare_tokenizations
 
 
 @exit_on_user_error
@@ -25,6 +22,15 @@ def main():
     params = load_params()
     cfg = section(params, TokenizationConfig, "tokenization", args.corpus)
     base_vocab = section(params, VocabConfig, "vocab", args.corpus)
+    if not cfg.levels:  # the default: nothing to train, and no need to start torch
+        write_json(args.metrics, {"kind": cfg.kind, "epochs": cfg.epochs, "seed": cfg.seed, "levels": {}})
+        print(f"tokenization {args.corpus}: no levels in params (tokenization.{args.corpus}.levels), nothing trained")
+        return
+    # torch starts here, only when a level is trained
+    from rnnlm.data import SPLITS
+    from rnnlm.evaluation import rounded
+    from rnnlm.tokenization import compare_tokenizations
+
     # The corpus's settings for this kind, with the comparison's own changes, one seed, in this process.
     # Every level gets a full softmax: adaptive cut-offs belong to one vocabulary, not to all three.
     base = section(params, TrainConfig, "train", args.corpus).for_kind(cfg.kind, f"train.{args.corpus}")
@@ -36,16 +42,12 @@ def main():
     # Word and char levels keep the corpus's vocabulary limits; bpe gets the comparison's size.
     vocab_configs = {level: dataclasses.replace(base_vocab, level=level, vocab_size=cfg.bpe_vocab_size)
                      for level in cfg.levels}
-    items = {}
-    if cfg.levels:
-        items = {name: read_lines(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
+    items = {name: read_lines(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
     results = compare_tokenizations(items, vocab_configs, cfg.kind, train_cfg, cfg.seed, eval_batch_size)
     write_json(args.metrics, rounded({"kind": cfg.kind, "epochs": cfg.epochs, "seed": cfg.seed, "levels": results}))
     for level, result in results.items():
         print(f"tokenization {args.corpus}/{level}: {result['test']['bits_per_char']:.4f} bits/char, "
               f"OOV chars {100 * result['test']['oov_char_share']:.2f}%, {result['seconds']:.0f} s")
-    if not results:
-        print(f"tokenization {args.corpus}: no levels in params (tokenization.{args.corpus}.levels), nothing trained")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage train: one model kind on one corpus, once per seed in params; checkpoints + loss curve."""
+"""Stage train: every model kind of one corpus, once per seed in params; checkpoints + loss curves."""
 
 import argparse
 import csv
@@ -13,7 +13,7 @@ from rnnlm.distributed import launched, process_group, relaunch
 from rnnlm.errors import exit_on_user_error
 from rnnlm.io import remove_stale_temporaries, write_bytes, write_text
 from rnnlm.lifecycle import exit_with_parent
-from rnnlm.training import train_seeds
+from rnnlm.training import train_runs
 from rnnlm.vocab import Vocabulary
 
 
@@ -32,44 +32,48 @@ def main():
     exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--model", required=True, help="rnn_scratch | rnn | gru | lstm")
+    ap.add_argument("--kinds", required=True, nargs="+", help="rnn_scratch | rnn | gru | lstm")
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
-    ap.add_argument("--checkpoint", required=True, help="output: the first seed's checkpoint")
-    ap.add_argument("--seeds-dir", required=True, help="output: folder with every seed's checkpoint")
-    ap.add_argument("--curve", required=True, help="output: the first seed's loss per epoch (CSV)")
+    ap.add_argument("--models-dir", required=True,
+                    help="output: <kind>.pt (the first seed's checkpoint) and <kind>.seeds/seed<N>.pt per kind")
+    ap.add_argument("--curves-dir", required=True, help="output: <kind>.csv, the first seed's loss per epoch")
     args = ap.parse_args()
-    kind = check_model_kind(args.model)
-    cfg = section(load_params(), TrainConfig, "train", args.corpus).for_kind(kind, f"train.{args.corpus}")
-    if cfg.nproc > 1 and not launched():
-        return relaunch(cfg.nproc, sys.argv)  # this script again, in nproc processes under torchrun
+    kinds = [check_model_kind(kind) for kind in args.kinds]
+    base = section(load_params(), TrainConfig, "train", args.corpus)
+    configs = {kind: base.for_kind(kind, f"train.{args.corpus}") for kind in kinds}
+    if base.nproc > 1 and not launched():
+        return relaunch(base.nproc, sys.argv)  # this script again, in nproc processes under torchrun
     with process_group() as shard:  # None in a single process
-        train(args, kind, cfg, shard)
+        train(args, base, configs, shard)
 
 
-def train(args, kind, cfg, shard):
+def train(args, base, configs, shard):
     main_process = shard is None or shard.is_main  # the one that writes and prints
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
-    seeds_dir = Path(args.seeds_dir)
-    # The folder persists between runs (for resuming): drop what a killed run or an earlier
-    # seed list left there, so the output holds exactly this run's checkpoints.
-    if main_process:
-        remove_stale_temporaries(seeds_dir)
-        for stale in seeds_dir.glob("seed*.pt"):
-            if stale.name not in {f"seed{s}.pt" for s in cfg.seeds}:
-                stale.unlink()
-    # Each seed trains into its own file (also its resume point); the first seed is the headline
+    models_dir, seeds = Path(args.models_dir), base.seeds
+    # Each run trains into its own file (also its resume point); the first seed is the headline
     # model whose checkpoint and loss curve the later stages use.
-    paths = {seed: seeds_dir / f"seed{seed}.pt" for seed in cfg.seeds}
-    records = train_seeds(kind, cfg, vocab, splits, paths, log=print if main_process else (lambda *_: None),
-                          shard=shard)
+    runs = [(kind, cfg, seed, models_dir / f"{kind}.seeds" / f"seed{seed}.pt")
+            for kind, cfg in configs.items() for seed in seeds]
+    if main_process:
+        # The seed folders persist between runs (for resuming): drop what a killed run or an
+        # earlier seed list left there, so the outputs hold exactly this run's checkpoints.
+        for kind in configs:
+            remove_stale_temporaries(models_dir / f"{kind}.seeds")
+            for stale in (models_dir / f"{kind}.seeds").glob("seed*.pt"):
+                if stale.name not in {f"seed{s}.pt" for s in seeds}:
+                    stale.unlink()
+    records = train_runs(runs, vocab, splits, base.workers, log=print if main_process else (lambda *_: None),
+                         shard=shard)
     if not main_process:
         return
-    first = cfg.seeds[0]
-    write_text(args.curve, curve_csv(records[first]["history"]))
-    write_bytes(args.checkpoint, paths[first].read_bytes())
-    print(f"train {args.corpus}/{kind}: {len(cfg.seeds)} seed(s) done")
+    for (kind, _, seed, path), record in zip(runs, records):
+        if seed == seeds[0]:
+            write_text(Path(args.curves_dir) / f"{kind}.csv", curve_csv(record["history"]))
+            write_bytes(models_dir / f"{kind}.pt", path.read_bytes())
+    print(f"train {args.corpus}: {len(configs)} kind(s) x {len(seeds)} seed(s) done")
 
 
 if __name__ == "__main__":

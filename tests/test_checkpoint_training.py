@@ -139,7 +139,7 @@ def test_non_finite_loss_names_epoch_batch_and_hint(tmp_path, toy_vocab, toy_spl
 
 
 class ScriptedDevLoss:
-    """Stands in for ``evaluate_split`` in training: dev loss ``losses[epoch - 1]``, weights recorded.
+    """Stands in for ``split_loss`` in training: dev loss ``losses[epoch - 1]``, weights recorded.
 
     Real dev losses on toy data mostly fall; a script constructs the cases where the best epoch
     is not the last one.
@@ -152,14 +152,14 @@ class ScriptedDevLoss:
         self.weights[self.epoch] = weights(model)
         loss = self.losses[self.epoch - 1]
         self.epoch += 1
-        return {"loss": loss}
+        return loss
 
 
 def test_the_epoch_with_the_lowest_dev_loss_is_kept(tmp_path, toy_vocab, toy_splits, tiny_train_config, monkeypatch):
     import rnnlm.training as training
 
     dev = ScriptedDevLoss([3.0, 2.0, 2.5, 2.7])
-    monkeypatch.setattr(training, "evaluate_split", dev)
+    monkeypatch.setattr(training, "split_loss", dev)
     cfg = dataclasses.replace(tiny_train_config, epochs=4)
     model, record = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "m.pt", progress=False)
     assert record["best_epoch"] == 2 and record["best_dev_loss"] == 2.0 and record["epochs_done"] == 4
@@ -178,7 +178,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(
     import rnnlm.training as training
 
     dev = ScriptedDevLoss([3.0, 2.0, 2.5, 2.6, 2.7, 1.0])
-    monkeypatch.setattr(training, "evaluate_split", dev)
+    monkeypatch.setattr(training, "split_loss", dev)
     cfg = dataclasses.replace(tiny_train_config, epochs=6, early_stopping_patience=patience)
     _, record = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "m.pt", progress=False)
     assert record["epochs_done"] == epochs_done == len(record["history"])
@@ -201,7 +201,7 @@ def test_resume_with_a_scheduler_is_bit_identical(schedule, tmp_path, toy_vocab,
     cfg = dataclasses.replace(tiny_train_config, epochs=4, dropout=0.3, resume=True, early_stopping_patience=5,
                               **schedule)
     full_dev = ScriptedDevLoss(losses)
-    monkeypatch.setattr(training, "evaluate_split", full_dev)
+    monkeypatch.setattr(training, "split_loss", full_dev)
     full, full_record = train_model("lstm", cfg, toy_vocab, toy_splits, 0, tmp_path / "full.pt", progress=False)
     assert full_record["best_epoch"] == 1
 
@@ -216,7 +216,7 @@ def test_resume_with_a_scheduler_is_bit_identical(schedule, tmp_path, toy_vocab,
 
     path = tmp_path / "run.pt"
     monkeypatch.setattr(training, "train_epoch", interrupted_epoch)
-    monkeypatch.setattr(training, "evaluate_split", ScriptedDevLoss(losses))
+    monkeypatch.setattr(training, "split_loss", ScriptedDevLoss(losses))
     with pytest.raises(KeyboardInterrupt):
         train_model("lstm", cfg, toy_vocab, toy_splits, 0, path, progress=False)
     stopped = read_checkpoint(path)
@@ -227,7 +227,7 @@ def test_resume_with_a_scheduler_is_bit_identical(schedule, tmp_path, toy_vocab,
 
     monkeypatch.setattr(training, "train_epoch", real_epoch)
     resumed_dev = ScriptedDevLoss(losses, first_epoch=3)
-    monkeypatch.setattr(training, "evaluate_split", resumed_dev)
+    monkeypatch.setattr(training, "split_loss", resumed_dev)
     logs = []
     resumed, record = train_model("lstm", cfg, toy_vocab, toy_splits, 0, path, log=logs.append, progress=False)
     assert any("after epoch 2" in line for line in logs)

@@ -33,13 +33,13 @@ def test_stale_stages_ignores_missing_outputs_but_not_changed_code():
         "data/raw/names.txt.dvc": [{"changed outs": {"data/raw/names.txt": "not in cache"}}],
         "split@names": [{"changed deps": {"data/interim/names.jsonl": "deleted"}},
                         {"changed outs": {"data/splits/names": "deleted"}}],
-        "train@names-gru": [{"changed deps": {"stages/train.py": "modified",
+        "train@names": [{"changed deps": {"stages/train.py": "modified",
                                               "params.yaml": {"train.names": "modified"}}}],
-        "evaluate@news-gru": ["changed command"],
+        "evaluate@news": ["changed command"],
     }
     assert gates.stale_stages(status) == {
-        "train@names-gru": ["stages/train.py modified", "param train.names modified"],
-        "evaluate@news-gru": ["command changed"],
+        "train@names": ["stages/train.py modified", "param train.names modified"],
+        "evaluate@news": ["command changed"],
     }
 
 
@@ -103,8 +103,8 @@ def test_stage_with_missing_raw_file_names_the_fetch_command(tmp_path):
 def test_stage_rejects_bad_params_before_work(tmp_path):
     params = (ROOT / "params.yaml").read_text().replace("hidden_size: 256", "hidden_size: 0", 1)
     (tmp_path / "params.yaml").write_text(params)
-    result = run([sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names", "--model", "gru",
-                  "--vocab", "missing.json", "--encoded", "missing.npz", "--checkpoint", "m.pt",
-                  "--seeds-dir", "s", "--curve", "c.csv"], tmp_path)
+    result = run([sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names", "--kinds", "gru",
+                  "--vocab", "missing.json", "--encoded", "missing.npz", "--models-dir", "m",
+                  "--curves-dir", "c"], tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: params: train.names.hidden_size must be > 0, got 0"

@@ -42,9 +42,8 @@ def run_stage(project, out, env=None, **train):
     params = {"train": {"names": dict(embedding_size=8, hidden_size=8, optimizer="sgd", lr=0.5, grad_clip=None,
                                       epochs=2, seeds=[0], workers=1) | train}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    cmd = [sys.executable, str(STAGE), "--corpus", "names", "--model", "gru", "--vocab", "vocab.json",
-           "--encoded", "encoded.npz", "--checkpoint", f"{out}/gru.pt", "--seeds-dir", f"{out}/gru.seeds",
-           "--curve", f"{out}/gru.csv"]
+    cmd = [sys.executable, str(STAGE), "--corpus", "names", "--kinds", "gru", "--vocab", "vocab.json",
+           "--encoded", "encoded.npz", "--models-dir", out, "--curves-dir", out]
     return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=300,
                           env=os.environ | (env or {}))
 

@@ -95,14 +95,14 @@ PARALLEL_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from rnnlm.config import TrainConfig
     from rnnlm.data import encode_split
-    from rnnlm.training import train_seeds
+    from rnnlm.training import train_runs
     from rnnlm.vocab import Vocabulary
 
     names = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"] * 30
     vocab = Vocabulary.build(names, "char")
     splits = {s: encode_split(vocab, names) for s in ("train", "dev", "test")}
     cfg = TrainConfig(embedding_size=16, hidden_size=16, batch_size=8, epochs=1000, seeds=[0, 1], workers=2)
-    train_seeds("gru", cfg, vocab, splits, {s: Path(sys.argv[1]) / f"seed{s}.pt" for s in cfg.seeds})
+    train_runs([("gru", cfg, s, Path(sys.argv[1]) / f"seed{s}.pt") for s in cfg.seeds], vocab, splits, workers=2)
 """)
 
 

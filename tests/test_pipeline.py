@@ -158,7 +158,7 @@ def test_data_stages_are_byte_identical_on_rerun(repo):
 
 def test_training_and_evaluation_metrics_repeat_exactly(repo):
     before = json.loads((repo / "metrics/names/gru.json").read_text())
-    sh("dvc", "repro", "--force", "--single-item", "train@names-gru", "evaluate@names-gru", cwd=repo)
+    sh("dvc", "repro", "--force", "--single-item", "train@names", "evaluate@names", cwd=repo)
     after = json.loads((repo / "metrics/names/gru.json").read_text())
     for key in ("train_seconds", "train_tokens_per_s"):
         before.pop(key), after.pop(key)
@@ -168,9 +168,9 @@ def test_training_and_evaluation_metrics_repeat_exactly(repo):
 def test_experiments_set_queue_and_show(repo):
     """`dvc exp run -S`, a queued sweep run by `dvc queue start -j 2`, and `dvc exp show` (run last:
     experiments leave their results in the workspace)."""
-    sh("dvc", "exp", "run", "-n", "wider", "-S", "train.names.hidden_size=12", "evaluate@names-gru", cwd=repo)
+    sh("dvc", "exp", "run", "-n", "wider", "-S", "train.names.hidden_size=12", "evaluate@names", cwd=repo)
     for lr in ("0.01", "0.02"):
-        sh("dvc", "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", f"train.names.lr={lr}", "evaluate@names-gru",
+        sh("dvc", "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", f"train.names.lr={lr}", "evaluate@names",
            cwd=repo)
     sh("dvc", "queue", "start", "-j", "2", cwd=repo)
     wait_for_queue(repo)

@@ -53,17 +53,17 @@ def test_sample_statistics_record_the_length_spread():
 
 def test_same_seed_same_machine_gives_byte_identical_samples(trained, tmp_path):
     """The generate stage, run twice on one checkpoint, writes the same bytes."""
-    save_checkpoint(tmp_path / "gru.pt", *trained, {})
+    save_checkpoint(tmp_path / "models" / "gru.pt", *trained, {})
     (tmp_path / "train.txt").write_text("\n".join(TOY_NAMES[:14]) + "\n")
     (tmp_path / "params.yaml").write_text("generate:\n  toy: {num_samples: 20, prompts: [a], samples_per_prompt: 3}\n")
     outputs = []
     for run in ("first", "second"):
         done = subprocess.run([sys.executable, str(ROOT / "stages" / "generate.py"), "--corpus", "toy",
-                               "--checkpoint", "gru.pt", "--train-split", "train.txt", "--samples", f"{run}.txt",
-                               "--metrics", f"{run}.json"], cwd=tmp_path, capture_output=True, text=True,
+                               "--kinds", "gru", "--models-dir", "models", "--train-split", "train.txt",
+                               "--samples-dir", run, "--metrics-dir", run], cwd=tmp_path, capture_output=True, text=True,
                               env=dict(os.environ, OMP_NUM_THREADS="1"))
         assert done.returncode == 0, done.stderr
-        outputs.append(((tmp_path / f"{run}.txt").read_bytes(), (tmp_path / f"{run}.json").read_bytes()))
+        outputs.append(((tmp_path / run / "gru.txt").read_bytes(), (tmp_path / run / "gru.json").read_bytes()))
     assert outputs[0] == outputs[1]
     assert b"std_length" in outputs[0][1] and len(outputs[0][0].splitlines()) > 20
 

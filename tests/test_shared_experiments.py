@@ -22,10 +22,16 @@ def one_model_pipeline(repo):
     """Shrink the pipeline itself to names and the GRU, so an experiment runs (and restores) all of it."""
     pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
     stages = pipeline["stages"]
-    for name in ("split", "vocab", "ngram", "tokenization"):
+    for name in ("split", "vocab", "ngram", "tokenization", "train", "evaluate", "generate"):
         stages[name]["foreach"] = ["names"]
-    for name in ("train", "evaluate", "generate"):
-        stages[name]["matrix"] = {"corpus": ["names"], "model": ["gru"]}
+    for name in ("train", "evaluate", "generate"):  # one kind: its --kinds and its outputs
+        stage = stages[name]["do"]
+        stage["cmd"] = stage["cmd"].replace("--kinds rnn_scratch rnn gru lstm", "--kinds gru")
+        for key in ("deps", "outs", "metrics"):
+            kept = [entry for entry in stage.get(key, []) if not any(
+                f"/{kind}." in str(entry) for kind in ("rnn_scratch", "rnn", "lstm"))]
+            if key in stage:
+                stage[key] = kept
     del stages["report"], stages["mixture"], pipeline["plots"]  # the mixture needs an lstm
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     params = yaml.safe_load((repo / "params.yaml").read_text())

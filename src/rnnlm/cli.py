@@ -18,7 +18,9 @@ from .sampling import generate
 
 CHECK_METRICS_RULES = """\
   timing    keys ending in seconds, _per_s, _ms: never compared (machine, load)
-  count     integers (tokens, n, params, samples, seed, best_epoch, ...): exactly
+  count     integers (tokens, n, params, samples, seed, ...): exactly
+  effect    the chosen epoch (best_epoch, epochs_done): another one passes when every other
+            value of its file passes (its dev loss and test metrics); else it fails too
   spread    std beside a mean (spread over seeds): |new-old| <= atol + rtol*|mean|
   sample    statistics in an object with an integer `samples` count n (metrics/<corpus>/samples/):
               *_share p:             |new-old| <= k*sqrt(q(1-q)/n), q = (p*n+1)/(n+2)

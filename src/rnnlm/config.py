@@ -186,7 +186,7 @@ class TrainConfig(Section):
     max_len: int = 256              # training sequences are cut to this many tokens
     bucket: bool = False            # batch sequences of similar length (less padding)
     resume: bool = False            # continue from an interrupted run's per-epoch checkpoint
-    workers: int = 2                # seeds trained in parallel processes (1: one after another)
+    workers: int = 2                # runs (kinds x seeds) trained in parallel processes (1: in turn)
     scheduler: str = "none"         # learning-rate schedule: none | plateau | cosine | onecycle
     warmup: Optional[float] = None  # cosine/onecycle: fraction of all steps spent rising to lr (null: 0 / 0.3)
     plateau_factor: float = 0.25    # plateau: multiply lr by this when dev loss stalls

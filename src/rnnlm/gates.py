@@ -30,8 +30,15 @@ from .errors import UserError
 #   relative  every other number (losses, perplexities, means, single-seed values):
 #             |new - old| <= atol + rtol*|old|.
 #   exact     strings and booleans.
+#   effect    the chosen epoch (best_epoch, and epochs_done, which early stopping derives from
+#             the same dev losses): judged by its effect, not its value. The last epochs' dev
+#             losses can lie closer together (1e-5 relative) than two CPUs' rounding moves them
+#             (3e-4 seen), so another machine may keep another epoch with nothing wrong. A
+#             different epoch passes when every other value of its file passes its own rule
+#             (the dev loss it was chosen by, and the test metrics of its weights); else it fails.
 # A NaN passes only where the committed value was NaN too.
 TIMING_SUFFIXES = ("seconds", "_per_s", "_ms")
+CHOSEN_EPOCH_KEYS = ("best_epoch", "epochs_done")
 SAMPLE_COUNT_KEY = "samples"
 
 
@@ -141,18 +148,28 @@ def compare_metrics(old, new, rtol=0.01, atol=1e-6, ignore=(), k=3.0, tally=None
             rows.append((path, "*", "missing", "present", "file not committed"))
             continue
         a, b = leaves(old[path]), leaves(new[path])
+        file_rows, moved_epochs = [], []
         for key in sorted(set(a) | set(b)):
             if key.split(".")[-1] in ignore:
                 tally["ignored"] = tally.get("ignored", 0) + 1
                 continue
             if key not in a or key not in b:
-                rows.append((path, key, a.get(key, ("-",))[0], b.get(key, ("-",))[0], "key added or removed"))
+                file_rows.append((path, key, a.get(key, ("-",))[0], b.get(key, ("-",))[0], "key added or removed"))
                 continue
             (va, siblings), (vb, _) = a[key], b[key]
+            if key.split(".")[-1] in CHOSEN_EPOCH_KEYS and _is_number(va) and _is_number(vb):
+                tally["effect"] = tally.get("effect", 0) + 1
+                if va != vb:
+                    moved_epochs.append((path, key, va, vb))
+                continue
             rule, problem = judge(key, va, vb, siblings, rtol, atol, k)
             tally[rule] = tally.get(rule, 0) + 1
             if problem:
-                rows.append((path, key, va, vb, problem))
+                file_rows.append((path, key, va, vb, problem))
+        if file_rows:  # a moved epoch whose metrics moved too is part of the failure
+            file_rows += [(*moved, "another epoch chosen, and metrics of its file differ")
+                          for moved in moved_epochs]
+        rows += sorted(file_rows, key=lambda row: row[1])
     return rows
 
 

@@ -19,7 +19,7 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .data import batch_indices, epoch_batches
 from .devices import autocast, check_precision, resolve_device, to_device
 from .errors import UserError
-from .evaluation import evaluate_split
+from .evaluation import dev_loss as split_loss
 from .lifecycle import exit_with_parent
 from .models import ModelConfig, build_model, token_losses
 from .schedules import make_schedule, steps_per_epoch
@@ -132,7 +132,7 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
                                                   desc=f"{kind} seed {seed} epoch {epoch}/{cfg.epochs}",
                                                   progress=progress, bar_position=bar_position,
                                                   schedule=schedule, shard=shard)
-        dev_loss = evaluate_split(model, dev, vocab.pad_id)["loss"]
+        dev_loss = split_loss(model, dev, vocab.pad_id)
         schedule.after_epoch(dev_loss)
         record["history"].append({"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss})
         record["train_seconds"] += seconds
@@ -161,8 +161,18 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     return model, record
 
 
-def _train_one_seed(job):
-    """Worker of ``train_seeds``: one seed, with its share of the CPU threads."""
+# Relative cost of one recurrent step per unit of hidden x input size: gates per cell, and the
+# hand-written cell's Python loop. Only the order in which runs start depends on it.
+STEP_COST = {"lstm": 4.0, "gru": 3.0, "rnn_scratch": 1.2, "rnn": 1.0}
+
+
+def run_cost(kind, cfg):
+    """A rough estimate of one run's training time, to start the longest runs first."""
+    return cfg.epochs * STEP_COST.get(kind, 1.0) * cfg.hidden_size * (cfg.hidden_size + cfg.embedding_size)
+
+
+def _train_one(job):
+    """Worker of ``train_runs``: one (kind, seed) run, with its share of the CPU threads."""
     kind, cfg, vocab, splits, seed, path, threads, bar_position = job
     if threads:
         torch.set_num_threads(threads)
@@ -170,29 +180,31 @@ def _train_one_seed(job):
     return record
 
 
-def train_seeds(kind, cfg, vocab, splits, paths, log=print, shard=None):
-    """Train one model per seed (``paths``: seed -> checkpoint path); returns seed -> record.
+def train_runs(runs, vocab, splits, workers=1, log=print, shard=None):
+    """Train every run ``(kind, cfg, seed, checkpoint path)``; return their records, in order.
 
-    With ``cfg.workers > 1`` seeds train in parallel processes with one thread each: the small
-    models of this project keep one core busy far better than two, and each run is still
-    deterministic, since it does not depend on the others. With ``shard`` (data-parallel, see
-    ``rnnlm.distributed``) the processes of the group train each seed together, one after another.
+    With ``workers > 1`` runs train in parallel processes with one thread each (cores / workers):
+    the small models of this project keep one core busy far better than two, and each run is
+    still deterministic, since it does not depend on the others. All kinds and seeds of a corpus
+    share one pool, longest first, so the cores stay busy until the last run ends, and each
+    worker starts torch once. With ``shard`` (data-parallel, see ``rnnlm.distributed``) the
+    processes of the group train each run together, one after another.
     """
     if shard is not None:
-        return {seed: train_model(kind, cfg, vocab, splits, seed, path, log=log, progress=shard.is_main,
-                                  shard=shard)[1] for seed, path in paths.items()}
-    workers = min(cfg.workers, len(paths))
+        return [train_model(kind, cfg, vocab, splits, seed, path, log=log, progress=shard.is_main, shard=shard)[1]
+                for kind, cfg, seed, path in runs]
+    workers = min(workers, len(runs))
     if workers <= 1:
-        return {seed: _train_one_seed((kind, cfg, vocab, splits, seed, path, None, 0))
-                for seed, path in paths.items()}
+        return [_train_one((kind, cfg, vocab, splits, seed, path, None, 0)) for kind, cfg, seed, path in runs]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    log(f"training {len(paths)} seeds of {kind} in {workers} processes, {threads} thread(s) each")
-    # one progress bar per seed, each on its own terminal line
-    jobs = [(kind, cfg, vocab, splits, seed, path, threads, i) for i, (seed, path) in enumerate(paths.items())]
+    log(f"training {len(runs)} runs in {workers} processes, {threads} thread(s) each")
+    order = sorted(range(len(runs)), key=lambda i: -run_cost(runs[i][0], runs[i][1]))  # stable: ties keep order
+    jobs = [(*runs[i][:2], vocab, splits, *runs[i][2:], threads, n % workers) for n, i in enumerate(order)]
     # spawn, not fork: forking a process whose torch thread pools already started can deadlock.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=exit_with_parent) as pool:
-        return dict(zip(paths, pool.map(_train_one_seed, jobs)))
+        records = dict(zip(order, pool.map(_train_one, jobs)))
+    return [records[i] for i in range(len(runs))]
 
 
 def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train", progress=True, bar_position=0,
