@@ -124,6 +124,22 @@ def write_arpa(path, model, tokens, header=None):
             f.write(data)
 
 
+def read_arpa_header(path):
+    """The ``# rnnlm-model`` header of an ARPA file (None without one), reading only the lines before ``\\data\\``."""
+    path = require_file(path, what="ARPA model")
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(HEADER_PREFIX):
+                    return json.loads(line[len(HEADER_PREFIX):])
+                if line.strip() == "\\data\\":
+                    return None
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: not a readable ARPA file ({err})") from None
+    return None
+
+
 def read_arpa(path):
     """``(header dict or None, {k: {word tuple: (log10 P, log10 β)}})`` of an ARPA file (``.gz`` too)."""
     path = require_file(path, what="ARPA model")
