@@ -192,7 +192,8 @@ def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab,
     assert first["test"]["loss"] == pytest.approx(want["loss"], abs=1e-5)
     assert first["rnn"] == "lstm" and first["order"] == 3 and first["seed"] == 0
     assert first["params"] == model.num_parameters() + ngram.num_ngrams
-    assert first["seeds"]["lambda"] == {"mean": first["lambda"], "std": 0.0, "n": 2}
+    assert first["seeds"]["lambda"] == {"mean": first["lambda"], "std": 0.0, "n": 2,
+                                        "min": first["lambda"], "max": first["lambda"]}
     assert first["seeds"]["test_loss"]["n"] == 2 and set(first["seeds"]) >= {"dev_loss", "test_perplexity"}
     # The mixture beats both of its components on dev (λ was chosen there).
     rnn_dev = evaluate_split(model, splits["dev"], vocab.pad_id)["loss"]
