@@ -1,21 +1,32 @@
-"""Stage mixture: a trained recurrent model mixed with the Kneser-Ney n-gram, λ fit on dev -> metrics JSON."""
+"""Stage mixture: a trained recurrent model mixed with the Kneser-Ney n-gram, λ fit on dev -> metrics JSON,
+and the headline mixture as a model file (JSON naming both component files and λ)."""
 
 import argparse
 import time
 from pathlib import Path
 
 from _params import load_params, section
+from rnnlm.arpa import read_arpa_header
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.config import MixtureConfig, NgramConfig, TrainConfig, mixture_name
 from rnnlm.data import load_encoded
-from rnnlm.errors import exit_on_user_error
+from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded
 from rnnlm.io import write_json
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures, fit_lambda, ngram_target_probabilities, rnn_target_probabilities
 from rnnlm.ngram import fit_ngram
 from rnnlm.summary import mean_std, seed_spread
 from rnnlm.vocab import Vocabulary
+
+
+def check_arpa_header(path, vocab, cfg):
+    """Refuse an ARPA file written for another vocabulary, order or discount than this fit."""
+    header = read_arpa_header(path)
+    if (header or {}).get("vocabulary") != vocab.to_dict() or (header.get("order"), header.get("discount")) != (
+            cfg.order, cfg.discount):
+        raise UserError(f"{path} was not written by the ngram stage for this vocabulary and params; rerun `dvc repro`")
 
 
 @exit_on_user_error
@@ -26,7 +37,10 @@ def main():
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
     ap.add_argument("--seeds-dir", required=True, help="input: every seed's checkpoint of the mixed kind")
+    ap.add_argument("--checkpoint", required=True, help="input: the headline (first-seed) checkpoint of the mixed kind")
+    ap.add_argument("--arpa", required=True, help="input: the ngram stage's ARPA model, named in the model file")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
+    ap.add_argument("--model-file", required=True, help="output: the mixture as a model file (JSON)")
     args = ap.parse_args()
     params = load_params()
     kind = section(params, MixtureConfig, "mixture", args.corpus).model
@@ -36,7 +50,9 @@ def main():
     began = time.perf_counter()
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
-    # The n-gram model fit exactly as the ngram stage fits it (same params, train split only).
+    check_arpa_header(args.arpa, vocab, ngram_cfg)
+    # The n-gram model fit exactly as the ngram stage fits it (same params, train split only): the
+    # metrics stay bit-identical; the model file names the ARPA file, which scores the same to ~1e-12.
     fit_start = time.perf_counter()
     ngram = fit_ngram(vocab, splits["train"], ngram_cfg)
     ngram_seconds = time.perf_counter() - fit_start
@@ -59,6 +75,10 @@ def main():
                               train_seconds=trainings[0]["train_seconds"] + ngram_seconds,
                               rnn=kind, order=ngram_cfg.order)
     write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed) | {"lambda": mean_std(lambdas)}}))
+    # The model file is the headline mixture: the first seed's checkpoint (models/<corpus>/<kind>.pt
+    # holds its weights) and its λ, exactly as in the metrics' headline numbers.
+    write_json(args.model_file, mixture_spec(args.checkpoint, args.arpa, lambdas[0], args.model_file,
+                                             kind=kind, seed=seeds[0], corpus=args.corpus))
     print(f"mixture {args.corpus}/{mixture_name(kind)}: λ {lambdas[0]:.3f}, test {describe(headline['test'])} "
           f"(seed {seeds[0]}; {len(seeds)} seed(s) in {time.perf_counter() - began:.1f} s)")
 

@@ -1,9 +1,10 @@
-"""Stage ngram: fit an interpolated Kneser-Ney baseline on train, evaluate dev and test -> metrics JSON."""
+"""Stage ngram: fit an interpolated Kneser-Ney baseline on train, evaluate dev and test -> metrics JSON, ARPA model."""
 
 import argparse
 import time
 
 from _params import load_params, section
+from rnnlm.arpa import write_arpa
 from rnnlm.config import NgramConfig
 from rnnlm.data import load_encoded
 from rnnlm.errors import exit_on_user_error
@@ -22,6 +23,7 @@ def main():
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
+    ap.add_argument("--arpa", required=True, help="output: the model as an ARPA file (.arpa or .arpa.gz)")
     args = ap.parse_args()
     cfg = section(load_params(), NgramConfig, "ngram")
 
@@ -34,6 +36,9 @@ def main():
     metrics = metrics_record(result["dev"], result["test"], params=model.num_ngrams, train_seconds=train_seconds,
                              order=cfg.order, discount=cfg.discount)
     write_json(args.metrics, rounded(metrics))
+    # The header makes the file usable alone (rnnlm score/sample/info): vocabulary with its rules, params.
+    write_arpa(args.arpa, model, vocab.tokens, header={"vocabulary": vocab.to_dict(), "order": cfg.order,
+                                                       "discount": cfg.discount, "corpus": args.corpus})
     print(f"ngram {args.corpus}: order {cfg.order}, test {describe(metrics['test'])} ({model.num_ngrams} n-grams)")
 
 

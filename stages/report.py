@@ -47,10 +47,13 @@ def main():
     args = ap.parse_args()
 
     found = discover(args.metrics_dir, args.mixtures)
-    results, curves, baselines, tokenization = {}, {}, {}, {}
+    results, curves, baselines, tokenization, samples = {}, {}, {}, {}, {}
     for corpus, models in found.items():
         results[corpus] = {m: read_json(path, what="metrics") for m, path in models.items()}
         # The tokenization stage's comparison, where this corpus has one.
+        sampled = {m: Path(args.metrics_dir) / corpus / "samples" / f"{m}.json" for m in models if m in MODEL_KINDS}
+        samples[corpus] = {m: read_json(path, what="sample statistics") for m, path in sampled.items()
+                           if path.is_file()}
         compared = Path(args.metrics_dir) / corpus / "tokenization.json"
         if compared.is_file():
             tokenization[corpus] = read_json(compared, what="metrics")
@@ -59,7 +62,7 @@ def main():
         baselines[corpus] = {m: results[corpus][m]["dev"]["loss"] for m in models
                              if m in BASELINES and isinstance(results[corpus][m].get("dev"), dict)
                              and "loss" in results[corpus][m]["dev"]}
-    summary = summary_markdown(results, tokenization)  # validates every metrics file before anything is written
+    summary = summary_markdown(results, tokenization, samples)  # validates every metrics file before anything is written
     plot_curves(curves, args.curves, baselines)
     write_text(args.summary, summary)
     print(f"report: {sum(map(len, found.values()))} model(s) on {', '.join(found)} -> {args.summary}, {args.curves}")

@@ -4,11 +4,12 @@ import argparse
 from pathlib import Path
 
 from _params import load_params, section
-from rnnlm.config import VocabConfig
+from rnnlm.config import IngestConfig, VocabConfig
 from rnnlm.data import SPLITS, encode_split, save_encoded
 from rnnlm.errors import exit_on_user_error
 from rnnlm.io import iter_lines, require_file
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.text import Normalization
 from rnnlm.vocab import Vocabulary
 
 
@@ -21,12 +22,16 @@ def main():
     ap.add_argument("--vocab", required=True, help="output: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="output: token ids of every split (.npz)")
     args = ap.parse_args()
-    cfg = section(load_params(), VocabConfig, "vocab", args.corpus)
+    params = load_params()
+    cfg = section(params, VocabConfig, "vocab", args.corpus)
+    # The corpus's ingest rules travel in the vocabulary: a model file then normalizes raw text alone.
+    rules = Normalization.from_config(section(params, IngestConfig, "ingest", args.corpus))
 
     # Splits are streamed (read twice for train: to count, then to encode), never held as text;
     # all three are checked first so that a missing one fails before anything is written.
     paths = {name: require_file(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
-    vocab = Vocabulary.build(iter_lines(paths["train"]), cfg.level, cfg.max_size, cfg.min_freq, cfg.vocab_size)
+    vocab = Vocabulary.build(iter_lines(paths["train"]), cfg.level, cfg.max_size, cfg.min_freq, cfg.vocab_size,
+                             normalization=rules)
     vocab.save(args.vocab)
     encoded = {name: encode_split(vocab, iter_lines(path)) for name, path in paths.items()}
     save_encoded(args.encoded, encoded)

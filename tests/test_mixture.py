@@ -12,13 +12,14 @@ import pytest
 import torch
 import yaml
 
-from rnnlm.config import MixtureConfig, TrainConfig
-from rnnlm.data import encode_split, save_encoded
+from rnnlm.arpa import write_arpa
+from rnnlm.config import MixtureConfig, NgramConfig, TrainConfig
+from rnnlm.data import encode_split, load_encoded, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split, summarize
 from rnnlm.mixture import (evaluate_mixtures, fit_lambda, mixed_distributions, ngram_target_probabilities,
                            rnn_target_probabilities)
-from rnnlm.ngram import KneserNeyLM
+from rnnlm.ngram import KneserNeyLM, fit_ngram
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
 from tests.conftest import TOY_NAMES
@@ -151,9 +152,16 @@ def run_stage(workdir, encoded):
     params = {"mixture": {"names": {"model": "lstm"}}, "ngram": {"order": 3, "discount": 0.75},
               "train": {"names": {"seeds": [0, 1]}}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    # the ngram stage's output: the ARPA file with its header
+    vocab = Vocabulary.load(workdir / "vocab.json")
+    fitted = fit_ngram(vocab, load_encoded(workdir / encoded)["train"], NgramConfig(order=3, discount=0.75))
+    write_arpa(workdir / "ngram.arpa.gz", fitted, vocab.tokens,
+               header={"vocabulary": vocab.to_dict(), "order": 3, "discount": 0.75, "corpus": "names"})
     done = subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
                            "--vocab", "vocab.json", "--encoded", str(encoded), "--seeds-dir", "seeds",
-                           "--metrics", "metrics/names/lstm+ngram.json"], cwd=workdir, capture_output=True, text=True)
+                           "--checkpoint", "seeds/seed0.pt", "--arpa", "ngram.arpa.gz",
+                           "--metrics", "metrics/names/lstm+ngram.json", "--model-file", "lstm+ngram.json"],
+                          cwd=workdir, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return json.loads((workdir / "metrics" / "names" / "lstm+ngram.json").read_text(encoding="utf-8"))
 
@@ -184,9 +192,30 @@ def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab,
     assert first["test"]["loss"] == pytest.approx(want["loss"], abs=1e-5)
     assert first["rnn"] == "lstm" and first["order"] == 3 and first["seed"] == 0
     assert first["params"] == model.num_parameters() + ngram.num_ngrams
-    assert first["seeds"]["lambda"] == {"mean": first["lambda"], "std": 0.0, "n": 2}
+    assert first["seeds"]["lambda"] == {"mean": first["lambda"], "std": 0.0, "n": 2,
+                                        "min": first["lambda"], "max": first["lambda"]}
     assert first["seeds"]["test_loss"]["n"] == 2 and set(first["seeds"]) >= {"dev_loss", "test_perplexity"}
     # The mixture beats both of its components on dev (λ was chosen there).
     rnn_dev = evaluate_split(model, splits["dev"], vocab.pad_id)["loss"]
     ngram_dev = summarize(*ngram.evaluate(splits["dev"]))["loss"]
     assert first["dev"]["loss"] < min(rnn_dev, ngram_dev)
+
+
+def test_stage_writes_the_headline_mixture_as_a_model_file(tmp_path, trained, vocab, splits):
+    """The model file names the first seed's checkpoint and the ARPA file, with the first seed's λ;
+    loaded back it scores the test split with the stage's headline test loss."""
+    from rnnlm.lm import load_model
+    from rnnlm.scoring import score_lines
+
+    _, path = trained
+    (tmp_path / "seeds").mkdir()
+    for seed in (0, 1):
+        (tmp_path / "seeds" / f"seed{seed}.pt").write_bytes(path.read_bytes())
+    vocab.save(tmp_path / "vocab.json")
+    save_encoded(tmp_path / "a.npz", splits)
+    metrics = run_stage(tmp_path, "a.npz")
+    spec = json.loads((tmp_path / "lstm+ngram.json").read_text(encoding="utf-8"))
+    assert spec["rnn"] == "seeds/seed0.pt" and spec["ngram"] == "ngram.arpa.gz" and spec["seed"] == 0
+    assert spec["lambda"] == pytest.approx(metrics["lambda"], abs=1e-6)
+    _, summary = score_lines(load_model(tmp_path / "lstm+ngram.json"), TEST)
+    assert summary["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-6, abs=1e-6)

@@ -1,4 +1,4 @@
-"""The report: markdown table numbers (mean ± std, order, n-gram row) and a deterministic PNG."""
+"""The report: markdown table numbers (mean and seed range, order by dev loss, n-gram row, novelty) and a deterministic PNG."""
 
 import json
 import subprocess
@@ -17,7 +17,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def neural(test_loss, std, params, n=3):
     def spread(mean, sd):
-        return {"mean": mean, "std": sd, "n": n}
+        return {"mean": mean, "std": sd, "n": n, "min": mean - sd, "max": mean + sd}
 
     split = {"loss": test_loss + 0.01, "perplexity": 7.5, "accuracy": 0.3, "bits_per_char": 2.9, "tokens": 1000}
     return {
@@ -45,7 +45,7 @@ def mixture(test_loss, lam, std):
     metrics = neural(test_loss, 0.004, 1_100_000)
     metrics.update({"lambda": lam, "rnn": "lstm", "order": 3})
     del metrics["train_tokens_per_s"]
-    metrics["seeds"]["lambda"] = {"mean": lam, "std": std, "n": 3}
+    metrics["seeds"]["lambda"] = {"mean": lam, "std": std, "n": 3, "min": lam - std, "max": lam + std}
     return metrics
 
 
@@ -64,43 +64,64 @@ def rows(markdown, corpus):
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
 
 
-def test_table_formats_mean_and_std_and_sorts_by_test_loss():
+def test_table_formats_mean_and_range_and_sorts_by_dev_loss():
     md = summary_markdown(RESULTS)
     names = rows(md, "names")
     assert [r[0] for r in names] == ["**gru** (best)", "lstm", "rnn", "ngram", "rnn_scratch"]
     gru = names[0]
     assert gru[1] == "57,000"
-    assert gru[2] == "2.0321 ± 0.0031"          # dev loss
-    assert gru[3] == "2.0521 ± 0.0031"          # test loss
-    assert gru[4].endswith(" ± 0.01")           # perplexity: 2 decimals
-    assert gru[5] == "0.3123 ± 0.0046"
-    assert gru[6] == "2.8765 ± 0.0032"
-    assert gru[7:] == ["7 of 10", "12.3", "45,679"]  # chosen epoch of those trained
-    assert "n = 3 training seeds" in md
+    assert gru[2] == "2.0321 (2.0290–2.0352)"   # dev loss: mean (lowest–highest seed)
+    assert gru[3] == "2.0521 (2.0490–2.0552)"   # test loss
+    assert gru[4].endswith(")") and "±" not in md
+    assert gru[5] == f"0.3123 ({0.31234 - 0.00456:.4f}–{0.31234 + 0.00456:.4f})"
+    assert gru[7:] == ["—", "7 of 10", "12.3", "45,679"]  # no samples given; chosen epoch of those trained
+    assert "n = 3 training seeds" in md and "mean (lowest–highest)" in md
+    assert "Sorted by mean dev loss" in md and "the test split chooses nothing" in md
+
+
+def test_best_is_chosen_on_dev_not_on_test():
+    better_on_test = neural(2.00, 0.01, 1000)
+    better_on_test["seeds"]["dev_loss"]["mean"] = 2.5          # but worse on dev
+    md = summary_markdown({"names": {"gru": better_on_test, "lstm": neural(2.10, 0.01, 1000)}})
+    assert [r[0] for r in rows(md, "names")] == ["**lstm** (best)", "gru"]
+
+
+def test_novelty_column_from_the_samples_statistics():
+    samples = {"names": {"gru": {"samples": 50, "novel_share": 0.28, "mean_length": 6.0, "std_length": 1.0}}}
+    names = rows(summary_markdown(RESULTS, samples=samples), "names")
+    by_model = {r[0].replace("**", "").replace(" (best)", ""): r for r in names}
+    assert by_model["gru"][7] == "0.28" and by_model["lstm"][7] == "—" and by_model["ngram"][7] == "—"
+    assert "Novel samples: the share" in summary_markdown(RESULTS, samples=samples)
+
+
+def test_two_seeds_show_both_values_not_a_std():
+    two = neural(2.0, 0.0, 1000, n=2)
+    two["seeds"]["test_loss"] |= {"min": 1.99, "max": 2.01}
+    assert rows(summary_markdown({"names": {"gru": two}}), "names")[0][3] == "2.0000 (1.9900–2.0100)"
 
 
 def test_mixture_row_is_labelled_and_explained():
     md = summary_markdown(RESULTS)
     news = rows(md, "news")
     assert news[0][0] == "**lstm+ngram** (best)"
-    assert news[0][1] == "1,100,000" and news[0][3] == "5.9000 ± 0.0040" and news[0][-1] == "—"
+    assert news[0][1] == "1,100,000" and news[0][3] == "5.9000 (5.8960–5.9040)" and news[0][-1] == "—"
     assert ("- lstm+ngram: λ·P(lstm) + (1 − λ)·P(ngram) token by token, λ fit on dev only "
-            "(λ = 0.612 ± 0.011)") in md
+            "(λ = 0.612 (0.601–0.623))") in md
     assert "lstm+ngram" not in md.split("## news")[0]
 
 
 def test_ngram_row_has_single_values_and_dashes():
     news = rows(summary_markdown(RESULTS), "news")[1:]  # after the mixture, the best
     assert news[0][0] == "lstm"
-    assert news[1] == ["ngram", "5,432", "6.4900", "6.5000", "9.88", "0.2500", "3.1000", "—", "0.5", "—"]
-    assert all("±" not in cell for cell in news[1])
+    assert news[1] == ["ngram", "5,432", "6.4900", "6.5000", "9.88", "0.2500", "3.1000", "—", "—", "0.5", "—"]
+    assert all("(" not in cell for cell in news[1])
     assert "- ngram (order 3): a single deterministic fit" in summary_markdown(RESULTS)
 
 
 def test_one_table_per_corpus_with_the_columns():
     md = summary_markdown(RESULTS)
     assert md.count("| model | parameters | dev loss | test loss | test perplexity | test accuracy | "
-                    "test bits/char | chosen epoch | training seconds | tokens/s |") == 2
+                    "test bits/char | novel samples | chosen epoch | training seconds | tokens/s |") == 2
     assert md.index("## names") < md.index("## news")
     assert summary_markdown(RESULTS) == md
 
@@ -156,9 +177,10 @@ def write_fixture(root):
                 curve.write_text("epoch,train_loss,dev_loss\n" + "".join(
                     f"{e},{t:.6f},{d:.6f}\n" for e, t, d in CURVES[corpus].get(model, CURVES[corpus]["lstm"])),
                     encoding="utf-8")
-    # Files that are not a model's metrics are ignored (the generate stage writes samples/ here).
+    # The generate stage's statistics under samples/ are not models; they fill the novelty column.
     (root / "metrics" / "names" / "samples").mkdir()
-    (root / "metrics" / "names" / "samples" / "gru.json").write_text("{}", encoding="utf-8")
+    (root / "metrics" / "names" / "samples" / "gru.json").write_text('{"novel_share": 0.5, "samples": 4}',
+                                                                      encoding="utf-8")
 
 
 def run_stage(cwd, *args):
@@ -175,7 +197,7 @@ def test_stage_writes_both_outputs_deterministically(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = (tmp_path / "reports" / "summary.md").read_text(encoding="utf-8")
     png = (tmp_path / "reports" / "curves.png").read_bytes()
-    assert summary == summary_markdown(RESULTS)
+    assert summary == summary_markdown(RESULTS, samples={"names": {"gru": {"novel_share": 0.5, "samples": 4}}})
     assert png.startswith(PNG_SIGNATURE)
     assert run_stage(tmp_path, *MIXTURE_ARGS).returncode == 0
     assert (tmp_path / "reports" / "curves.png").read_bytes() == png
@@ -209,5 +231,5 @@ def test_chosen_epoch_cell_with_and_without_the_epochs_trained():
     del old["best_epoch"], old["epochs_done"]                 # a metrics file from before best-epoch selection
     only_best = {k: v for k, v in neural(2.2, 0.01, 1000).items() if k != "epochs_done"}
     md = summary_markdown({"names": {"gru": old, "lstm": only_best}})
-    cells = {r[0].split(" ")[0].strip("*"): r[7] for r in rows(md, "names")}
+    cells = {r[0].split(" ")[0].strip("*"): r[8] for r in rows(md, "names")}
     assert cells == {"gru": "—", "lstm": "7"}

@@ -12,6 +12,7 @@ import yaml
 from rnnlm.config import IngestConfig, SplitConfig
 from rnnlm.data import encode_split, load_encoded
 from rnnlm.ingest import ingest
+from rnnlm.text import Normalization
 from rnnlm.io import iter_lines, read_jsonl_at, scan_jsonl
 from rnnlm.split import split_rows
 from rnnlm.vocab import Vocabulary
@@ -127,7 +128,9 @@ def test_stages_stream_the_same_outputs_as_the_in_memory_path(tmp_path, monkeypa
         assert split_report["categories"]["dev"] == {c: sum(r["category"] == c for r in splits["dev"])
                                                      for c in ("POLITICS", "SPORTS", "TRAVEL")}
 
-    vocab = Vocabulary.build([r["text"] for r in splits["train"]], "word", max_size=8, min_freq=2)
+    # the vocabulary carries the corpus's ingest rules (rnnlm score/sample normalize with them)
+    vocab = Vocabulary.build([r["text"] for r in splits["train"]], "word", max_size=8, min_freq=2,
+                             normalization=Normalization.from_config(IngestConfig(**ingest_cfg)))
     assert Vocabulary.load(tmp_path / "vocab.json") == vocab
     encoded = load_encoded(tmp_path / "encoded.npz")
     for name, rows in splits.items():

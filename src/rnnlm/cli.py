@@ -1,19 +1,28 @@
-"""The ``rnnlm`` command: sample from a checkpoint, and the CI gates.
+"""The ``rnnlm`` command: use any model file (score, sample, info, novelty), and the CI gates.
 
-    rnnlm sample --checkpoint models/names/gru.pt -n 10 --prompt s --temperature 0.8 --top-k 5
+    rnnlm score --model models/names/lstm+ngram.json names.txt [--format jsonl|csv] [--device cpu]
+    rnnlm sample --model models/names/ngram.arpa.gz -n 10 --prompt Em --temperature 0.8 --top-k 5
+    rnnlm info models/news/lstm.pt
+    rnnlm novelty --model models/names/lstm.pt --train-split data/splits/names/train.txt
     rnnlm check-metrics [--rev HEAD] [--rtol 0.01] [--atol 1e-6] [--sample-k 3]
     rnnlm check-lock
 """
 
 import argparse
+import csv
+import json
 import sys
 
 import torch
 
 from . import __version__, gates
-from .checkpoint import load_checkpoint
+from .devices import DEVICES, resolve_device
 from .errors import UserError, exit_on_user_error
-from .sampling import generate
+from .io import read_lines
+from .lm import load_model, recorded_metrics
+from .novelty import novelty_grid
+from .sampling import join_text, sample_ids
+from .scoring import score_lines
 
 
 CHECK_METRICS_RULES = """\
@@ -35,18 +44,98 @@ committed, workspace, problem) when any value fails its rule.
 """
 
 
-def cmd_sample(args):
+def _check_sampling(args):
     if args.n < 1:
         raise UserError("-n must be at least 1")
     if args.temperature <= 0:
         raise UserError("--temperature must be > 0")
     if args.top_k is not None and args.top_k < 1:
         raise UserError("--top-k must be at least 1")
-    model, vocab, _ = load_checkpoint(args.checkpoint)
+
+
+def _model(args):
+    path = args.model or getattr(args, "checkpoint", None)
+    if path is None:
+        raise UserError("name a model file: --model FILE (a .pt checkpoint, an .arpa/.arpa.gz n-gram or a mixture .json)")
+    return load_model(path, resolve_device(getattr(args, "device", "cpu")))
+
+
+def prompt_ids(vocab, prompt, warn):
+    """``(ids, text)`` of a prompt normalized like the corpus; ``warn`` gets one line per unknown piece."""
+    text = vocab.normalization.clean(prompt) if vocab.normalization is not None else prompt.strip()
+    if not text:
+        return [vocab.bos_id], ""
+    what = "character" if vocab.level == "char" else "word"
+    for piece in dict.fromkeys(vocab.unknown_tokens(text)):
+        warn(f"warning: prompt {what} {piece!r} is not in the model's vocabulary; the model reads it as <unk>")
+    return vocab.encode(text)[:-1], text
+
+
+def cmd_sample(args):
+    _check_sampling(args)
+    lm = _model(args)
+    ids, text = prompt_ids(lm.vocab, args.prompt, lambda line: print(line, file=sys.stderr))
     generator = torch.Generator().manual_seed(args.seed)
-    texts = generate(model, vocab, args.n, args.prompt, temperature=args.temperature, top_k=args.top_k,
-                     max_tokens=args.max_tokens, greedy=args.greedy, generator=generator)
-    print("\n".join(texts))
+    rows = sample_ids(lm.stepper(), lm.vocab, args.n, ids, temperature=args.temperature, top_k=args.top_k,
+                      max_tokens=args.max_tokens, greedy=args.greedy, generator=generator)
+    print("\n".join(join_text(lm.vocab, ids, rows, prefix=text if args.prompt else None)))
+    return 0
+
+
+CSV_COLUMNS = ["line", "text", "tokens", "logprob_nats", "logprob_bits", "perplexity", "bits_per_char", "oov",
+               "rejected", "detail", "loss"]
+
+
+def cmd_score(args):
+    lm = _model(args)
+    if args.input == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        lines = read_lines(args.input, what="input")
+    records, summary = score_lines(lm, lines)
+    if not summary["items"]:
+        raise UserError(f"no line of {args.input if args.input != '-' else 'stdin'} could be scored "
+                        f"({summary['rejected']} rejected)")
+    if args.format == "jsonl":
+        for record in records + [summary]:
+            print(json.dumps(record, ensure_ascii=False))
+        return 0
+    writer = csv.DictWriter(sys.stdout, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow(record | ({"oov": " ".join(record["oov"])} if "oov" in record else {}))
+    writer.writerow({"line": "summary", "text": f"{summary['items']} items, {summary['rejected']} rejected",
+                     "oov": summary["oov_tokens"]} | {k: summary[k] for k in CSV_COLUMNS if k in summary
+                                                       and k not in ("line", "text", "oov")})
+    return 0
+
+
+def cmd_info(args):
+    lm = load_model(args.model)
+    vocab = lm.vocab
+    info = {"file": args.model, "kind": lm.kind, **lm.describe(),
+            "vocabulary": {"level": vocab.level, "size": len(vocab),
+                           "normalization": vocab.normalization.to_dict() if vocab.normalization else None},
+            "metrics": recorded_metrics(args.model)}
+    print(json.dumps(info, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_novelty(args):
+    if args.n < 1 or any(t <= 0 for t in args.temperatures) or any(k < 0 for k in args.top_k):
+        raise UserError("-n must be >= 1, temperatures > 0 and top-k values >= 0 (0: no cut)")
+    lm = _model(args)
+    train = read_lines(args.train_split, what="training split")
+    rows = novelty_grid(lm, train, args.temperatures, [k or None for k in args.top_k], n=args.n,
+                        max_tokens=args.max_tokens, seed=args.seed)
+    print("temperature  top_k  novel_share  distinct_share  loglik/token  loglik/sample")
+    for row in rows:
+        print(f"{row['temperature']:>11g}  {row['top_k'] or '-':>5}  {row['novel_share']:>11.3f}  "
+              f"{row['distinct_share']:>14.3f}  {row['mean_loglik_per_token']:>12.4f}  "
+              f"{row['mean_loglik_per_sample']:>13.3f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=2)
     return 0
 
 
@@ -88,8 +177,11 @@ def build_parser():
     ap.add_argument("--version", action="version", version=f"rnnlm {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    sp = sub.add_parser("sample", help="generate text from a trained checkpoint")
-    sp.add_argument("--checkpoint", required=True, help="e.g. models/names/gru.pt")
+    model_help = "a .pt checkpoint, an .arpa/.arpa.gz n-gram or a mixture .json (e.g. models/names/lstm+ngram.json)"
+    sp = sub.add_parser("sample", help="generate text from any model file")
+    source = sp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help=model_help)
+    source.add_argument("--checkpoint", help="the same as --model (kept for older commands)")
     sp.add_argument("-n", type=int, default=10, help="how many samples (default 10)")
     sp.add_argument("--prompt", default="", help="text to continue (normalized like the corpus)")
     sp.add_argument("--temperature", type=float, default=1.0, help="> 0; lower is more conservative")
@@ -97,7 +189,32 @@ def build_parser():
     sp.add_argument("--max-tokens", type=int, default=30, help="stop after this many new tokens")
     sp.add_argument("--greedy", action="store_true", help="always take the likeliest token")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--device", default="cpu", choices=DEVICES, help="where a recurrent model runs (default cpu)")
     sp.set_defaults(func=cmd_sample)
+
+    sc = sub.add_parser("score", help="log-probability, perplexity and bits/char of text, one line per item")
+    sc.add_argument("--model", required=True, help=model_help)
+    sc.add_argument("input", nargs="?", default="-", help="a text file, one item per line (default: stdin)")
+    sc.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                    help="one JSON object per line, or CSV rows; the summary comes last (default jsonl)")
+    sc.add_argument("--device", default="cpu", choices=DEVICES, help="where a recurrent model runs (default cpu)")
+    sc.set_defaults(func=cmd_score)
+
+    inf = sub.add_parser("info", help="what a model file is: kind, sizes, vocabulary, training params, metrics")
+    inf.add_argument("model", help=model_help)
+    inf.set_defaults(func=cmd_info)
+
+    nv = sub.add_parser("novelty", help="novel share and log-likelihood of samples over temperatures and top-k")
+    nv.add_argument("--model", required=True, help=model_help)
+    nv.add_argument("--train-split", required=True, help="the training items, e.g. data/splits/names/train.txt")
+    nv.add_argument("--temperatures", type=float, nargs="+", default=[0.6, 0.8, 1.0, 1.2])
+    nv.add_argument("--top-k", type=int, nargs="+", default=[0, 5, 10], help="0: no cut (default 0 5 10)")
+    nv.add_argument("-n", type=int, default=500, help="samples per setting (default 500)")
+    nv.add_argument("--max-tokens", type=int, default=30)
+    nv.add_argument("--seed", type=int, default=0)
+    nv.add_argument("--device", default="cpu", choices=DEVICES)
+    nv.add_argument("--json", help="also write the rows to this JSON file")
+    nv.set_defaults(func=cmd_novelty)
 
     cm = sub.add_parser(
         "check-metrics", help="compare workspace metrics with committed ones, each with the tolerance that fits it",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
-from .text import EMPTY, normalize_name, normalize_news
+from .text import EMPTY, Normalization
 
 INVALID_UTF8 = "invalid_utf8"
 INVALID_JSON = "invalid_json"
@@ -113,7 +113,7 @@ def ingest_lines(path, cfg):
 
     Yields ``(row, None)`` for a kept line and ``(None, reject)`` for a rejected one, in file order.
     """
-    alphabet = set(cfg.alphabet)
+    rules = Normalization.from_config(cfg)
     for number, text, raw in read_raw_lines(path):
         row, problem = {"line": number}, None
         if text is None:
@@ -128,14 +128,7 @@ def ingest_lines(path, cfg):
                     if cfg.category_field:
                         row["category"] = obj[cfg.category_field]
         if problem is None:
-            if cfg.normalize == "name":
-                normalized, reason = normalize_name(text, alphabet, cfg.lowercase, cfg.strip_accents)
-            else:
-                normalized, reason = normalize_news(text)
-            if reason is not None:
-                problem = (reason, "nothing left after normalization" if reason == EMPTY
-                           else "characters outside params ingest alphabet")
-            row["text"] = normalized
+            row["text"], problem = rules.apply(text)
         if problem is None:
             yield row, None
             continue

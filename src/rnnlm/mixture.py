@@ -30,6 +30,7 @@ import torch
 from scipy.optimize import brentq
 
 from .data import make_batch
+from .devices import to_device
 from .evaluation import summarize
 from .models import token_losses
 
@@ -59,22 +60,35 @@ def _rnn_outputs(model, split, indices, pad_id, full=True):
     stage scores with, so λ = 1 reproduces the model's own loss. The softmax is taken in float64:
     in float32 its rows sum to 1 only within ~1e-7.
     """
-    x, y = make_batch(split, indices, pad_id)
+    x, y = to_device(make_batch(split, indices, pad_id), next(model.parameters()).device)
     nll, logits, targets = token_losses(model, x, y, pad_id)
-    probs = torch.softmax(logits.double(), dim=-1).numpy() if full else None
-    return targets.numpy(), nll.double().numpy(), probs
+    probs = torch.softmax(logits.double(), dim=-1).cpu().numpy() if full else None
+    return targets.cpu().numpy(), nll.double().cpu().numpy(), probs
 
 
 def _histories(ngram, split, indices):
     return np.concatenate([ngram.histories(split.item(i)) for i in indices])
 
 
-def rnn_target_probabilities(model, split, pad_id, max_cells=MAX_CELLS):
-    """P_rnn(target | history) of every target of ``split``, in item order: (N,) float64."""
+def rnn_target_losses(model, split, pad_id, max_cells=MAX_CELLS):
+    """−log P_rnn(target | history) (nats) of every target of ``split``, in item order: (N,) float64."""
     model.eval()
     nll = [_rnn_outputs(model, split, indices, pad_id, full=False)[1]
            for indices in _item_chunks(split, model.config.vocab_size, max_cells)]
-    return np.exp(-np.concatenate(nll))
+    return np.concatenate(nll)
+
+
+def rnn_target_probabilities(model, split, pad_id, max_cells=MAX_CELLS):
+    """P_rnn(target | history) of every target of ``split``, in item order: (N,) float64."""
+    return np.exp(-rnn_target_losses(model, split, pad_id, max_cells))
+
+
+def mixed_losses(rnn_nll, log_p_ngram, lam):
+    """−log(λ·p_rnn + (1 − λ)·p_kn) per target, from the recurrent model's own loss ``rnn_nll`` and
+    the n-gram's log-probability, summed in log space (a float32-tiny p_rnn never becomes log 0)."""
+    with np.errstate(divide="ignore"):  # log 0 = -inf for λ = 0 or 1: logaddexp(x, -inf) = x exactly
+        log_lam, log_rest = np.log(lam), np.log1p(-lam)
+    return -np.logaddexp(log_lam - rnn_nll, log_rest + log_p_ngram)
 
 
 def ngram_target_probabilities(ngram, split):
@@ -151,13 +165,11 @@ def evaluate_mixtures(models, lambdas, ngram, split, pad_id, unk_id=None, max_ce
     _check_lambdas(models, lambdas)
     nll, correct = [0.0] * len(models), [0] * len(models)
     tokens, unknown = 0, 0
-    with np.errstate(divide="ignore"):  # log 0 = -inf for λ = 0 or 1: logaddexp(x, -inf) = x exactly
-        logs = [(np.log(lam), np.log1p(-lam)) for lam in lambdas]
     for targets, p_ngram, outputs in _components(models, ngram, split, pad_id, max_cells):
         rows = np.arange(len(targets))
         log_ngram = np.log(p_ngram[rows, targets])
-        for m, ((log_lam, log_rest), (rnn_nll, mixed)) in enumerate(zip(logs, outputs)):
-            nll[m] -= float(np.logaddexp(log_lam - rnn_nll, log_rest + log_ngram).sum())
+        for m, (rnn_nll, mixed) in enumerate(outputs):
+            nll[m] += float(mixed_losses(rnn_nll, log_ngram, lambdas[m]).sum())
             mixed *= lambdas[m]                       # P_rnn's array becomes P_mix's: no new (N, V) array
             mixed += (1.0 - lambdas[m]) * p_ngram
             correct[m] += int((mixed.argmax(axis=1) == targets).sum())

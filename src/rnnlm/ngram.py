@@ -159,6 +159,39 @@ class KneserNeyLM:
             p = max(c - self.discount, 0.0) / total + self.discount * types / total * p
         return p
 
+    def level_probs(self, hist, token_ids):
+        """``P_k(w | hist)`` for each ``w`` of ``token_ids`` at the level ``k = len(hist) + 1``: (len,) float64.
+
+        ``hist`` is a tuple of exactly ``k - 1`` ids (no padding is added): the interpolated value of
+        one level, as the ARPA writer (``rnnlm.arpa``) stores it for every n-gram of that order. The
+        float operations are :meth:`prob`'s, level by level in the same order.
+        """
+        self._check_fitted()
+        hist = tuple(int(t) for t in hist)
+        if len(hist) >= self.order:
+            raise ValueError(f"a history of an order-{self.order} model has at most {self.order - 1} ids")
+        token_ids = np.asarray(token_ids, dtype=np.int64)
+        p = self.unigram[token_ids].astype(np.float64)
+        for k in range(2, len(hist) + 2):
+            entry = self.tables[k].get(hist[len(hist) - (k - 1):])
+            if entry is None:
+                continue  # unseen history: P_k = P_{k-1}
+            words, counts, total, types = entry
+            pos = np.minimum(np.searchsorted(words, token_ids), len(words) - 1)
+            c = np.where(words[pos] == token_ids, counts[pos], 0.0)
+            p = np.maximum(c - self.discount, 0.0) / total + self.discount * types / total * p
+        return p
+
+    def backoff_weight(self, hist):
+        """The weight ``D * N_k(h .) / a_k(h .)`` that level ``k = len(hist) + 1`` gives the level
+        below for the history ``hist``; 1.0 for a history never seen there (``P_k = P_{k-1}``)."""
+        self._check_fitted()
+        entry = self.tables[len(hist) + 1].get(tuple(int(t) for t in hist))
+        if entry is None:
+            return 1.0
+        _, _, total, types = entry
+        return self.discount * types / total
+
     def distribution(self, history_ids):
         """P(. | history) over the whole vocabulary: a (V,) float64 array summing to 1."""
         self._check_fitted()

@@ -36,7 +36,7 @@ _METRIC_COLUMNS = [
     ("test bits/char", "test", "bits_per_char", 4),
 ]
 _COLUMNS = (["model", "parameters"] + [c[0] for c in _METRIC_COLUMNS]
-            + ["chosen epoch", "training seconds", "tokens/s"])
+            + ["novel samples", "chosen epoch", "training seconds", "tokens/s"])
 
 
 def _order_key(model):
@@ -59,20 +59,31 @@ def _field(metrics, where, *keys):
     return _number(value, f"{where}: {'.'.join(keys)}")
 
 
+def _seed_values(metrics, name, where):
+    """(mean, (min, max) or None, n) of ``metrics["seeds"][name]``."""
+    entry = f"seeds.{name}"
+    n = int(_field(metrics, where, "seeds", name, "n"))
+    span = metrics["seeds"][name]
+    if n > 1 and not ("min" in span and "max" in span):
+        raise UserError(f"{where}: missing {entry}.min/max (rerun `dvc repro`)")
+    low_high = (_field(metrics, where, "seeds", name, "min"), _field(metrics, where, "seeds", name, "max")) \
+        if n > 1 else None
+    return _field(metrics, where, "seeds", name, "mean"), low_high, n
+
+
 def _spread(metrics, split, key, where):
-    """(mean, std, n) of ``split``'s ``key``: over the seeds when the file has them, else the one run."""
-    seeds = metrics.get("seeds")
-    if seeds is None:
+    """(mean, (min, max) or None, n) of ``split``'s ``key``: over the seeds when the file has them, else the one run."""
+    if metrics.get("seeds") is None:
         return _field(metrics, where, split, key), None, 1
-    name = f"{split}_{key}"
-    n = _field(metrics, where, "seeds", name, "n")
-    return _field(metrics, where, "seeds", name, "mean"), _field(metrics, where, "seeds", name, "std"), int(n)
+    return _seed_values(metrics, f"{split}_{key}", where)
 
 
-def _fmt_spread(mean, std, n, decimals):
-    if std is None or n < 2:
+def _fmt_spread(mean, low_high, n, decimals):
+    """The mean, and with a few seeds their range: a standard deviation of two values says little."""
+    if low_high is None or n < 2:
         return f"{mean:.{decimals}f}"
-    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+    low, high = low_high
+    return f"{mean:.{decimals}f} ({low:.{decimals}f}–{high:.{decimals}f})"
 
 
 def _optional(metrics, key, where, fmt):
@@ -82,13 +93,12 @@ def _optional(metrics, key, where, fmt):
 
 
 def _spread_or_none(metrics, key, where):
-    """(mean, std, n) of a top-level ``key`` over the seeds (``seeds.<key>``), or None if absent."""
+    """(mean, (min, max) or None, n) of a top-level ``key`` over the seeds (``seeds.<key>``), or None if absent."""
     if key not in metrics:
         return None
     seeds = metrics.get("seeds")
     if isinstance(seeds, dict) and key in seeds:
-        return (_field(metrics, where, "seeds", key, "mean"), _field(metrics, where, "seeds", key, "std"),
-                int(_field(metrics, where, "seeds", key, "n")))
+        return _seed_values(metrics, key, where)
     return _number(metrics[key], f"{where}: {key}"), None, 1
 
 
@@ -100,7 +110,14 @@ def _chosen_epoch(metrics, where):
     return f"{best} of {_number(metrics['epochs_done'], f'{where}: epochs_done'):.0f}"
 
 
-def _table(corpus, models):
+def _novelty(samples, model, where):
+    """The share of the generate stage's samples not in the training split, or a dash without samples."""
+    if not samples or model not in samples:
+        return DASH
+    return f"{_field(samples[model], f'{where} (samples)', 'novel_share'):.2f}"
+
+
+def _table(corpus, models, samples=None):
     rows = []
     for model, metrics in models.items():
         where = f"metrics for {corpus}/{model}"
@@ -109,11 +126,11 @@ def _table(corpus, models):
         cells = {title: _spread(metrics, split, key, where) for title, split, key, _ in _METRIC_COLUMNS}
         rows.append({
             "model": model,
-            "sort": cells["test loss"][0],
+            "sort": cells["dev loss"][0],   # chosen on dev: the test split never picks anything
             "n": cells["test loss"][2] if metrics.get("seeds") is not None else None,
             "cells": [_optional(metrics, "params", where, lambda v: f"{v:,.0f}")]
             + [_fmt_spread(*cells[title], decimals) for title, _, _, decimals in _METRIC_COLUMNS]
-            + [_chosen_epoch(metrics, where),
+            + [_novelty(samples, model, where), _chosen_epoch(metrics, where),
                _optional(metrics, "train_seconds", where, lambda v: f"{v:,.1f}"),
                _optional(metrics, "train_tokens_per_s", where, lambda v: f"{v:,.0f}")],
             "oov": metrics["test"].get("oov_rate") if isinstance(metrics.get("test"), dict) else None,
@@ -131,14 +148,18 @@ def _table(corpus, models):
     for row in rows:
         name = f"**{row['model']}** (best)" if row["sort"] == best else row["model"]
         lines.append("| " + " | ".join([name] + row["cells"]) + " |")
-    lines += ["", *_notes(rows)]
+    lines += ["", *_notes(rows, samples)]
     return "\n".join(lines)
 
 
-def _notes(rows):
-    notes = ["Sorted by mean test loss (nats/token, lower is better); bits/char divides the total "
-             "negative log-likelihood in bits by the characters covered, so it compares char- and "
-             "word-level models."]
+def _notes(rows, samples=None):
+    notes = ["Sorted by mean dev loss (nats/token, lower is better), and \"best\" is the lowest dev loss: the "
+             "test split chooses nothing, it only reports. Bits/char divides the total negative log-likelihood "
+             "in bits by the characters covered, so it compares char- and word-level models."]
+    if samples:
+        notes.append("Novel samples: the share of the generate stage's unprompted samples (headline seed, "
+                     "generate params) that are not in the training split; "
+                     f"{DASH} for models the generate stage does not sample.")
     seeded = [r for r in rows if r["n"] is not None]
     if seeded:
         counts = sorted({r["n"] for r in seeded})
@@ -146,7 +167,7 @@ def _notes(rows):
             n = f"n = {counts[0]} training seeds per neural model"
         else:
             n = "n training seeds per model: " + ", ".join(f"{r['model']} {r['n']}" for r in seeded)
-        notes.append(f"Neural models: mean ± sample standard deviation over {n}; parameters, chosen epoch "
+        notes.append(f"Neural models: mean (lowest–highest) over {n}; parameters, chosen epoch "
                      "(the epoch with the lowest dev loss, whose weights are kept, of the epochs trained), "
                      "training seconds and tokens/s are those of the headline (first) seed.")
     for row in rows:
@@ -211,15 +232,16 @@ def tokenization_table(corpus, comparison):
     return "\n".join(lines)
 
 
-def summary_markdown(results, tokenization=None):
+def summary_markdown(results, tokenization=None, samples=None):
     """``results``: {corpus: {model: metrics dict}} -> markdown with one table per corpus.
 
     ``tokenization`` (optional): {corpus: tokenization stage result}, one more table per corpus.
+    ``samples`` (optional): {corpus: {model: generate stage statistics}}, the novelty column.
     """
-    tokenization = tokenization or {}
+    tokenization, samples = tokenization or {}, samples or {}
     parts = ["# Model comparison", ""]
     for corpus, models in results.items():
-        parts += [_table(corpus, models), ""]
+        parts += [_table(corpus, models, samples.get(corpus)), ""]
         table = tokenization_table(corpus, tokenization[corpus]) if corpus in tokenization else ""
         if table:
             parts += [table, ""]

@@ -16,22 +16,38 @@ def filter_logits(logits, temperature=1.0, top_k=None):
     return logits
 
 
-@torch.no_grad()
-def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens=30, greedy=False,
-             generator=None):
-    """Continue ``prompt`` ``n`` times until the end token or ``max_tokens`` new tokens.
+class RecurrentStepper:
+    """A recurrent model seen by the sampler: ``start`` a batch of rows on a prefix, then ``step``.
 
-    Returns the texts (prompt included). Special tokens are never emitted as text: <s>, <pad> and
-    <unk> (which stands for no particular token) are never sampled, and a sequence stops at </s>.
+    Both return each row's next-token scores, (n, V) on the CPU: logits here, log-probabilities for
+    the n-gram and mixture steppers (``rnnlm.lm``). Any scores equal to log-probabilities up to a
+    constant per row will do: temperature, top-k and softmax do not see the constant.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    ids = vocab.encode(prompt)[:-1] if prompt else [vocab.bos_id]  # drop the prompt's </s>
-    x = torch.tensor([ids] * n, device=device)                      # (n, P)
-    logits, hidden = model(x)
-    # Draws happen on the CPU (with the caller's CPU generator), so a seed gives the same
-    # samples from the same scores whatever device computed them.
-    last = logits[:, -1].float().cpu()                              # (n, V)
+
+    def __init__(self, model):
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.hidden = None
+
+    def start(self, ids, n):
+        logits, self.hidden = self.model(torch.tensor([ids] * n, device=self.device))  # (n, P, V)
+        # Draws happen on the CPU (with the caller's CPU generator), so a seed gives the same
+        # samples from the same scores whatever device computed them.
+        return logits[:, -1].float().cpu()
+
+    def step(self, tokens):
+        logits, self.hidden = self.model(tokens.unsqueeze(1).to(self.device), self.hidden)
+        return logits[:, -1].float().cpu()
+
+
+@torch.no_grad()
+def sample_ids(stepper, vocab, n, ids, temperature=1.0, top_k=None, max_tokens=30, greedy=False, generator=None):
+    """``n`` continuations of the token ids ``ids`` (starting with <s>) until </s> or ``max_tokens``.
+
+    Returns one list of new token ids per row, without the </s>. <s>, <pad> and <unk> (which
+    stands for no particular token) are never drawn.
+    """
+    last = stepper.start(ids, n)
     out = [[] for _ in range(n)]
     done = torch.zeros(n, dtype=torch.bool)
     never = torch.tensor([vocab.bos_id, vocab.pad_id, vocab.unk_id])
@@ -49,13 +65,31 @@ def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens
         done |= nxt == vocab.eos_id
         if done.all():
             break
-        logits, hidden = model(nxt.unsqueeze(1).to(device), hidden)
-        last = logits[:, -1].float().cpu()
+        last = stepper.step(nxt)
+    return out
+
+
+def join_text(vocab, ids, rows, prefix=None):
+    """Texts of the prompt ``ids`` followed by each row of new ids; ``prefix``: the prompt's text
+    as the user wrote it (normalized), printed instead of decoding ``ids`` (which may hold <unk>)."""
     if vocab.level == "bpe":  # subword pieces carry their own spaces: decode prompt and continuation together
-        return [vocab.decode(ids + row) for row in out]
-    prefix = vocab.decode(ids)
+        return [vocab.decode(ids + row) for row in rows]
+    prefix = vocab.decode(ids) if prefix is None else prefix
     sep = "" if vocab.level == "char" or not prefix else " "
-    return [prefix + (sep + vocab.decode(row) if row else "") for row in out]
+    return [prefix + (sep + vocab.decode(row) if row else "") for row in rows]
+
+
+@torch.no_grad()
+def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens=30, greedy=False,
+             generator=None):
+    """Continue ``prompt`` ``n`` times until the end token or ``max_tokens`` new tokens.
+
+    Returns the texts (prompt included). Special tokens are never emitted as text: <s>, <pad> and
+    <unk> (which stands for no particular token) are never sampled, and a sequence stops at </s>.
+    """
+    ids = vocab.encode(prompt)[:-1] if prompt else [vocab.bos_id]  # drop the prompt's </s>
+    rows = sample_ids(RecurrentStepper(model), vocab, n, ids, temperature, top_k, max_tokens, greedy, generator)
+    return join_text(vocab, ids, rows)
 
 
 def sample_statistics(texts, train_items):

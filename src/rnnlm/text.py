@@ -1,4 +1,4 @@
-"""Text normalization and tokenization for the two corpus kinds.
+"""Text normalization and tokenization for the two corpus kinds (and the rules as plain data: ``Normalization``).
 
 ``names`` (char-level): one item per line; surrounding whitespace is stripped, optionally lowercased
 and stripped of accents, and every character must belong to the allowed alphabet.
@@ -13,8 +13,11 @@ current torch); tests check that its token stream equals the seed's rules.
 
 import re
 import unicodedata
+from dataclasses import asdict, dataclass
 
 from tokenizers import pre_tokenizers
+
+from .errors import UserError
 
 # Reasons a row is rejected; they are the keys of the ingest report's "dropped" counts.
 EMPTY = "empty"
@@ -29,13 +32,19 @@ def strip_accents(text):
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def normalize_name(raw, alphabet, lowercase=True, strip_accents_=True):
-    """Return ``(name, None)`` for a usable line or ``(None, reason)`` for a rejected one."""
+def clean_name(raw, lowercase=True, strip_accents_=True):
+    """The name rules' rewriting of ``raw`` (strip, lowercase, accents), before any check."""
     text = raw.strip()
     if lowercase:
         text = text.lower()
     if strip_accents_:
         text = strip_accents(text)
+    return text
+
+
+def normalize_name(raw, alphabet, lowercase=True, strip_accents_=True):
+    """Return ``(name, None)`` for a usable line or ``(None, reason)`` for a rejected one."""
+    text = clean_name(raw, lowercase, strip_accents_)
     if not text:
         return None, EMPTY
     if any(ch not in alphabet for ch in text):
@@ -52,6 +61,65 @@ def normalize_news(raw):
     if not text:
         return None, EMPTY
     return text, None
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """The rules ingest applies to one item's text, as plain data that travels with the vocabulary.
+
+    A checkpoint or model file carries them (inside its vocabulary), so ``rnnlm score`` and
+    ``rnnlm sample`` normalize and reject input exactly as the ingest stage did for the corpus.
+    """
+
+    normalize: str = "name"          # "name" or "news" (see rnnlm.text)
+    alphabet: str = ""               # name rule: allowed characters
+    lowercase: bool = True           # name rule
+    strip_accents: bool = True       # name rule
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The rules of an IngestConfig (the news rules take no settings)."""
+        if cfg.normalize == "news":
+            return cls("news", "", False, False)
+        return cls("name", cfg.alphabet, cfg.lowercase, cfg.strip_accents)
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data, source="normalization"):
+        try:
+            rules = cls(**data)
+        except TypeError as err:
+            raise UserError(f"{source}: bad normalization rules ({err})") from None
+        if rules.normalize not in ("name", "news"):
+            raise UserError(f"{source}: unknown normalization {rules.normalize!r}")
+        return rules
+
+    def apply(self, text):
+        """``(normalized, None)`` or ``(None, (reason, detail))`` for one item's raw text."""
+        if self.normalize == "name":
+            normalized, reason = normalize_name(text, self._allowed, self.lowercase, self.strip_accents)
+        else:
+            normalized, reason = normalize_news(text)
+        if reason is None:
+            return normalized, None
+        return None, (reason, "nothing left after normalization" if reason == EMPTY
+                      else "characters outside params ingest alphabet")
+
+    def clean(self, text):
+        """The text rewritten by the rules but never rejected (a prompt: unknown pieces get a warning)."""
+        if self.normalize == "name":
+            return clean_name(text, self.lowercase, self.strip_accents)
+        return normalize_news(text)[0] or ""
+
+    @property
+    def _allowed(self):
+        allowed = self.__dict__.get("_allowed_set")
+        if allowed is None:  # a frozen dataclass: cache the set without a field
+            allowed = frozenset(self.alphabet)
+            object.__setattr__(self, "_allowed_set", allowed)
+        return allowed
 
 
 # basic_english on normalized text: split on whitespace, then isolate each apostrophe.

@@ -18,7 +18,7 @@ from tokenizers.models import WordLevel
 from . import bpe
 from .errors import UserError
 from .io import read_json, write_json
-from .text import WORD_PRE_TOKENIZER, tokenize
+from .text import WORD_PRE_TOKENIZER, Normalization, tokenize
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -27,7 +27,13 @@ FORMAT_VERSION = 1
 
 
 class Vocabulary:
-    def __init__(self, tokens, level, tokenizer=None):
+    """Tokens by id, their level, and (``normalization``) the ingest rules of the corpus they were fit on.
+
+    The rules let a vocabulary alone turn raw user text into items as the pipeline saw them
+    (``rnnlm score``/``sample``); a vocabulary built without them (None) takes text as it is.
+    """
+
+    def __init__(self, tokens, level, tokenizer=None, normalization=None):
         if level not in LEVELS:
             raise UserError(f"vocabulary level must be one of {LEVELS}, got {level!r}")
         tokens = list(tokens)
@@ -41,6 +47,7 @@ class Vocabulary:
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = (self.index[t] for t in SPECIALS)
         self._word_tokenizer = None
         self._bpe_tokenizer = tokenizer
+        self.normalization = normalization
         if level == "bpe":
             if tokenizer is None:
                 raise UserError("a bpe vocabulary needs its tokenizer")
@@ -56,7 +63,7 @@ class Vocabulary:
     # --- building and (de)serialization -------------------------------------------------------
 
     @classmethod
-    def build(cls, items, level, max_size=None, min_freq=1, vocab_size=None):
+    def build(cls, items, level, max_size=None, min_freq=1, vocab_size=None, normalization=None):
         """Fit on training items: keep tokens seen ``min_freq`` times, at most ``max_size`` in all.
 
         For ``bpe``, ``vocab_size`` (specials included) bounds the merges instead, and a pair must
@@ -66,7 +73,7 @@ class Vocabulary:
             if vocab_size is None:
                 raise UserError("a bpe vocabulary needs vocab_size")
             tokenizer = bpe.train_bpe(items, vocab_size, SPECIALS, min_freq)
-            return cls(bpe.vocab_tokens(tokenizer), level, tokenizer)
+            return cls(bpe.vocab_tokens(tokenizer), level, tokenizer, normalization)
         counts = Counter(tok for item in items for tok in tokenize(item, level))
         ranked = sorted(
             (tok for tok, n in counts.items() if n >= min_freq and tok not in SPECIALS),
@@ -74,12 +81,14 @@ class Vocabulary:
         )
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]
-        return cls(list(SPECIALS) + ranked, level)
+        return cls(list(SPECIALS) + ranked, level, normalization=normalization)
 
     def to_dict(self):
         data = {"format_version": FORMAT_VERSION, "level": self.level, "tokens": self.tokens}
         if self.level == "bpe":
             data["tokenizer"] = bpe.tokenizer_to_dict(self._bpe_tokenizer)
+        if self.normalization is not None:
+            data["normalization"] = self.normalization.to_dict()
         return data
 
     @classmethod
@@ -95,8 +104,11 @@ class Vocabulary:
             if not isinstance(data.get("tokenizer"), dict):
                 raise UserError(f"{source}: a bpe vocabulary must carry its 'tokenizer' (rebuild it with `dvc repro`)")
             tokenizer = bpe.tokenizer_from_dict(data["tokenizer"], source=f"{source} (tokenizer)")
+        normalization = None
+        if data.get("normalization") is not None:
+            normalization = Normalization.from_dict(data["normalization"], source=f"{source} (normalization)")
         try:
-            return cls(data["tokens"], data.get("level"), tokenizer)
+            return cls(data["tokens"], data.get("level"), tokenizer, normalization)
         except UserError as err:
             raise UserError(f"{source}: {err}") from None
 
@@ -127,6 +139,13 @@ class Vocabulary:
 
     def _tokenizer(self):
         return self._bpe_tokenizer if self.level == "bpe" else self.word_tokenizer()
+
+    def unknown_tokens(self, item):
+        """The pieces of one normalized ``item`` that encode as ``<unk>``: characters or words, in order."""
+        if self.level == "char":
+            return [ch for ch in item if ch not in self.index]
+        enc = self._tokenizer().encode(item, add_special_tokens=False)
+        return [item[start:end] for tok, (start, end) in zip(enc.ids, enc.offsets) if tok == self.unk_id]
 
     def unknown_chars(self, items):
         """How many characters of ``items`` lie inside tokens that encode as ``<unk>``.

@@ -1,0 +1,265 @@
+"""The n-gram model as an ARPA file: the format KenLM, SRILM and most n-gram toolkits read.
+
+An ARPA file lists, for every stored n-gram ``h w``, ``log10 P(w | h)`` and, for an n-gram that is
+also a history, its back-off weight ``log10 β(h)``. A reader scores a word with the longest stored
+n-gram that ends in it, multiplying the weights of the longer histories it had to give up::
+
+    P(w | h) = P*(h w)                if "h w" is stored
+             = β(h) · P(w | h')       otherwise (h' drops the oldest word; β = 1 when h is not stored)
+
+Interpolated Kneser-Ney (``rnnlm.ngram``) is exactly of this shape: for a stored n-gram of order
+``k`` the file holds the interpolated ``P_k(w | h)``, and for a seen history the weight
+``D · N_k(h .) / a_k(h .)`` that level ``k`` gives the level below; where ``a_k(h w) = 0`` the
+interpolation formula *is* ``β(h) · P_{k-1}(w | h')``.
+
+Start of item. ARPA readers start every sentence in the state ``<s>`` (one token, never predicted:
+``log10 P = -99`` by convention), while ``KneserNeyLM`` pads histories with ``order - 1`` copies of
+<s>. The two agree because every level whose history starts with <s> has the same continuations
+(the items' first tokens after the same prefix, with raw counts), so the padded history
+``<s>^j t1 .. tm`` collapses into the one ARPA n-gram ``<s> t1 .. tm``: its continuations ``w`` get
+the top-level ``P_n(w | <s>^j t1 .. tm)`` and its back-off weight is the product of the weights of
+all the levels that start with <s>, after which both fall back to ``P_{m+1}(w | t1 .. tm)``.
+
+Specials: ``</s>`` and ``<unk>`` are ordinary predicted tokens (a reader maps any word missing from
+the file to ``<unk>``, which is what the vocabulary does); ``<pad>`` is not a word and not stored.
+A token holding whitespace (a char vocabulary with " ") is written as ``<U+0020>``: see
+:func:`arpa_token`, which a caller also applies before handing text to another reader.
+
+Before ``\\data\\`` the file carries one comment line ``# rnnlm-model {json}`` (KenLM skips lines
+starting with ``#``): the vocabulary with its normalization rules, the order and discount, so the
+file alone can score raw text. Numbers are written with 17 significant digits, so reading the file
+back gives the model's probabilities to about 1e-16.
+"""
+
+import gzip
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .io import atomic_write, require_file
+
+LOG10_ZERO = -99.0          # the ARPA convention for "probability 0" (the <s> unigram)
+HEADER_PREFIX = "# rnnlm-model "
+
+
+def arpa_token(token):
+    """The token as an ARPA word: whitespace inside it becomes ``<U+XXXX>`` (ARPA splits on it)."""
+    if not any(ch.isspace() for ch in token):
+        return token
+    return "".join(f"<U+{ord(ch):04X}>" if ch.isspace() else ch for ch in token)
+
+
+def _log10(p):
+    return math.log10(p) if p > 0 else LOG10_ZERO
+
+
+def arpa_ngrams(model):
+    """``{k: {ids tuple: [log10 P, log10 β or None]}}`` of a fitted ``KneserNeyLM`` (see the docstring)."""
+    n, bos = model.order, model.bos_id
+    grams = {k: {} for k in range(1, n + 1)}
+    for w in range(model.vocab_size):
+        if w == bos:
+            grams[1][(w,)] = [LOG10_ZERO, None]
+        elif model.predictable[w]:
+            grams[1][(w,)] = [_log10(float(model.unigram[w])), None]
+    weights = {}
+    for k in range(2, n + 1):
+        for hist, (words, _, _, _) in model.tables[k].items():
+            if hist[0] == bos:
+                continue  # histories with <s> are written once, collapsed, from the top level below
+            for w, p in zip(words.tolist(), model.level_probs(hist, words).tolist()):
+                grams[k][hist + (w,)] = [_log10(p), None]
+            weights[hist] = model.backoff_weight(hist)
+    for hist, (words, _, _, _) in (model.tables[n].items() if n > 1 else ()):
+        if hist[0] != bos:
+            continue
+        rest = tuple(t for t in hist if t != bos)     # hist = <s>^j + rest
+        context = (bos,) + rest
+        for w, p in zip(words.tolist(), model.level_probs(hist, words).tolist()):
+            grams[len(context) + 1][context + (w,)] = [_log10(p), None]
+        weights[context] = math.prod(model.backoff_weight(hist[len(hist) - (k - 1):])
+                                     for k in range(len(rest) + 2, n + 1))
+    for hist, weight in weights.items():
+        if hist not in grams[len(hist)]:
+            raise ValueError(f"ARPA: history {hist} is not itself a stored n-gram")
+        grams[len(hist)][hist][1] = _log10(weight)
+    return grams
+
+
+def _number(x):
+    return repr(float(x)) if x != LOG10_ZERO else "-99"
+
+
+def write_arpa(path, model, tokens, header=None):
+    """Write the fitted ``KneserNeyLM`` ``model`` to ``path`` (gzip-compressed when it ends in ``.gz``).
+
+    ``tokens``: the vocabulary's token strings by id; ``header``: plain data for the comment line.
+    The bytes depend on the model only (sorted entries, no gzip timestamp).
+    """
+    grams = arpa_ngrams(model)
+    words = [arpa_token(t) for t in tokens]
+    out = io.StringIO()
+    if header is not None:
+        out.write(HEADER_PREFIX + json.dumps(header, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
+    out.write("\\data\\\n")
+    for k in range(1, model.order + 1):
+        out.write(f"ngram {k}={len(grams[k])}\n")
+    for k in range(1, model.order + 1):
+        out.write(f"\n\\{k}-grams:\n")
+        for ids in sorted(grams[k]):
+            logp, bow = grams[k][ids]
+            line = f"{_number(logp)}\t{' '.join(words[i] for i in ids)}"
+            out.write(line + (f"\t{_number(bow)}\n" if bow is not None else "\n"))
+    out.write("\n\\end\\\n")
+    data = out.getvalue().encode("utf-8")
+    with atomic_write(path, "wb") as f:
+        if str(path).endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
+                gz.write(data)
+        else:
+            f.write(data)
+
+
+def read_arpa_header(path):
+    """The ``# rnnlm-model`` header of an ARPA file (None without one), reading only the lines before ``\\data\\``."""
+    path = require_file(path, what="ARPA model")
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(HEADER_PREFIX):
+                    return json.loads(line[len(HEADER_PREFIX):])
+                if line.strip() == "\\data\\":
+                    return None
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: not a readable ARPA file ({err})") from None
+    return None
+
+
+def read_arpa(path):
+    """``(header dict or None, {k: {word tuple: (log10 P, log10 β)}})`` of an ARPA file (``.gz`` too)."""
+    path = require_file(path, what="ARPA model")
+    opener = gzip.open if str(path).endswith(".gz") else open
+    header, grams, counts, order = None, {}, {}, None
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                line = line.strip()
+                if order is None:  # before the first section: header comments, \data\, counts
+                    if line.startswith(HEADER_PREFIX):
+                        header = json.loads(line[len(HEADER_PREFIX):])
+                    elif line.startswith("ngram "):
+                        k, count = line[len("ngram "):].split("=")
+                        counts[int(k)] = int(count)
+                    elif line.endswith("-grams:"):
+                        order = int(line[1:-len("-grams:")])
+                        grams[order] = {}
+                    continue
+                if not line:
+                    continue
+                if line.startswith("\\"):
+                    if line == "\\end\\":
+                        break
+                    order = int(line[1:-len("-grams:")])
+                    grams[order] = {}
+                    continue
+                fields = line.split()
+                if len(fields) not in (order + 1, order + 2):
+                    raise UserError(f"{path}:{number}: expected log10 P, {order} word(s) and a back-off weight")
+                bow = float(fields[-1]) if len(fields) == order + 2 else 0.0
+                grams[order][tuple(fields[1:order + 1])] = (float(fields[0]), bow)
+    except (OSError, EOFError, UnicodeDecodeError, ValueError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: not a readable ARPA file ({err})") from None
+    if not grams or any(len(grams.get(k, ())) != c for k, c in counts.items()):
+        raise UserError(f"{path}: not an ARPA file, or its n-gram counts differ from its \\data\\ section")
+    return header, grams
+
+
+class ArpaLM:
+    """An ARPA model over a vocabulary's token ids: back-off scoring exactly as an ARPA reader does it.
+
+    ``grams`` from :func:`read_arpa`; ``tokens``: the vocabulary by id (words of the file that the
+    vocabulary lacks are ignored, tokens the file lacks get probability 0). The interface mirrors
+    ``KneserNeyLM``'s where the mixture and the command line need it.
+    """
+
+    def __init__(self, grams, tokens, bos_id):
+        self.order = max(grams)
+        self.vocab_size = len(tokens)
+        self.bos_id = bos_id
+        self.num_ngrams = sum(len(g) for g in grams.values())
+        index = {arpa_token(t): i for i, t in enumerate(tokens)}
+        self.entries = {}       # ids tuple -> (log10 P, log10 β), every order
+        self.unigram = np.full(self.vocab_size, -np.inf)   # log10 P(w)
+        for k, table in grams.items():
+            for words, value in table.items():
+                ids = tuple(index.get(w) for w in words)
+                if None not in ids:
+                    self.entries[ids] = value
+        for (w,), (logp, _) in ((ids, v) for ids, v in self.entries.items() if len(ids) == 1):
+            self.unigram[w] = logp if logp > LOG10_ZERO else -np.inf  # -99 means "never": <s>
+        continuations = {}      # history ids -> [(word id, log10 P), ...]
+        for ids, (logp, _) in self.entries.items():
+            if len(ids) > 1:
+                continuations.setdefault(ids[:-1], []).append((ids[-1], logp))
+        self.continuations = {h: (np.array([w for w, _ in pairs], dtype=np.int64), np.array([p for _, p in pairs]))
+                              for h, pairs in continuations.items()}
+
+    def context(self, history_ids):
+        """The reader's state after ``history_ids`` (an item so far, starting with its <s>)."""
+        return tuple(int(t) for t in history_ids)[-(self.order - 1):] if self.order > 1 else ()
+
+    def log10_prob(self, history_ids, token_id):
+        """log10 P(token | history) by back-off (``-inf`` for a token the file lacks)."""
+        ctx, backoff = self.context(history_ids), 0.0
+        for start in range(len(ctx) + 1):
+            hist = ctx[start:]
+            entry = self.entries.get(hist + (int(token_id),))
+            if entry is not None:
+                return backoff + entry[0]
+            if hist in self.entries:
+                backoff += self.entries[hist][1]
+        return -math.inf
+
+    def prob(self, history_ids, token_id):
+        return 10.0 ** self.log10_prob(history_ids, token_id)
+
+    def log10_distribution(self, history_ids):
+        """log10 P(. | history) over the vocabulary: (V,) float64, built from the shortest history up."""
+        ctx = self.context(history_ids)
+        logp = self.unigram.copy()
+        for start in range(len(ctx) - 1, -1, -1):
+            hist = ctx[start:]
+            if hist in self.entries:
+                logp += self.entries[hist][1]
+            if hist in self.continuations:
+                words, values = self.continuations[hist]
+                logp[words] = values
+        return logp
+
+    def distribution(self, history_ids):
+        return 10.0 ** self.log10_distribution(history_ids)
+
+    def target_log10_probs(self, split):
+        """log10 P(target | history) of every target of ``split`` (an ``EncodedSplit``), in item order."""
+        return np.array([self.log10_prob(item[:j], item[j])
+                         for item in (split.item(i).tolist() for i in range(len(split)))
+                         for j in range(1, len(item))], dtype=np.float64)
+
+
+def load_arpa(path, tokens, bos_id):
+    """Read ``path`` into an :class:`ArpaLM` over ``tokens``; returns ``(model, header)``."""
+    header, grams = read_arpa(path)
+    return ArpaLM(grams, tokens, bos_id), header
+
+
+def file_stem(path):
+    """``ngram`` for ``models/names/ngram.arpa.gz``: the name without the ARPA suffixes."""
+    name = Path(path).name
+    for suffix in (".gz", ".arpa"):
+        name = name[: -len(suffix)] if name.endswith(suffix) else name
+    return name

@@ -1,0 +1,222 @@
+"""Any model file as one language model: score items, or step through next-token distributions.
+
+Three kinds of file, told apart by their names:
+
+* ``*.pt``: a recurrent checkpoint (``rnnlm.checkpoint``);
+* ``*.arpa`` / ``*.arpa.gz``: the Kneser-Ney model as an ARPA file (``rnnlm.arpa``), whose header
+  carries the vocabulary;
+* ``*.json``: a mixture, plain data naming its two component files (relative to the JSON's
+  folder) and λ::
+
+      {"format": "rnnlm-mixture", "format_version": 1, "rnn": "lstm.pt", "ngram": "ngram.arpa.gz",
+       "lambda": 0.61, "kind": "lstm", "seed": 0}
+
+Each loads into a :class:`LanguageModel` with one contract: ``vocab`` (with the corpus's
+normalization rules), ``target_losses(split)`` (−log P of every target of an ``EncodedSplit``, in
+item order, the targets every stage scores) and ``stepper()`` (an object with ``start``/``step``
+for ``rnnlm.sampling.sample_ids``). Scoring reuses the stages' own functions (``token_losses``
+through ``rnnlm.mixture``, the mixture's log-space formula), so a model file scores a split with
+the loss its stage reported.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .arpa import ArpaLM, file_stem, read_arpa
+from .checkpoint import load_checkpoint
+from .errors import UserError
+from .io import read_json, require_file
+from .mixture import mixed_losses, rnn_target_losses
+from .sampling import RecurrentStepper
+from .vocab import Vocabulary
+
+MIXTURE_FORMAT = "rnnlm-mixture"
+MIXTURE_VERSION = 1
+LN10 = math.log(10)
+
+
+class RecurrentLM:
+    kind = "recurrent"
+
+    def __init__(self, path, device=None):
+        self.path = Path(path)
+        self.model, self.vocab, self.payload = load_checkpoint(path)
+        if device is not None:
+            self.model.to(device)
+
+    def target_losses(self, split):
+        return rnn_target_losses(self.model, split, self.vocab.pad_id)
+
+    def stepper(self):
+        return RecurrentStepper(self.model)
+
+    def describe(self):
+        training = self.payload["training"]
+        run = training.get("run_id", {})
+        return {"model": self.model.config.kind, "parameters": self.model.num_parameters(),
+                "model_config": self.model.config.to_dict(), "trained_with": run.get("config"),
+                "seed": training.get("seed"), "best_epoch": training.get("best_epoch"),
+                "epochs_done": training.get("epochs_done"), "best_dev_loss": training.get("best_dev_loss")}
+
+
+class NgramLM:
+    kind = "ngram"
+
+    def __init__(self, path):
+        self.path = Path(path)
+        header, self.arpa = _read_arpa_with_vocab(path)
+        self.vocab = Vocabulary.from_dict(header["vocabulary"], source=f"{path} (vocabulary)")
+        self.arpa = self.arpa(self.vocab)
+        self.header = header
+
+    def target_losses(self, split):
+        return -self.arpa.target_log10_probs(split) * LN10
+
+    def stepper(self):
+        return NgramStepper(self.arpa)
+
+    def describe(self):
+        return {"model": "ngram (interpolated Kneser-Ney, ARPA)", "order": self.arpa.order,
+                "discount": self.header.get("discount"), "parameters": self.arpa.num_ngrams,
+                "trained_with": {k: v for k, v in self.header.items() if k != "vocabulary"}}
+
+
+def _read_arpa_with_vocab(path):
+    """The header of an ARPA file written by rnnlm, and a function binding its n-grams to a vocabulary."""
+    header, grams = read_arpa(path)
+    if not isinstance(header, dict) or not isinstance(header.get("vocabulary"), dict):
+        raise UserError(f"{path}: an ARPA file without rnnlm's vocabulary header (written by another tool?); "
+                        "score it with that tool, or rebuild it with `dvc repro`")
+    return header, lambda vocab: ArpaLM(grams, vocab.tokens, vocab.bos_id)
+
+
+class NgramStepper:
+    """An ARPA model seen by the sampler: each row's history grows by the drawn token."""
+
+    def __init__(self, arpa):
+        self.arpa = arpa
+        self.rows = []
+
+    def _scores(self):
+        cache = {}
+        for row in self.rows:
+            key = self.arpa.context(row)
+            if key not in cache:
+                cache[key] = self.arpa.log10_distribution(row) * LN10
+        return torch.from_numpy(np.stack([cache[self.arpa.context(row)] for row in self.rows]))
+
+    def start(self, ids, n):
+        self.rows = [list(ids) for _ in range(n)]
+        return self._scores()
+
+    def step(self, tokens):
+        for row, token in zip(self.rows, tokens.tolist()):
+            row.append(token)
+        return self._scores()
+
+
+class MixtureStepper:
+    """λ·P_rnn + (1 − λ)·P_ngram of each row, as log-probabilities (float64)."""
+
+    def __init__(self, rnn, ngram, lam):
+        self.rnn, self.ngram = rnn, ngram
+        with np.errstate(divide="ignore"):
+            self.logs = (math.log(lam) if lam > 0 else -math.inf, math.log1p(-lam) if lam < 1 else -math.inf)
+
+    def _mix(self, logits, log_ngram):
+        log_rnn = torch.log_softmax(logits.double(), dim=-1)
+        return torch.logaddexp(self.logs[0] + log_rnn, self.logs[1] + log_ngram)
+
+    def start(self, ids, n):
+        return self._mix(self.rnn.start(ids, n), self.ngram.start(ids, n))
+
+    def step(self, tokens):
+        return self._mix(self.rnn.step(tokens), self.ngram.step(tokens))
+
+
+class MixtureLM:
+    kind = "mixture"
+
+    def __init__(self, path, device=None):
+        self.path = Path(path)
+        self.spec = read_json(path, what="mixture model")
+        if not isinstance(self.spec, dict) or self.spec.get("format") != MIXTURE_FORMAT:
+            raise UserError(f"{path}: not an rnnlm mixture (expected \"format\": \"{MIXTURE_FORMAT}\")")
+        if self.spec.get("format_version") != MIXTURE_VERSION:
+            raise UserError(f"{path}: unsupported mixture format_version {self.spec.get('format_version')!r}")
+        lam = self.spec.get("lambda")
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam <= 1:
+            raise UserError(f"{path}: \"lambda\" must be a number in [0, 1], got {lam!r}")
+        self.lam = float(lam)
+        self.rnn = RecurrentLM(self._component("rnn"), device)
+        self.ngram = NgramLM(self._component("ngram"))
+        if self.rnn.vocab != self.ngram.vocab:
+            raise UserError(f"{path}: its recurrent model and n-gram model use different vocabularies")
+        self.vocab = self.rnn.vocab
+
+    def _component(self, key):
+        name = self.spec.get(key)
+        if not isinstance(name, str):
+            raise UserError(f"{self.path}: missing the path of its {key} model (\"{key}\")")
+        return require_file(self.path.parent / name, what=f"{key} model of {self.path}")
+
+    def target_losses(self, split):
+        return mixed_losses(self.rnn.target_losses(split), -self.ngram.target_losses(split), self.lam)
+
+    def stepper(self):
+        return MixtureStepper(self.rnn.stepper(), self.ngram.stepper(), self.lam)
+
+    def describe(self):
+        return {"model": f"mixture λ·P({self.spec.get('kind', 'rnn')}) + (1 − λ)·P(ngram)", "lambda": self.lam,
+                "components": {"rnn": str(self._component("rnn")), "ngram": str(self._component("ngram"))},
+                "parameters": self.rnn.model.num_parameters() + self.ngram.arpa.num_ngrams,
+                "seed": self.spec.get("seed")}
+
+
+def mixture_spec(rnn_path, ngram_path, lam, out_path, **extra):
+    """The mixture file's content: component paths relative to ``out_path``'s folder, λ, ``extra``."""
+    folder = Path(out_path).resolve().parent
+
+    def relative(p):
+        p = Path(p).resolve()
+        try:
+            return p.relative_to(folder).as_posix()
+        except ValueError:
+            return str(p)
+
+    return {"format": MIXTURE_FORMAT, "format_version": MIXTURE_VERSION, "rnn": relative(rnn_path),
+            "ngram": relative(ngram_path), "lambda": float(lam), **extra}
+
+
+def load_model(path, device=None):
+    """The model in ``path``: a recurrent checkpoint, an ARPA n-gram or a mixture (by file name)."""
+    name = Path(path).name
+    if name.endswith(".pt"):
+        return RecurrentLM(path, device)
+    if name.endswith((".arpa", ".arpa.gz")):
+        return NgramLM(path)
+    if name.endswith(".json"):
+        return MixtureLM(path, device)
+    raise UserError(f"{path}: not a model file (expected a .pt checkpoint, an .arpa/.arpa.gz n-gram "
+                    "or a mixture .json)")
+
+
+def model_name(path):
+    """The name the pipeline's metrics use for a model file: ``lstm``, ``ngram``, ``lstm+ngram``."""
+    return file_stem(Path(path).name.removesuffix(".pt").removesuffix(".json"))
+
+
+def recorded_metrics(path):
+    """``metrics/<corpus>/<name>.json`` beside a pipeline model ``models/<corpus>/<file>``, if it exists."""
+    path = Path(path).resolve()
+    if path.parent.parent.name != "models":
+        return None
+    candidate = path.parent.parent.parent / "metrics" / path.parent.name / f"{model_name(path)}.json"
+    if not candidate.is_file():
+        return None
+    data = json.loads(candidate.read_text(encoding="utf-8"))
+    return {"file": str(candidate), "dev": data.get("dev"), "test": data.get("test")}

@@ -1,0 +1,81 @@
+"""The n-gram model as an ARPA file: an independent reader (KenLM) and the project's own reader
+score a test split with the n-gram model's own loss."""
+
+import gzip
+import math
+
+import numpy as np
+import pytest
+
+from rnnlm.arpa import arpa_token, load_arpa, read_arpa, write_arpa
+from rnnlm.data import encode_split
+from rnnlm.ngram import KneserNeyLM
+from rnnlm.vocab import Vocabulary
+
+from .conftest import TOY_NAMES
+
+WORDS_TRAIN = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ate the rat",
+               "a rat sat", "don't feed the cat"]
+WORDS_TEST = ["the cat sat on a log", "the zebra ate a mat", "dog", "don't"]
+
+
+def _fixture(level, order):
+    """(vocab, fitted model, test split): names at char level; words with <unk> in training (min_freq 2)."""
+    if level == "char":
+        train, test, min_freq = TOY_NAMES[:14], TOY_NAMES[14:] + ["zoe"], 1
+    else:
+        train, test, min_freq = WORDS_TRAIN, WORDS_TEST, 2
+    vocab = Vocabulary.build(train, level, min_freq=min_freq)
+    model = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, order, 0.75).fit(encode_split(vocab, train))
+    return vocab, model, encode_split(vocab, test)
+
+
+CASES = [(level, order) for level in ("char", "word") for order in (2, 3, 4)]
+
+
+@pytest.mark.parametrize("level,order", CASES)
+def test_kenlm_scores_the_arpa_file_with_the_models_loss(tmp_path, level, order):
+    kenlm = pytest.importorskip("kenlm")  # the dev extra pins it: an ARPA reader this project did not write
+    vocab, model, test = _fixture(level, order)
+    nll = model.evaluate(test, unk_id=vocab.unk_id)[0]
+    path = tmp_path / "ngram.arpa"
+    write_arpa(path, model, vocab.tokens, header={"order": order})
+    reader = kenlm.Model(str(path))
+    log10_total = sum(reader.score(" ".join(arpa_token(vocab.tokens[t]) for t in test.item(i).tolist()[1:-1]),
+                                   bos=True, eos=True) for i in range(len(test)))
+    # KenLM keeps probabilities in float32 (relative error ~6e-8 per value): 1e-6 relative on the total
+    assert -log10_total * math.log(10) == pytest.approx(nll, rel=1e-6)
+
+
+@pytest.mark.parametrize("level,order", CASES + [("char", 1)])
+def test_own_reader_gives_back_the_models_probabilities(tmp_path, level, order):
+    vocab, model, test = _fixture(level, order)
+    nll = model.evaluate(test, unk_id=vocab.unk_id)[0]
+    path = tmp_path / "ngram.arpa.gz"
+    write_arpa(path, model, vocab.tokens, header={"vocabulary": vocab.to_dict()})
+    with gzip.open(path, "rt") as f:
+        assert f.readline().startswith("# rnnlm-model {")
+    arpa, header = load_arpa(path, vocab.tokens, vocab.bos_id)
+    assert header["vocabulary"] == vocab.to_dict()
+    assert -arpa.target_log10_probs(test).sum() * math.log(10) == pytest.approx(nll, rel=1e-12)
+    for i in range(len(test)):
+        item = test.item(i).tolist()
+        for j in range(1, len(item)):
+            dist = arpa.distribution(item[:j])
+            np.testing.assert_allclose(dist, model.distribution(item[:j]), rtol=1e-12, atol=1e-300)
+            assert dist.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_arpa_file_is_deterministic_and_lists_its_counts(tmp_path):
+    vocab, model, _ = _fixture("char", 3)
+    write_arpa(tmp_path / "a.arpa.gz", model, vocab.tokens)
+    write_arpa(tmp_path / "b.arpa.gz", model, vocab.tokens)
+    assert (tmp_path / "a.arpa.gz").read_bytes() == (tmp_path / "b.arpa.gz").read_bytes()
+    _, grams = read_arpa(tmp_path / "a.arpa.gz")
+    assert sorted(grams) == [1, 2, 3]
+    assert grams[1][("<s>",)][0] == -99.0 and ("<pad>",) not in grams[1]
+    assert all(len(words) == k for k in grams for words in grams[k])
+
+
+def test_whitespace_tokens_are_escaped():
+    assert arpa_token(" ") == "<U+0020>" and arpa_token("ab") == "ab"
