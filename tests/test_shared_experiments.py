@@ -11,7 +11,7 @@ import json
 import pytest
 import yaml
 
-from tests.test_pipeline import experiments_shown, sh, shrunken_project, wait_for_queue
+from tests.test_pipeline import experiments_shown, sh, shrunken_project
 
 pytestmark = pytest.mark.slow
 
@@ -73,9 +73,7 @@ def test_experiments_run_on_two_machines_are_pulled_compared_and_restored_on_a_t
     sh("dvc", "exp", "push", "origin", "wide", cwd=machine_a)
 
     machine_b = clone(origin, root / "machine-b")
-    sh("dvc", "exp", "run", "--queue", "-n", "fast", "-S", "train.names.lr=0.01", cwd=machine_b)
-    sh("dvc", "queue", "start", cwd=machine_b)
-    wait_for_queue(machine_b)
+    sh("dvc", "exp", "run", "-n", "fast", "-S", "train.names.lr=0.01", cwd=machine_b)  # queues: test_pipeline
     sh("dvc", "exp", "push", "origin", "fast", cwd=machine_b)
 
     laptop = clone(origin, root / "laptop")
