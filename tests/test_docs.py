@@ -1,0 +1,315 @@
+"""The README and the manual in docs/ cannot go stale silently.
+
+- every ``dvc exp run ... -S key=value`` in README.md and docs/*.md names keys that exist in
+  params.yaml, with values the params schema (rnnlm.config) accepts, and targets stages dvc.yaml has;
+- the defaults table of docs/models.md matches params.yaml;
+- README's results tables are the tables of reports/summary.md, and its claims about them hold in
+  metrics/;
+- README's links point at files and headings that exist (GitHub's heading anchors);
+- the manual builds with ``mkdocs build --strict`` (a broken link or anchor fails).
+"""
+
+import copy
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rnnlm.config import (EvaluateConfig, GenerateConfig, IngestConfig, MixtureConfig, NgramConfig, SplitConfig,
+                          TokenizationConfig, TrainConfig, VocabConfig)
+from rnnlm.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+PAGES = [README, *DOCS]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+# Which config class reads which params.yaml section (as stages/*.py call _params.section), and
+# whether the section has one entry per corpus.
+SECTIONS = {
+    "ingest": (IngestConfig, True),
+    "split": (SplitConfig, True),
+    "vocab": (VocabConfig, True),
+    "tokenization": (TokenizationConfig, True),
+    "train": (TrainConfig, True),
+    "evaluate": (EvaluateConfig, False),
+    "generate": (GenerateConfig, True),
+    "ngram": (NgramConfig, False),
+    "mixture": (MixtureConfig, True),
+}
+
+
+def rel(path):
+    return path.relative_to(ROOT).as_posix()
+
+
+# --- dvc exp run -S ------------------------------------------------------------------------------
+
+def _code_snippets(text):
+    """Fenced code blocks, and inline code spans that run dvc exp run."""
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M)
+    prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.S | re.M)
+    inline = [span for span in re.findall(r"`([^`\n]+)`", prose) if "dvc exp run" in span]
+    return blocks + inline
+
+
+def exp_run_commands(text):
+    """Each ``dvc exp run`` in ``text``: (command line, [(key, value string)], [targets])."""
+    commands = []
+    for snippet in _code_snippets(text):
+        snippet = snippet.replace("\\\n", " ")
+        loop_values = {var: values.split()[0] for var, values in re.findall(r"for (\w+) in ([^;]+);", snippet)}
+        for line in snippet.splitlines():
+            lex = shlex.shlex(line, posix=True, punctuation_chars=";&|()")
+            lex.whitespace_split = True
+            lex.commenters = "#"
+            tokens = list(lex)
+            for i in range(len(tokens) - 2):
+                if tokens[i:i + 3] != ["dvc", "exp", "run"]:
+                    continue
+                sets, targets, j = [], [], i + 3
+                while j < len(tokens) and tokens[j] not in (";", "&&", "||", "|", "&", ")", "("):
+                    tok = tokens[j]
+                    if tok in ("-S", "--set-param"):
+                        sets.extend(tokens[j + 1:j + 2])  # prose may name the option alone
+                        j += 2
+                        continue
+                    if tok.startswith("--set-param="):
+                        sets.append(tok.split("=", 1)[1])
+                    elif tok.startswith("-S") and len(tok) > 2:
+                        sets.append(tok[2:])
+                    elif tok in ("-n", "--name", "-j", "--jobs"):
+                        j += 1
+                    elif not tok.startswith("-"):
+                        targets.append(tok)
+                    j += 1
+                pairs = []
+                for item in sets:
+                    key, _, value = item.partition("=")
+                    for var, first in loop_values.items():
+                        value = value.replace(f"${var}", first)
+                    pairs.append((key, value))
+                commands.append((line.strip(), pairs, targets))
+    return commands
+
+
+def apply_overrides(params, pairs):
+    """params.yaml with each ``key=value`` applied as DVC does (value parsed as YAML)."""
+    params = copy.deepcopy(params)
+    for key, value in pairs:
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            if not isinstance(node, dict) or part not in node:
+                raise UserError(f"-S {key}: no section {part!r} in params.yaml")
+            node = node[part]
+        if not isinstance(node, dict) or leaf not in node:
+            raise UserError(f"-S {key}: no key {leaf!r} in params.yaml")
+        node[leaf] = yaml.safe_load(value)
+    return params
+
+
+def validate_params(params):
+    """Every section through the config class its stage uses (UserError on a bad key or value)."""
+    for name, (cls, per_corpus) in SECTIONS.items():
+        if not per_corpus:
+            cls.from_params(params[name], name)
+            continue
+        for corpus, data in params[name].items():
+            cfg = cls.from_params(data, f"{name}.{corpus}")
+            if cls is TrainConfig:
+                for kind in ("rnn_scratch", "rnn", "gru", "lstm"):
+                    cfg.for_kind(kind, f"train.{corpus}")
+
+
+def stage_names():
+    """Every stage name of dvc.yaml, foreach and matrix stages expanded (``train@names``)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    names = set()
+    for name, stage in stages.items():
+        if "foreach" in stage:
+            items = stage["foreach"]
+            if isinstance(items, str):  # ${section}: the keys of that params section
+                items = PARAMS[items.strip("${}")]
+            names.update(f"{name}@{item}" for item in items)
+        elif "matrix" in stage:
+            combos = [""]
+            for values in stage["matrix"].values():
+                if isinstance(values, str):
+                    values = PARAMS[values.strip("${}")]
+                combos = [f"{c}-{v}" if c else str(v) for c in combos for v in values]
+            names.update(f"{name}@{combo}" for combo in combos)
+        else:
+            names.add(name)
+    return names
+
+
+ALL_COMMANDS = [(rel(page), cmd) for page in PAGES for cmd in exp_run_commands(page.read_text(encoding="utf-8"))]
+
+
+def test_the_docs_have_exp_run_recipes():
+    assert len(ALL_COMMANDS) >= 15, "the extraction of dvc exp run commands found too few"
+    assert sum(len(pairs) for _, (_, pairs, _) in ALL_COMMANDS) >= 60
+
+
+@pytest.mark.parametrize("page,command", ALL_COMMANDS, ids=[f"{p}:{c[0][:60]}" for p, c in ALL_COMMANDS])
+def test_exp_run_overrides_and_targets_are_valid(page, command):
+    line, pairs, targets = command
+    try:
+        validate_params(apply_overrides(PARAMS, pairs))
+    except UserError as err:
+        pytest.fail(f"{page}: {line}\n  {err}")
+    unknown = [t for t in targets if t not in stage_names()]
+    assert not unknown, f"{page}: {line}\n  names stages dvc.yaml does not have: {unknown}"
+
+
+@pytest.mark.parametrize("snippet,problem", [
+    ("dvc exp run -S train.names.hidden_sizes=128", "no key"),          # a renamed key
+    ("dvc exp run -S train.names.scheduler=linear", "must be one of"),  # a removed value
+    ("dvc exp run -S 'train.names.seeds=[0,0]'", "must not repeat"),
+    ("dvc exp run -S split.names.train=0.5", "must sum to 1"),          # the overrides of a command count together
+    ("dvc exp run -S nosuch.names.x=1", "no section"),
+])
+def test_the_check_catches_stale_recipes(snippet, problem):
+    [(_, pairs, _)] = exp_run_commands(f"```bash\n{snippet}\n```\n")
+    with pytest.raises(UserError, match=problem):
+        validate_params(apply_overrides(PARAMS, pairs))
+
+
+def test_the_extraction_reads_loops_quotes_continuations_and_targets():
+    text = ("```bash\nfor h in 64 128; do\n  dvc exp run --queue -n x -S train.names.hidden_size=$h \\\n"
+            "    -S 'train.names.seeds=[0]' --set-param evaluate.batch_size=8 evaluate@names  # note\ndone\n```\n"
+            "Prose with `dvc exp run -S mixture.news.model=gru` inline.\n")
+    [(_, pairs, targets), (_, inline, _)] = exp_run_commands(text)
+    assert pairs == [("train.names.hidden_size", "64"), ("train.names.seeds", "[0]"), ("evaluate.batch_size", "8")]
+    assert targets == ["evaluate@names"]
+    assert inline == [("mixture.news.model", "gru")]
+    assert "evaluate@news" in stage_names() and "report" in stage_names()
+
+
+# --- defaults ------------------------------------------------------------------------------------
+
+def _marked_block(text, name):
+    match = re.search(rf"<!-- {name}:begin -->\n(.*?)<!-- {name}:end -->", text, flags=re.S)
+    assert match, f"no <!-- {name}:begin --> ... <!-- {name}:end --> block"
+    return match.group(1)
+
+
+def _table_rows(block):
+    rows = [line for line in block.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows if not re.match(r"^\|[-:| ]+\|$", row)]
+
+
+def test_the_defaults_table_matches_params_yaml():
+    header, *rows = _table_rows(_marked_block((ROOT / "docs" / "models.md").read_text(encoding="utf-8"), "defaults"))
+    corpora = header[1:]
+    assert corpora == ["names", "news"] and len(rows) >= 10
+    for key, *values in rows:
+        key = key.strip("`")
+        for corpus, stated in zip(corpora, values):
+            actual = PARAMS["train"][corpus][key]
+            assert yaml.safe_load(stated) == actual, f"docs/models.md says train.{corpus}.{key} is {stated}, params.yaml {actual!r}"
+
+
+def test_stated_python_version_matches_pyproject():
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    required = re.search(r'^requires-python = ">=(3\.\d+)"', pyproject, flags=re.M).group(1)
+    assert f"Python {required} or newer" in README.read_text(encoding="utf-8")
+    assert f"python-version: '{required}'" in (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8") \
+        or f'python-version: "{required}"' in (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+
+
+# --- results -------------------------------------------------------------------------------------
+
+def test_readme_results_are_the_report_tables():
+    """README's results block holds exactly the tables of reports/summary.md: paste them after a rerun."""
+    readme = [line for line in _marked_block(README.read_text(encoding="utf-8"), "results").splitlines()
+              if line.startswith("|")]
+    summary = [line for line in (ROOT / "reports" / "summary.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("|")]
+    assert readme == summary, "README.md's results tables differ from reports/summary.md: copy them over"
+
+
+def _dev_loss(corpus, model, side):
+    """A model's dev loss from metrics/: its best (side='min') or worst (side='max') seed."""
+    data = json.loads((ROOT / "metrics" / corpus / f"{model}.json").read_text(encoding="utf-8"))
+    spread = data.get("seeds", {}).get("dev_loss")
+    if spread and side in spread:
+        return spread[side]
+    return data["dev"]["loss"]
+
+
+def test_readme_claims_about_the_results_hold():
+    """Each claim under README's results, with the margins it states, over every seed's dev loss."""
+    recurrent, gated, plain = ("rnn_scratch", "rnn", "gru", "lstm"), ("gru", "lstm"), ("rnn_scratch", "rnn")
+    # names: every recurrent model beats the trigram by more than 0.2 nats
+    assert _dev_loss("names", "ngram", "min") - max(_dev_loss("names", m, "max") for m in recurrent) > 0.2
+    # names: the gated models beat both plain RNNs by more than 0.03 nats
+    assert min(_dev_loss("names", m, "min") for m in plain) - max(_dev_loss("names", m, "max") for m in gated) > 0.03
+    # names: the hand-written cell and torch.nn.RNN within 0.01 of each other
+    assert abs(_dev_loss("names", "rnn_scratch", "max") - _dev_loss("names", "rnn", "max")) < 0.01
+    assert abs(_dev_loss("names", "rnn_scratch", "min") - _dev_loss("names", "rnn", "min")) < 0.01
+    # news: the mixture is the best model by more than 0.1 nats
+    others = ("rnn_scratch", "rnn", "gru", "lstm", "ngram")
+    assert min(_dev_loss("news", m, "min") for m in others) - _dev_loss("news", "lstm+ngram", "max") > 0.1
+    # news: the gated models beat the trigram, the plain RNNs do not (margins: twice 0.013)
+    assert _dev_loss("news", "ngram", "min") - max(_dev_loss("news", m, "max") for m in gated) > 0.026
+    assert min(_dev_loss("news", m, "min") for m in plain) - _dev_loss("news", "ngram", "max") > 0.026
+    # news: the OOV share README quotes
+    test = json.loads((ROOT / "metrics" / "news" / "lstm.json").read_text(encoding="utf-8"))["test"]
+    assert f"{100 * test['oov_rate']:.2f}% of news test tokens" in README.read_text(encoding="utf-8")
+
+
+# --- links and the site --------------------------------------------------------------------------
+
+def github_slug(heading):
+    """The anchor GitHub gives a heading (lowercase, punctuation dropped, spaces to hyphens)."""
+    text = re.sub(r"[`*_]", "", heading.strip()).lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def _anchors(path):
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+    return {github_slug(h) for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=rel)
+def test_links_point_at_files_and_headings_that_exist(page):
+    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.S | re.M)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"^[a-z]+:", target):
+            continue
+        file_part, _, anchor = target.partition("#")
+        dest = (page.parent / file_part).resolve() if file_part else page
+        assert dest.exists(), f"{rel(page)} links to {target}: no such file"
+        if anchor:
+            assert anchor in _anchors(dest), f"{rel(page)} links to {target}: no such heading on GitHub"
+
+
+def test_every_manual_page_is_in_the_site_and_linked_from_readme():
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"]
+    in_nav = {list(item.values())[0] for item in nav}
+    assert in_nav == {p.name for p in DOCS}
+    readme = README.read_text(encoding="utf-8")
+    for page in DOCS:
+        if page.name != "index.md":
+            assert f"](docs/{page.name})" in readme, f"README does not link docs/{page.name}"
+
+
+def test_readme_is_a_front_page():
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 250
+
+
+def test_mkdocs_build_strict(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "site" / "benchmarks" / "index.html").exists()
