@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rnnlm import cli
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
@@ -147,6 +149,25 @@ def test_repro_builds_every_output(repo):
     shown = sh("dvc", "metrics", "show", "--json", cwd=repo).stdout
     assert "metrics/news/gru.json" in shown and "metrics/names/lstm.json" in shown
     assert "metrics/news/lstm+ngram.json" in shown
+
+
+@pytest.mark.parametrize("corpus", ["names", "news"])
+def test_every_model_file_scores_its_test_split_with_its_stage_loss(repo, corpus, capsys, monkeypatch):
+    """`rnnlm score` on each file the pipeline wrote (recurrent checkpoints, the ARPA n-gram, the
+    mixture) gives the test loss and perplexity its stage recorded in metrics/, to 1e-6. (In this
+    process: the console script itself runs in test_cli_gates.)"""
+    monkeypatch.chdir(repo)
+    files = {model: f"models/{corpus}/{model}.pt" for model in MODELS}
+    files |= {"ngram": f"models/{corpus}/ngram.arpa.gz", "lstm+ngram": f"models/{corpus}/lstm+ngram.json"}
+    for model, path in files.items():
+        with pytest.raises(SystemExit) as done:
+            cli.main(["score", "--model", path, f"data/splits/{corpus}/test.txt"])
+        assert done.value.code == 0, capsys.readouterr().err
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        recorded = json.loads((repo / f"metrics/{corpus}/{model}.json").read_text())["test"]
+        assert summary["rejected"] == 0, model
+        for key in ("loss", "perplexity", "bits_per_char"):
+            assert summary[key] == pytest.approx(recorded[key], rel=1e-6, abs=1e-6), (model, key)
 
 
 def test_data_stages_are_byte_identical_on_rerun(repo):
