@@ -19,12 +19,12 @@ def test_names_throughput_prints_ratios_and_bounds_as_its_last_json_line(tmp_pat
     data = tmp_path / "names.txt"
     data.write_text("\n".join(names) + "\n")
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "names_throughput.py"), "--data", str(data),
-                           "--kinds", "rnn_scratch,lstm", "--threads", "1", "--epochs", "2"], capture_output=True, text=True,
+                           "--kinds", "lstm", "--threads", "1", "--epochs", "2"], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in ("ratios", "kernel_bounds", "tokens_per_s", "seed_tokens_per_s", "peak_rss_mib"):
-        assert set(result[key]) == {"rnn_scratch", "lstm"}, key
+        assert set(result[key]) == {"lstm"}, key
         assert all(value > 0 for value in result[key].values()), key
     for kind, ratio in result["ratios"].items():
         assert ratio == pytest.approx(result["tokens_per_s"][kind] / result["seed_tokens_per_s"][kind], abs=0.01)

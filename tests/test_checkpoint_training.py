@@ -7,7 +7,7 @@ import torch
 from rnnlm.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from rnnlm.errors import UserError
 from rnnlm.models import ModelConfig, build_model
-from rnnlm.training import TrainingDiverged, train_model
+from rnnlm.training import TrainingDiverged, train_model, train_runs
 from rnnlm.vocab import Vocabulary
 
 
@@ -90,6 +90,24 @@ def test_training_is_deterministic(kind, tmp_path, toy_vocab, toy_splits, tiny_t
     assert rec_a["history"] == rec_b["history"]
     c, _ = train_model(kind, cfg, toy_vocab, toy_splits, 4, tmp_path / "c.pt", progress=False)
     assert not torch.equal(weights(a)["decoder.weight"], weights(c)["decoder.weight"])
+
+
+def test_a_pool_of_workers_trains_every_run_as_one_process_would(tmp_path, toy_vocab, toy_splits, tiny_train_config):
+    """The train stage's pool (several kinds and seeds, longest first, in spawned processes) changes
+    nothing but where runs train: each run's weights and curve equal an in-process run's."""
+    cfg = dataclasses.replace(tiny_train_config, dropout=0.2)
+    runs = [(kind, cfg, seed, tmp_path / "pool" / f"{kind}{seed}.pt") for kind in ("rnn", "lstm") for seed in (0, 1)]
+    pooled = train_runs(runs, toy_vocab, toy_splits, workers=2)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker has it
+    try:
+        for (kind, _, seed, path), record in zip(runs, pooled):
+            model, alone = train_model(kind, cfg, toy_vocab, toy_splits, seed, tmp_path / f"{kind}{seed}.pt",
+                                       progress=False)
+            assert alone["history"] == record["history"], (kind, seed)
+            assert_same_weights(weights(model), weights(load_checkpoint(path)[0]))
+    finally:
+        torch.set_num_threads(threads_before)
 
 
 def test_finished_or_foreign_checkpoints_are_not_resumed(tmp_path, toy_vocab, toy_splits, tiny_train_config):

@@ -56,7 +56,10 @@ def shrink(repo):
     params["ingest"]["names"]["path"] = "fixtures/names.txt"
     params["ingest"]["news"]["path"] = "fixtures/news.json"
     for corpus in ("names", "news"):
-        params["train"][corpus].update(embedding_size=8, hidden_size=8, epochs=1, seeds=[0, 1], batch_size=32)
+        # workers 1: tiny runs train in the stage's own process, sparing two torch start-ups per
+        # train stage (the pool of workers: test_checkpoint_training, test_interruptions)
+        params["train"][corpus].update(embedding_size=8, hidden_size=8, epochs=1, seeds=[0, 1], batch_size=32,
+                                       workers=1)
         params["generate"][corpus].update(num_samples=4, samples_per_prompt=1, max_tokens=8)
     params["train"]["news"]["adaptive_cutoffs"] = [8, 16]  # the tiny corpus's vocabulary is far below 1,000
     # the tokenization comparison, on (tiny) news only: names keeps its empty default
