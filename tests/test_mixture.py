@@ -17,7 +17,7 @@ from rnnlm.config import MixtureConfig, NgramConfig, TrainConfig
 from rnnlm.data import encode_split, load_encoded, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split, summarize
-from rnnlm.mixture import (evaluate_mixtures, fit_lambda, mixed_distributions, ngram_target_probabilities,
+from rnnlm.mixture import (evaluate_mixtures, fit_lambda, mixed_distributions,
                            rnn_target_probabilities)
 from rnnlm.ngram import KneserNeyLM, fit_ngram
 from rnnlm.training import train_model
@@ -79,7 +79,7 @@ def test_lambda_zero_is_the_ngram_model(split, trained, ngram, vocab, splits):
 def test_mixed_rows_are_distributions_and_match_both_models_position_by_position(trained, ngram, vocab, splits):
     model, lam = trained[0], 0.3
     rows = []
-    for targets, (dist,) in mixed_distributions([model], [lam], ngram, splits["dev"], vocab.pad_id, max_cells=60):
+    for targets, _, ((_, dist),) in mixed_distributions([model], [lam], ngram, splits["dev"], vocab.pad_id, max_cells=60):
         assert dist.shape == (len(targets), len(vocab)) and dist.dtype == np.float64
         rows.append(dist)
     rows = np.concatenate(rows)  # small max_cells: several chunks, so chunk boundaries are covered too
@@ -103,15 +103,15 @@ def test_mixed_rows_are_distributions_and_match_both_models_position_by_position
 def test_target_probabilities_agree_with_the_models(trained, ngram, vocab, splits):
     model = trained[0]
     p_rnn = rnn_target_probabilities(model, splits["test"], vocab.pad_id)
-    p_ngram = ngram_target_probabilities(ngram, splits["test"])
+    p_ngram = ngram.target_probabilities(splits["test"])
     want_rnn = evaluate_split(model, splits["test"], vocab.pad_id)["loss"]
     want_ngram = summarize(*ngram.evaluate(splits["test"]))["loss"]
     assert -np.log(p_rnn).mean() == pytest.approx(want_rnn, rel=1e-6)
     assert -np.log(p_ngram).mean() == pytest.approx(want_ngram, rel=1e-12)
     # Position by position, in the order of the rows checked above (so λ is fit on aligned pairs).
     at_targets = {0.0: [], 1.0: []}
-    for targets, dists in mixed_distributions([model, model], [0.0, 1.0], ngram, splits["test"], vocab.pad_id):
-        for lam, dist in zip((0.0, 1.0), dists):
+    for targets, _, mixed in mixed_distributions([model, model], [0.0, 1.0], ngram, splits["test"], vocab.pad_id):
+        for lam, (_, dist) in zip((0.0, 1.0), mixed):
             at_targets[lam].append(dist[np.arange(len(targets)), targets])
     np.testing.assert_allclose(p_ngram, np.concatenate(at_targets[0.0]), rtol=1e-12)
     np.testing.assert_allclose(p_rnn, np.concatenate(at_targets[1.0]), rtol=1e-5)
@@ -179,9 +179,9 @@ def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab,
     save_encoded(tmp_path / "b.npz", swapped)
 
     dev_lambda = fit_lambda(rnn_target_probabilities(model, splits["dev"], vocab.pad_id),
-                            ngram_target_probabilities(ngram, splits["dev"]))
+                            ngram.target_probabilities(splits["dev"]))
     test_lambda = fit_lambda(rnn_target_probabilities(model, swapped["test"], vocab.pad_id),
-                             ngram_target_probabilities(ngram, swapped["test"]))
+                             ngram.target_probabilities(swapped["test"]))
     assert 0 < dev_lambda < 1 and abs(dev_lambda - test_lambda) > 0.2  # the construction disagrees
 
     first, second = run_stage(tmp_path, "a.npz"), run_stage(tmp_path, "b.npz")
