@@ -13,7 +13,6 @@ import torch
 import yaml
 
 from rnnlm.arpa import write_arpa
-from rnnlm.config import MixtureConfig, NgramConfig, TrainConfig
 from rnnlm.data import encode_split, load_encoded, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split, summarize
@@ -23,6 +22,7 @@ from rnnlm.ngram import KneserNeyLM, fit_ngram
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
 from tests.conftest import TOY_NAMES
+from tests.configs import mixture_config, ngram_config, params_section, train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, DEV, TEST = TOY_NAMES[:14], TOY_NAMES[14:17], TOY_NAMES[17:] + ["zoe"]
@@ -42,7 +42,7 @@ def splits(vocab):
 def trained(tmp_path_factory, vocab, splits):
     """A small LSTM trained for a few epochs: better than uniform, different from the n-gram."""
     torch.use_deterministic_algorithms(True)
-    cfg = TrainConfig(embedding_size=16, hidden_size=16, batch_size=4, epochs=5, lr=0.01, seeds=[0], workers=1)
+    cfg = train_config(embedding_size=16, hidden_size=16, batch_size=4, epochs=5, lr=0.01, seeds=[0], workers=1)
     path = tmp_path_factory.mktemp("model") / "seed0.pt"
     model, record = train_model("lstm", cfg, vocab, splits, 0, path, progress=False, log=lambda *_: None)
     return model.eval(), path
@@ -143,18 +143,18 @@ def test_bad_lambda_and_bad_kind_are_refused(trained, ngram, vocab, splits):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         evaluate_mixtures([trained[0]], [1.5], ngram, splits["dev"], vocab.pad_id)
     with pytest.raises(UserError, match=r"mixture\.news\.model must be one of"):
-        MixtureConfig.from_params({"model": "transformer"}, "mixture.news")
+        mixture_config("news", **{"model": "transformer"})
 
 
 # --- the stage ------------------------------------------------------------------------------------
 
 def run_stage(workdir, encoded):
-    params = {"mixture": {"names": {"model": "lstm"}}, "ngram": {"order": 3, "discount": 0.75},
-              "train": {"names": {"seeds": [0, 1]}}}
+    params = {"mixture": {"names": {"model": "lstm"}}, "ngram": params_section("ngram"),
+              "train": {"names": params_section("train") | {"seeds": [0, 1]}}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     # the ngram stage's output: the ARPA file with its header
     vocab = Vocabulary.load(workdir / "vocab.json")
-    fitted = fit_ngram(vocab, load_encoded(workdir / encoded)["train"], NgramConfig(order=3, discount=0.75))
+    fitted = fit_ngram(vocab, load_encoded(workdir / encoded)["train"], ngram_config(order=3, discount=0.75))
     write_arpa(workdir / "ngram.arpa.gz", fitted, vocab.tokens,
                header={"vocabulary": vocab.to_dict(), "order": 3, "discount": 0.75, "corpus": "names"})
     done = subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
