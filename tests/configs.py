@@ -37,6 +37,11 @@ ngram_config = _config(NgramConfig, "ngram")
 mixture_config = _config(MixtureConfig, "mixture")
 
 
+# The plain recipe the toy runs were written for (no dropout, Adam at a constant 1e-3, no weight decay):
+# tests that compare training paths or reproduce numbers state it instead of taking train.names' tuning.
+PLAIN_TRAIN = dict(dropout=0.0, optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="none", max_len=256)
+
+
 def replaced(cfg, **changes):
     """``cfg`` with ``changes``, validated (``model_copy(update=...)`` would check nothing)."""
     return cfg.updated(changes)
