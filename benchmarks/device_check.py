@@ -10,13 +10,13 @@ and train/dev losses. Nothing here is faked: it fails on a machine without the d
 """
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from rnnlm.config import IngestConfig, SplitConfig, TrainConfig
 from rnnlm.data import encode_split
@@ -60,24 +60,32 @@ def main():
     results = {"torch": torch.__version__,
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
-    names_vocab, names = corpus(args.names, IngestConfig(path=str(args.names)), SplitConfig(), "char", None, 1)
-    base = TrainConfig(embedding_size=96, hidden_size=96, batch_size=16, epochs=1, max_len=64, workers=1)
-    news_vocab, news = corpus(args.news, IngestConfig(path=str(args.news), format="jsonl", normalize="news",
-                                                      category_field="category"),
-                              SplitConfig(stratify=True), "word", 50_000, 1)
-    seed_size = TrainConfig(embedding_size=64, hidden_size=512, optimizer="adamw", lr=1e-3, weight_decay=0.01,
-                            batch_size=16, epochs=1, bucket=True, max_len=256, workers=1, output="adaptive")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))  # the defaults' one source
+    plain = dict(dropout=0.0, optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="none", max_len=256)
+
+    def config(cls, section, corpus, **changes):
+        return cls.from_params(params[section][corpus] | changes, f"{section}.{corpus}")
+
+    names_vocab, names = corpus(args.names, config(IngestConfig, "ingest", "names", path=str(args.names)),
+                                config(SplitConfig, "split", "names"), "char", None, 1)
+    base = config(TrainConfig, "train", "names", **plain | dict(embedding_size=96, hidden_size=96, batch_size=16,
+                                                                 epochs=1, max_len=64, workers=1))
+    news_vocab, news = corpus(args.news, config(IngestConfig, "ingest", "news", path=str(args.news)),
+                              config(SplitConfig, "split", "news"), "word", 50_000, 1)
+    seed_size = config(TrainConfig, "train", "news", **plain | dict(
+        embedding_size=64, hidden_size=512, optimizer="adamw", weight_decay=0.01, batch_size=16, epochs=1,
+        bucket=True, workers=1, output="adaptive", adaptive_cutoffs=[2000, 10000]))
     with tempfile.TemporaryDirectory() as folder:
         torch.set_num_threads(2)  # the CPU baseline as on the 2-core development machine
         if not args.skip_names:
             results["names_gru_cpu_fp32"] = one_epoch("names_gru_cpu_fp32", "gru", base, names_vocab, names, folder)
         for precision in (() if args.skip_names else ("fp32", "bf16")):
-            cfg = dataclasses.replace(base, device=args.device, precision=precision)
+            cfg = base.updated({"device": args.device, "precision": precision})
             for kind in ("gru", "rnn_scratch"):
                 label = f"names_{kind}_{args.device}_{precision}"
                 results[label] = one_epoch(label, kind, cfg, names_vocab, names, folder)
         for output, precision in (("adaptive", "fp32"), ("adaptive", "bf16"), ("full", "fp32")):
-            cfg = dataclasses.replace(seed_size, device=args.device, precision=precision, output=output)
+            cfg = seed_size.updated({"device": args.device, "precision": precision, "output": output})
             label = f"news_seed_size_{output}_{args.device}_{precision}"
             results[label] = one_epoch(label, "gru", cfg, news_vocab, news, folder)
     results["news_vocab"] = len(news_vocab)

@@ -43,6 +43,7 @@ def peak_rss_mib():
 def measure_project(data, kind, threads, epochs):
     """The project's training epoch at the seed's settings; returns a dict of figures."""
     import torch
+    import yaml
 
     from rnnlm.config import IngestConfig, SplitConfig, TrainConfig
     from rnnlm.data import encode_split
@@ -54,11 +55,13 @@ def measure_project(data, kind, threads, epochs):
     from rnnlm.vocab import Vocabulary
 
     torch.set_num_threads(threads)
-    rows = ingest(data, IngestConfig(path=str(data))).rows
-    train_items = [row["text"] for row in split_rows(rows, SplitConfig())["train"]]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))  # the defaults' one source
+    rows = ingest(data, IngestConfig.from_params(params["ingest"]["names"] | {"path": str(data)}, "ingest")).rows
+    train_items = [row["text"] for row in split_rows(rows, SplitConfig.from_params(params["split"]["names"], "split"))["train"]]
     vocab = Vocabulary.build(train_items, "char")
     train = encode_split(vocab, train_items)
-    cfg = TrainConfig(embedding_size=96, hidden_size=96, batch_size=16, optimizer="adam", lr=1e-3, max_len=64)
+    cfg = TrainConfig.from_params(params["train"]["names"] | dict(dropout=0.0, optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="none", max_len=256) | dict(
+        embedding_size=96, hidden_size=96, batch_size=16, max_len=64, epochs=10), "train")
     seed_everything(0)
     model = build_model(model_config_for(kind, cfg, vocab))
     optimizer = make_optimizer(cfg, model.parameters())

@@ -35,6 +35,7 @@ def measure_project(data, batches, warmup, output="full"):
     """The project's training step at the reference's model size; returns a dict of figures."""
     import numpy as np
     import torch
+    import yaml
 
     from rnnlm.config import IngestConfig, TrainConfig
     from rnnlm.data import batch_indices, encode_split, make_batch
@@ -45,12 +46,15 @@ def measure_project(data, batches, warmup, output="full"):
     from rnnlm.vocab import Vocabulary
 
     torch.manual_seed(0)
-    rows = ingest(data, IngestConfig(path=str(data), format="jsonl", normalize="news")).rows
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))  # the defaults' one source
+    rows = ingest(data, IngestConfig.from_params(params["ingest"]["news"] | {"path": str(data), "category_field": None},
+                                                 "ingest")).rows
     texts = [row["text"] for row in rows]
     vocab = Vocabulary.build(texts, "word", max_size=50_000 + 4)  # the seed: every word, up to 50,000
     split = encode_split(vocab, texts)
-    cfg = TrainConfig(embedding_size=64, hidden_size=512, optimizer="adamw", lr=1e-3, weight_decay=0.01,
-                      batch_size=16, grad_clip=None, bucket=True, max_len=256, output=output)
+    cfg = TrainConfig.from_params(params["train"]["news"] | dict(dropout=0.0, optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="none", max_len=256) | dict(
+        embedding_size=64, hidden_size=512, optimizer="adamw", weight_decay=0.01, batch_size=16, grad_clip=None,
+        bucket=True, epochs=10, output=output, adaptive_cutoffs=[2000, 10000]), "train")
     model = build_model(model_config_for("gru", cfg, vocab))
     optimizer = make_optimizer(cfg, model.parameters())
     order = batch_indices(split.lengths, cfg.batch_size, np.random.default_rng(0), bucket=True)

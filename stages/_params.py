@@ -21,7 +21,7 @@ def load_params(path=PARAMS_FILE):
 
 
 def section(params, cls, name, corpus=None):
-    """``params[name][corpus]`` (or ``params[name]``) validated as the dataclass ``cls``."""
+    """``params[name][corpus]`` (or ``params[name]``) validated as the config model ``cls``."""
     if name not in params:
         raise UserError(f"params: missing section {name!r} in {PARAMS_FILE}")
     data, where = params[name], name

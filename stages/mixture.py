@@ -15,7 +15,7 @@ from rnnlm.evaluation import describe, metrics_record, rounded
 from rnnlm.io import write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.lm import mixture_spec
-from rnnlm.mixture import evaluate_mixtures, fit_lambda, ngram_target_probabilities, rnn_target_probabilities
+from rnnlm.mixture import evaluate_mixtures, fit_lambda, rnn_target_probabilities
 from rnnlm.ngram import fit_ngram
 from rnnlm.summary import mean_std, seed_spread
 from rnnlm.vocab import Vocabulary
@@ -56,7 +56,7 @@ def main():
     fit_start = time.perf_counter()
     ngram = fit_ngram(vocab, splits["train"], ngram_cfg)
     ngram_seconds = time.perf_counter() - fit_start
-    p_ngram_dev = ngram_target_probabilities(ngram, splits["dev"])
+    p_ngram_dev = ngram.target_probabilities(splits["dev"])
     models, lambdas, trainings = [], [], []
     for seed in seeds:
         path = Path(args.seeds_dir) / f"seed{seed}.pt"

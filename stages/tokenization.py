@@ -1,7 +1,6 @@
 """Stage tokenization: one model per tokenization level, same settings, compared in bits/char -> metrics JSON."""
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from _params import load_params, section
@@ -40,7 +39,7 @@ def main():
     eval_batch_size = section(params, EvaluateConfig, "evaluate").batch_size
 
     # Word and char levels keep the corpus's vocabulary limits; bpe gets the comparison's size.
-    vocab_configs = {level: dataclasses.replace(base_vocab, level=level, vocab_size=cfg.bpe_vocab_size)
+    vocab_configs = {level: base_vocab.updated({"level": level, "vocab_size": cfg.bpe_vocab_size}, f"vocab.{args.corpus}")
                      for level in cfg.levels}
     items = {name: read_lines(Path(args.splits) / f"{name}.txt", what=f"{name} split") for name in SPLITS}
     results = compare_tokenizations(items, vocab_configs, cfg.kind, train_cfg, cfg.seed, eval_batch_size)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from rnnlm.config import TrainConfig
 from rnnlm.data import encode_split
 from rnnlm.vocab import Vocabulary
+from tests.configs import train_config
 
 TOY_NAMES = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail",
              "emily", "ella", "elizabeth", "camila", "luna", "sofia", "avery", "mila", "aria", "scarlett"]
@@ -25,7 +25,7 @@ def toy_splits(toy_vocab):
 
 @pytest.fixture
 def tiny_train_config():
-    return TrainConfig(embedding_size=8, hidden_size=8, batch_size=4, epochs=2, seeds=[0], workers=1)
+    return train_config(embedding_size=8, hidden_size=8, batch_size=4, epochs=2, seeds=[0], workers=1)
 
 
 @pytest.fixture(autouse=True)

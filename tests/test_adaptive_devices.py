@@ -1,12 +1,9 @@
 """Adaptive softmax output (a normalized distribution through the usual contract) and device selection."""
 
-import dataclasses
-
 import pytest
 import torch
 
 from rnnlm.checkpoint import _on_cpu, load_checkpoint
-from rnnlm.config import TrainConfig
 from rnnlm.data import encode_split, make_batch
 from rnnlm.devices import autocast, check_precision, resolve_device
 from rnnlm.errors import UserError
@@ -15,6 +12,7 @@ from rnnlm.models import ModelConfig, build_model, token_losses
 from rnnlm.sampling import generate
 from rnnlm.training import output_for, train_model
 from rnnlm.vocab import Vocabulary
+from tests.configs import replaced, train_config
 
 WORDS = [f"w{i}" for i in range(40)]
 TEXTS = [" ".join(WORDS[(i * k) % 40] for k in range(1, 2 + i % 7)) for i in range(60)]
@@ -51,7 +49,7 @@ def test_adaptive_output_is_a_normalized_distribution(word_data):
 
 def test_adaptive_model_trains_evaluates_samples_and_reloads(word_data, tmp_path):
     vocab, splits = word_data
-    cfg = TrainConfig(embedding_size=8, hidden_size=16, batch_size=8, epochs=2, workers=1, output="adaptive",
+    cfg = train_config(embedding_size=8, hidden_size=16, batch_size=8, epochs=2, workers=1, output="adaptive",
                       adaptive_cutoffs=[6, 20])
     model, record = train_model("gru", cfg, vocab, splits, 0, tmp_path / "m.pt", progress=False)
     assert record["history"][-1]["train_loss"] < record["history"][0]["train_loss"] + 1.0
@@ -70,12 +68,12 @@ def test_adaptive_settings_are_checked(word_data):
         build_model(ModelConfig("gru", len(vocab), vocab.pad_id, 8, 8, output="adaptive",
                                 adaptive_cutoffs=[6, len(vocab)]))
     with pytest.raises(UserError, match="tie_weights"):
-        TrainConfig.from_params({"output": "adaptive", "tie_weights": True, "embedding_size": 8,
-                                 "hidden_size": 8}, "train.news")
+        train_config("news", **{"output": "adaptive", "tie_weights": True, "embedding_size": 8,
+                                 "hidden_size": 8})
     with pytest.raises(UserError, match="adaptive_cutoffs"):
-        TrainConfig.from_params({"output": "adaptive", "adaptive_cutoffs": [10, 5]}, "train.news")
+        train_config("news", **{"output": "adaptive", "adaptive_cutoffs": [10, 5]})
     with pytest.raises(UserError, match="output"):
-        TrainConfig.from_params({"output": "hierarchical"}, "train.news")
+        train_config("news", **{"output": "hierarchical"})
 
 
 @pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
@@ -96,11 +94,11 @@ def test_absent_devices_and_cpu_bf16_are_refused(monkeypatch):
     with pytest.raises(UserError, match="bf16 needs a CUDA device"):
         check_precision("bf16", torch.device("cpu"))
     with pytest.raises(UserError, match="bf16 autocast needs a CUDA device"):
-        TrainConfig.from_params({"precision": "bf16"}, "train.names")
+        train_config("names", **{"precision": "bf16"})
     with pytest.raises(UserError, match="device"):
-        TrainConfig.from_params({"device": "tpu"}, "train.names")
+        train_config("names", **{"device": "tpu"})
     # auto resolving to the CPU with bf16 is caught when training starts
-    cfg = TrainConfig(device="auto", precision="bf16", workers=1)
+    cfg = train_config(device="auto", precision="bf16", workers=1)
     with pytest.raises(UserError, match="bf16 needs a CUDA device"):
         train_model("gru", cfg, None, None, 0, "unused.pt", progress=False)
 
@@ -112,11 +110,11 @@ def test_cpu_path_is_unchanged(toy_vocab, toy_splits, tmp_path):
     state = build_model(ModelConfig("gru", len(toy_vocab), toy_vocab.pad_id, 8, 8)).state_dict()
     moved = _on_cpu(state)
     assert all(moved[k] is v for k, v in state.items()) and moved._metadata == state._metadata
-    cfg = TrainConfig(embedding_size=8, hidden_size=8, batch_size=4, epochs=1, workers=1)
+    cfg = train_config(embedding_size=8, hidden_size=8, batch_size=4, epochs=1, workers=1)
     a, rec_a = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "a.pt", progress=False)
     if torch.cuda.is_available() or torch.backends.mps.is_available():
         return  # auto would pick the accelerator: the comparison below is for CPU-only machines
-    b, rec_b = train_model("gru", dataclasses.replace(cfg, device="auto"), toy_vocab, toy_splits, 0,
+    b, rec_b = train_model("gru", replaced(cfg, device="auto"), toy_vocab, toy_splits, 0,
                            tmp_path / "b.pt", progress=False)
     assert rec_a["history"] == rec_b["history"]
 
@@ -135,8 +133,8 @@ def test_adaptive_target_log_probs_match_torch_and_survive_a_lone_cluster_row():
 
 def test_cutoffs_past_a_smaller_vocabulary_are_dropped():
     """The news params meet a 48-symbol char or a 4,000-piece bpe vocabulary: no error, a fitting output."""
-    cfg = TrainConfig(output="adaptive", adaptive_cutoffs=[1000, 4000])
+    cfg = train_config(output="adaptive", adaptive_cutoffs=[1000, 4000])
     assert output_for(cfg, 8399) == ("adaptive", [1000, 4000])
     assert output_for(cfg, 4000) == ("adaptive", [1000])       # 4000 would leave no tail cluster
     assert output_for(cfg, 48) == ("full", None)               # nothing left: a plain softmax
-    assert output_for(TrainConfig(output="full"), 8399) == ("full", None)
+    assert output_for(train_config(output="full"), 8399) == ("full", None)

@@ -1,4 +1,3 @@
-import dataclasses
 import pickle
 
 import pytest
@@ -9,6 +8,7 @@ from rnnlm.errors import UserError
 from rnnlm.models import ModelConfig, build_model
 from rnnlm.training import TrainingDiverged, train_model, train_runs
 from rnnlm.vocab import Vocabulary
+from tests.configs import replaced
 
 
 def weights(model):
@@ -83,7 +83,7 @@ def test_missing_checkpoint_says_how_to_build_it(tmp_path):
 
 @pytest.mark.parametrize("kind", ["rnn_scratch", "lstm"])
 def test_training_is_deterministic(kind, tmp_path, toy_vocab, toy_splits, tiny_train_config):
-    cfg = dataclasses.replace(tiny_train_config, dropout=0.2)
+    cfg = replaced(tiny_train_config, dropout=0.2)
     a, rec_a = train_model(kind, cfg, toy_vocab, toy_splits, 3, tmp_path / "a.pt", progress=False)
     b, rec_b = train_model(kind, cfg, toy_vocab, toy_splits, 3, tmp_path / "b.pt", progress=False)
     assert_same_weights(weights(a), weights(b))
@@ -111,10 +111,10 @@ def test_a_pool_of_workers_trains_every_run_as_one_process_would(tmp_path, toy_v
 
 
 def test_finished_or_foreign_checkpoints_are_not_resumed(tmp_path, toy_vocab, toy_splits, tiny_train_config):
-    cfg = dataclasses.replace(tiny_train_config, epochs=3, resume=True)
+    cfg = replaced(tiny_train_config, epochs=3, resume=True)
     full, _ = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "full.pt", progress=False)
     path = tmp_path / "other.pt"
-    train_model("gru", dataclasses.replace(cfg, epochs=1), toy_vocab, toy_splits, 0, path, progress=False)
+    train_model("gru", replaced(cfg, epochs=1), toy_vocab, toy_splits, 0, path, progress=False)
     logs = []
     again, _ = train_model("gru", cfg, toy_vocab, toy_splits, 0, path, log=logs.append, progress=False)
     assert not any("resuming" in line for line in logs)  # a finished 1-epoch run is another run
@@ -124,7 +124,7 @@ def test_finished_or_foreign_checkpoints_are_not_resumed(tmp_path, toy_vocab, to
 def test_resume_after_interruption(tmp_path, toy_vocab, toy_splits, tiny_train_config, monkeypatch):
     import rnnlm.training as training
 
-    cfg = dataclasses.replace(tiny_train_config, epochs=3, dropout=0.3, resume=True)
+    cfg = replaced(tiny_train_config, epochs=3, dropout=0.3, resume=True)
     full, full_record = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "full.pt", progress=False)
 
     real_epoch = training.train_epoch
@@ -151,7 +151,7 @@ def test_resume_after_interruption(tmp_path, toy_vocab, toy_splits, tiny_train_c
 
 
 def test_non_finite_loss_names_epoch_batch_and_hint(tmp_path, toy_vocab, toy_splits, tiny_train_config):
-    cfg = dataclasses.replace(tiny_train_config, lr=float("inf"), grad_clip=None, optimizer="sgd")
+    cfg = replaced(tiny_train_config, lr=float("inf"), grad_clip=None, optimizer="sgd")
     with pytest.raises(TrainingDiverged, match=r"epoch \d+, batch \d+.*learning rate.*clipping"):
         train_model("rnn", cfg, toy_vocab, toy_splits, 0, tmp_path / "m.pt", progress=False)
 
@@ -178,7 +178,7 @@ def test_the_epoch_with_the_lowest_dev_loss_is_kept(tmp_path, toy_vocab, toy_spl
 
     dev = ScriptedDevLoss([3.0, 2.0, 2.5, 2.7])
     monkeypatch.setattr(training, "split_loss", dev)
-    cfg = dataclasses.replace(tiny_train_config, epochs=4)
+    cfg = replaced(tiny_train_config, epochs=4)
     model, record = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "m.pt", progress=False)
     assert record["best_epoch"] == 2 and record["best_dev_loss"] == 2.0 and record["epochs_done"] == 4
     assert [h["dev_loss"] for h in record["history"]] == [3.0, 2.0, 2.5, 2.7]  # curves keep every epoch
@@ -197,7 +197,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(
 
     dev = ScriptedDevLoss([3.0, 2.0, 2.5, 2.6, 2.7, 1.0])
     monkeypatch.setattr(training, "split_loss", dev)
-    cfg = dataclasses.replace(tiny_train_config, epochs=6, early_stopping_patience=patience)
+    cfg = replaced(tiny_train_config, epochs=6, early_stopping_patience=patience)
     _, record = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "m.pt", progress=False)
     assert record["epochs_done"] == epochs_done == len(record["history"])
     assert record["complete"] and record["best_epoch"] == (6 if patience is None else 2)
@@ -216,7 +216,7 @@ def test_resume_with_a_scheduler_is_bit_identical(schedule, tmp_path, toy_vocab,
     import rnnlm.training as training
 
     losses = [2.0, 3.0, 2.5, 2.6]  # plateau (patience 0) cuts the rate after epochs 2, 3 and 4
-    cfg = dataclasses.replace(tiny_train_config, epochs=4, dropout=0.3, resume=True, early_stopping_patience=5,
+    cfg = replaced(tiny_train_config, epochs=4, dropout=0.3, resume=True, early_stopping_patience=5,
                               **schedule)
     full_dev = ScriptedDevLoss(losses)
     monkeypatch.setattr(training, "split_loss", full_dev)

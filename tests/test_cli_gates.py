@@ -81,8 +81,9 @@ def test_sample_command(tmp_path, toy_vocab, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["sample", "--checkpoint", "nope.pt"], "checkpoint nope.pt not found"),
-    (["sample", "--checkpoint", "x.pt", "--temperature", "0"], "--temperature must be > 0"),
-    (["sample", "--checkpoint", "x.pt", "--top-k", "0"], "--top-k must be at least 1"),
+    (["sample", "--checkpoint", "x.pt", "--temperature", "0"], "--temperature must be > 0, got 0.0"),
+    (["sample", "--checkpoint", "x.pt", "-n", "0"], "-n must be > 0, got 0"),
+    (["sample", "--checkpoint", "x.pt", "--top-k", "0"], "--top-k must be >= 1, got 0"),
 ])
 def test_user_mistakes_give_one_line_and_exit_2(tmp_path, args, message):
     result = run(["rnnlm", *args], tmp_path)

@@ -2,35 +2,36 @@ import pytest
 
 from rnnlm.config import GenerateConfig, IngestConfig, NgramConfig, SplitConfig, TrainConfig, VocabConfig
 from rnnlm.errors import UserError
+from tests.configs import params_section, train_config
 
 
 @pytest.mark.parametrize("cls, data, message", [
     (TrainConfig, {"hidden_sise": 96}, r"unknown key train\.names\.hidden_sise"),
-    (TrainConfig, {"hidden_size": 0}, r"train\.names\.hidden_size must be > 0"),
+    (TrainConfig, {"hidden_size": 0}, r"^params: train\.names\.hidden_size must be > 0, got 0$"),
     (TrainConfig, {"hidden_size": "96"}, r"train\.names\.hidden_size must be int"),
     (TrainConfig, {"hidden_size": 9.5}, r"hidden_size must be int"),
     (TrainConfig, {"lr": True}, r"lr must be float"),
     (TrainConfig, {"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     (TrainConfig, {"optimizer": "adagrad"}, r"optimizer must be one of"),
-    (TrainConfig, {"seeds": []}, r"seeds must list at least one"),
+    (TrainConfig, {"seeds": []}, r"train\.names\.seeds must not be empty, got \[\]"),
     (TrainConfig, {"seeds": [1, 1]}, r"seeds must not repeat"),
     (TrainConfig, {"tie_weights": True, "embedding_size": 32}, r"tie_weights needs"),
     (TrainConfig, {"grad_clip": 0}, r"grad_clip must be > 0"),
     (TrainConfig, {"scheduler": "step"}, r"train\.names\.scheduler must be one of none, plateau"),
     (TrainConfig, {"warmup": 1.0}, r"warmup must be in \[0, 1\)"),
     (TrainConfig, {"scheduler": "onecycle", "warmup": 0}, r"warmup must be > 0 for onecycle"),
-    (TrainConfig, {"plateau_factor": 1}, r"plateau_factor must be between 0 and 1"),
+    (TrainConfig, {"plateau_factor": 1}, r"plateau_factor must be in \(0, 1\), got 1"),
     (TrainConfig, {"plateau_patience": -1}, r"plateau_patience must be >= 0"),
     (TrainConfig, {"early_stopping_patience": 0}, r"early_stopping_patience must be >= 1 or null"),
     (TrainConfig, {"early_stopping_patience": 2.5}, r"early_stopping_patience must be int or null, got 2.5"),
     (TrainConfig, {"dropout_mode": "variational"}, r"dropout_mode must be one of standard, locked"),
     (TrainConfig, {"nproc": 0}, r"train\.names\.nproc must be > 0"),
-    (TrainConfig, {"overrides": {"transformer": {}}}, r"train\.names\.overrides names an unknown model kind"),
+    (TrainConfig, {"overrides": {"transformer": {}}}, r"train\.names\.overrides names an unknown key 'transformer' \(known: rnn_scratch, rnn"),
     (TrainConfig, {"overrides": {"lstm": {"seeds": [0]}}}, r"overrides of lstm cannot set seeds"),
     (TrainConfig, {"overrides": {"lstm": {"hidden_size": 0}}}, r"train\.names\.overrides\.lstm\.hidden_size must be > 0"),
     (TrainConfig, {"overrides": {"lstm": {"hiden_size": 9}}}, r"unknown key train\.names\.overrides\.lstm\.hiden_size"),
     (SplitConfig, {"train": 0.7}, r"must sum to 1"),
-    (SplitConfig, {"dev": 0}, r"dev must be between 0 and 1"),
+    (SplitConfig, {"dev": 0}, r"split\.names\.dev must be in \(0, 1\), got 0"),
     (VocabConfig, {"level": "byte"}, r"level must be one of"),
     (VocabConfig, {"max_size": 3}, r"max_size must be > 4"),
     (GenerateConfig, {"top_k": 0}, r"top_k must be >= 1"),
@@ -38,18 +39,36 @@ from rnnlm.errors import UserError
     (GenerateConfig, {"temperature": -1.0}, r"temperature must be > 0"),
     (GenerateConfig, {"prompts": "s"}, r"prompts must be list"),
     (IngestConfig, {"path": "x", "format": "csv"}, r"format must be one of"),
-    (IngestConfig, {}, r"path must name the raw file"),
-    (NgramConfig, {"discount": 1.5}, r"discount must be between"),
+    (IngestConfig, {"path": ""}, r"ingest\.names\.path must not be empty"),
+    (IngestConfig, {"alphabet": None}, r"ingest\.names\.alphabet must be set for normalize: name"),
+    (NgramConfig, {"discount": 1.5}, r"ngram\.names\.discount must be in \(0, 1\), got 1\.5"),
 ])
 def test_bad_params_are_rejected_naming_the_key(cls, data, message):
+    name = SECTIONS[cls]
     with pytest.raises(UserError, match=message):
-        cls.from_params(data, "train.names" if cls is TrainConfig else "section")
+        cls.from_params(params_section(name) | data, f"{name}.names")
+
+
+SECTIONS = {TrainConfig: "train", SplitConfig: "split", VocabConfig: "vocab", GenerateConfig: "generate",
+            IngestConfig: "ingest", NgramConfig: "ngram"}
+
+
+def test_every_key_comes_from_params_and_every_problem_gets_a_line():
+    data = params_section("train")
+    del data["lr"]
+    with pytest.raises(UserError) as err:
+        TrainConfig.from_params(data | {"hidden_size": 0, "dropout": 1.5}, "train.names")
+    assert str(err.value).splitlines() == ["params: train.names.hidden_size must be > 0, got 0",
+                                           "params: train.names.dropout must be in [0, 1), got 1.5",
+                                           "params: train.names.lr is missing (params.yaml states every key; "
+                                           "null where it may be off)"]
 
 
 def test_good_params_parse_with_ints_for_floats():
-    cfg = TrainConfig.from_params({"lr": 1, "grad_clip": None, "seeds": [0, 1, 2]}, "train.names")
+    cfg = TrainConfig.from_params(params_section("train") | {"lr": 1, "grad_clip": None, "seeds": [0, 1, 2]},
+                                  "train.names")
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.grad_clip is None and cfg.seeds == [0, 1, 2]
-    assert SplitConfig.from_params({"train": 0.8, "dev": 0.1, "test": 0.1}, "split.names").train == 0.8
+    assert SplitConfig.from_params(params_section("split"), "split.names").train == 0.8
 
 
 def test_params_yaml_of_the_project_is_valid():
@@ -71,8 +90,7 @@ def test_params_yaml_of_the_project_is_valid():
 
 
 def test_overrides_change_one_kind_only():
-    cfg = TrainConfig.from_params({"hidden_size": 96, "overrides": {"lstm": {"hidden_size": 256, "dropout": 0.1}}},
-                                  "train.names")
+    cfg = train_config(hidden_size=96, dropout=0.0, overrides={"lstm": {"hidden_size": 256, "dropout": 0.1}})
     lstm, gru = cfg.for_kind("lstm"), cfg.for_kind("gru")
     assert (lstm.hidden_size, lstm.dropout, lstm.overrides) == (256, 0.1, {})
     assert (gru.hidden_size, gru.dropout, gru.overrides) == (96, 0.0, {})

@@ -15,6 +15,7 @@ from rnnlm.checkpoint import read_checkpoint
 from rnnlm.data import encode_split, save_encoded
 from rnnlm.distributed import Shard
 from rnnlm.vocab import Vocabulary
+from tests.configs import PLAIN_TRAIN, params_section
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "stages" / "train.py"
@@ -39,7 +40,7 @@ def project(tmp_path):
 
 
 def run_stage(project, out, env=None, **train):
-    params = {"train": {"names": dict(embedding_size=8, hidden_size=8, optimizer="sgd", lr=0.5, grad_clip=None,
+    params = {"train": {"names": params_section("train") | PLAIN_TRAIN | dict(embedding_size=8, hidden_size=8, optimizer="sgd", lr=0.5, grad_clip=None,
                                       epochs=2, seeds=[0], workers=1) | train}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     cmd = [sys.executable, str(STAGE), "--corpus", "names", "--kinds", "gru", "--vocab", "vocab.json",

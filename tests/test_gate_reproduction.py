@@ -22,10 +22,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rnnlm import gates
 from rnnlm.data import encode_split, save_encoded
 from rnnlm.vocab import Vocabulary
+from tests.configs import PLAIN_TRAIN, params_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,10 +60,9 @@ KERNELS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
                     "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}}
 
 # 10 epochs of small batches: the nudge grows into differences at 6 digits, including the spreads.
-PARAMS = """train:
-  toy: {embedding_size: 16, hidden_size: 16, batch_size: 8, epochs: 10, seeds: [0, 1], workers: 1, lr: 0.02}
-evaluate: {batch_size: 64}
-"""
+PARAMS = yaml.safe_dump({"train": {"toy": params_section("train") | PLAIN_TRAIN | dict(
+    embedding_size=16, hidden_size=16, batch_size=8, epochs=10, seeds=[0, 1], workers=1, lr=0.02)},
+    "evaluate": params_section("evaluate") | {"batch_size": 64}})
 
 
 def made_up_names(n, seed):

@@ -7,25 +7,28 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from rnnlm.checkpoint import read_checkpoint
 from rnnlm.io import atomic_write, write_json
 
+ROOT = Path(__file__).resolve().parents[1]
+
 # A training run on a toy corpus that rewrites its checkpoint every (short) epoch.
 TRAIN_SCRIPT = textwrap.dedent("""
     import sys
-    from rnnlm.config import TrainConfig
     from rnnlm.data import encode_split
     from rnnlm.errors import exit_on_user_error
     from rnnlm.training import train_model
     from rnnlm.vocab import Vocabulary
+    from tests.configs import train_config  # the subprocess starts in the repository root
 
     names = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"] * 30
     vocab = Vocabulary.build(names, "char")
     splits = {s: encode_split(vocab, names) for s in ("train", "dev", "test")}
-    cfg = TrainConfig(embedding_size=16, hidden_size=16, batch_size=8, epochs=1000, workers=1, resume=True,
+    cfg = train_config(embedding_size=16, hidden_size=16, batch_size=8, epochs=1000, workers=1, resume=True,
                       scheduler="cosine", warmup=0.01)
     exit_on_user_error(train_model)("gru", cfg, vocab, splits, 0, sys.argv[1], progress=False)
 """)
@@ -38,7 +41,7 @@ def default_sigint():
 def start_training(tmp_path):
     path = tmp_path / "run.pt"
     # A shell's background job inherits SIGINT ignored, and Python keeps it so: restore the default.
-    proc = subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(path)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.time() + 60
     while not path.exists():
@@ -93,21 +96,21 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 PARALLEL_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from rnnlm.config import TrainConfig
     from rnnlm.data import encode_split
     from rnnlm.training import train_runs
     from rnnlm.vocab import Vocabulary
+    from tests.configs import train_config  # the subprocess starts in the repository root
 
     names = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"] * 30
     vocab = Vocabulary.build(names, "char")
     splits = {s: encode_split(vocab, names) for s in ("train", "dev", "test")}
-    cfg = TrainConfig(embedding_size=16, hidden_size=16, batch_size=8, epochs=1000, seeds=[0, 1], workers=2)
+    cfg = train_config(embedding_size=16, hidden_size=16, batch_size=8, epochs=1000, seeds=[0, 1], workers=2)
     train_runs([("gru", cfg, s, Path(sys.argv[1]) / f"seed{s}.pt") for s in cfg.seeds], vocab, splits, workers=2)
 """)
 
 
 def test_killing_the_stage_stops_its_training_workers(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", PARALLEL_SCRIPT, str(tmp_path)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-c", PARALLEL_SCRIPT, str(tmp_path)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while not all((tmp_path / f"seed{s}.pt").exists() for s in (0, 1)):

@@ -13,16 +13,16 @@ import torch
 import yaml
 
 from rnnlm.arpa import write_arpa
-from rnnlm.config import MixtureConfig, NgramConfig, TrainConfig
 from rnnlm.data import encode_split, load_encoded, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split, summarize
-from rnnlm.mixture import (evaluate_mixtures, fit_lambda, mixed_distributions, ngram_target_probabilities,
+from rnnlm.mixture import (evaluate_mixtures, fit_lambda, mixed_distributions,
                            rnn_target_probabilities)
 from rnnlm.ngram import KneserNeyLM, fit_ngram
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
 from tests.conftest import TOY_NAMES
+from tests.configs import mixture_config, ngram_config, params_section, train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, DEV, TEST = TOY_NAMES[:14], TOY_NAMES[14:17], TOY_NAMES[17:] + ["zoe"]
@@ -42,7 +42,7 @@ def splits(vocab):
 def trained(tmp_path_factory, vocab, splits):
     """A small LSTM trained for a few epochs: better than uniform, different from the n-gram."""
     torch.use_deterministic_algorithms(True)
-    cfg = TrainConfig(embedding_size=16, hidden_size=16, batch_size=4, epochs=5, lr=0.01, seeds=[0], workers=1)
+    cfg = train_config(embedding_size=16, hidden_size=16, batch_size=4, epochs=5, lr=0.01, seeds=[0], workers=1)
     path = tmp_path_factory.mktemp("model") / "seed0.pt"
     model, record = train_model("lstm", cfg, vocab, splits, 0, path, progress=False, log=lambda *_: None)
     return model.eval(), path
@@ -79,7 +79,7 @@ def test_lambda_zero_is_the_ngram_model(split, trained, ngram, vocab, splits):
 def test_mixed_rows_are_distributions_and_match_both_models_position_by_position(trained, ngram, vocab, splits):
     model, lam = trained[0], 0.3
     rows = []
-    for targets, (dist,) in mixed_distributions([model], [lam], ngram, splits["dev"], vocab.pad_id, max_cells=60):
+    for targets, _, ((_, dist),) in mixed_distributions([model], [lam], ngram, splits["dev"], vocab.pad_id, max_cells=60):
         assert dist.shape == (len(targets), len(vocab)) and dist.dtype == np.float64
         rows.append(dist)
     rows = np.concatenate(rows)  # small max_cells: several chunks, so chunk boundaries are covered too
@@ -103,15 +103,15 @@ def test_mixed_rows_are_distributions_and_match_both_models_position_by_position
 def test_target_probabilities_agree_with_the_models(trained, ngram, vocab, splits):
     model = trained[0]
     p_rnn = rnn_target_probabilities(model, splits["test"], vocab.pad_id)
-    p_ngram = ngram_target_probabilities(ngram, splits["test"])
+    p_ngram = ngram.target_probabilities(splits["test"])
     want_rnn = evaluate_split(model, splits["test"], vocab.pad_id)["loss"]
     want_ngram = summarize(*ngram.evaluate(splits["test"]))["loss"]
     assert -np.log(p_rnn).mean() == pytest.approx(want_rnn, rel=1e-6)
     assert -np.log(p_ngram).mean() == pytest.approx(want_ngram, rel=1e-12)
     # Position by position, in the order of the rows checked above (so λ is fit on aligned pairs).
     at_targets = {0.0: [], 1.0: []}
-    for targets, dists in mixed_distributions([model, model], [0.0, 1.0], ngram, splits["test"], vocab.pad_id):
-        for lam, dist in zip((0.0, 1.0), dists):
+    for targets, _, mixed in mixed_distributions([model, model], [0.0, 1.0], ngram, splits["test"], vocab.pad_id):
+        for lam, (_, dist) in zip((0.0, 1.0), mixed):
             at_targets[lam].append(dist[np.arange(len(targets)), targets])
     np.testing.assert_allclose(p_ngram, np.concatenate(at_targets[0.0]), rtol=1e-12)
     np.testing.assert_allclose(p_rnn, np.concatenate(at_targets[1.0]), rtol=1e-5)
@@ -143,18 +143,18 @@ def test_bad_lambda_and_bad_kind_are_refused(trained, ngram, vocab, splits):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         evaluate_mixtures([trained[0]], [1.5], ngram, splits["dev"], vocab.pad_id)
     with pytest.raises(UserError, match=r"mixture\.news\.model must be one of"):
-        MixtureConfig.from_params({"model": "transformer"}, "mixture.news")
+        mixture_config("news", **{"model": "transformer"})
 
 
 # --- the stage ------------------------------------------------------------------------------------
 
 def run_stage(workdir, encoded):
-    params = {"mixture": {"names": {"model": "lstm"}}, "ngram": {"order": 3, "discount": 0.75},
-              "train": {"names": {"seeds": [0, 1]}}}
+    params = {"mixture": {"names": {"model": "lstm"}}, "ngram": params_section("ngram"),
+              "train": {"names": params_section("train") | {"seeds": [0, 1]}}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     # the ngram stage's output: the ARPA file with its header
     vocab = Vocabulary.load(workdir / "vocab.json")
-    fitted = fit_ngram(vocab, load_encoded(workdir / encoded)["train"], NgramConfig(order=3, discount=0.75))
+    fitted = fit_ngram(vocab, load_encoded(workdir / encoded)["train"], ngram_config(order=3, discount=0.75))
     write_arpa(workdir / "ngram.arpa.gz", fitted, vocab.tokens,
                header={"vocabulary": vocab.to_dict(), "order": 3, "discount": 0.75, "corpus": "names"})
     done = subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
@@ -179,9 +179,9 @@ def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab,
     save_encoded(tmp_path / "b.npz", swapped)
 
     dev_lambda = fit_lambda(rnn_target_probabilities(model, splits["dev"], vocab.pad_id),
-                            ngram_target_probabilities(ngram, splits["dev"]))
+                            ngram.target_probabilities(splits["dev"]))
     test_lambda = fit_lambda(rnn_target_probabilities(model, swapped["test"], vocab.pad_id),
-                             ngram_target_probabilities(ngram, swapped["test"]))
+                             ngram.target_probabilities(swapped["test"]))
     assert 0 < dev_lambda < 1 and abs(dev_lambda - test_lambda) > 0.2  # the construction disagrees
 
     first, second = run_stage(tmp_path, "a.npz"), run_stage(tmp_path, "b.npz")

@@ -10,16 +10,17 @@ import sys
 
 import pytest
 import torch
+import yaml
 
 from rnnlm import gates
 from rnnlm.checkpoint import save_checkpoint
-from rnnlm.config import TrainConfig
 from rnnlm.data import encode_split
 from rnnlm.evaluation import rounded
 from rnnlm.sampling import generate, sample_statistics
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
 
+from .configs import params_section, train_config
 from .conftest import TOY_NAMES
 from .test_cli_gates import ROOT
 
@@ -31,7 +32,7 @@ def trained(tmp_path_factory):
     """A model trained until its samples look like names (of varied lengths, ending on their own)."""
     vocab = Vocabulary.build(TOY_NAMES[:14], "char")
     splits = {"train": encode_split(vocab, TOY_NAMES[:14]), "dev": encode_split(vocab, TOY_NAMES[14:])}
-    cfg = TrainConfig(embedding_size=16, hidden_size=32, batch_size=4, epochs=20, lr=0.01, seeds=[0], workers=1)
+    cfg = train_config(embedding_size=16, hidden_size=32, batch_size=4, epochs=20, lr=0.01, seeds=[0], workers=1)
     model, _ = train_model("gru", cfg, vocab, splits, 0, tmp_path_factory.mktemp("m") / "m.pt", progress=False)
     return model, vocab
 
@@ -55,7 +56,8 @@ def test_same_seed_same_machine_gives_byte_identical_samples(trained, tmp_path):
     """The generate stage, run twice on one checkpoint, writes the same bytes."""
     save_checkpoint(tmp_path / "models" / "gru.pt", *trained, {})
     (tmp_path / "train.txt").write_text("\n".join(TOY_NAMES[:14]) + "\n")
-    (tmp_path / "params.yaml").write_text("generate:\n  toy: {num_samples: 20, prompts: [a], samples_per_prompt: 3}\n")
+    toy = params_section("generate", "names") | {"num_samples": 20, "prompts": ["a"], "samples_per_prompt": 3}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"generate": {"toy": toy}}))
     outputs = []
     for run in ("first", "second"):
         done = subprocess.run([sys.executable, str(ROOT / "stages" / "generate.py"), "--corpus", "toy",

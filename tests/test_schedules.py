@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from rnnlm.config import TrainConfig
 from rnnlm.schedules import make_schedule, steps_per_epoch
+from tests.configs import train_config
 
 LR = 0.01
 
@@ -15,7 +15,7 @@ def lr_curve(steps_per_epoch_, **cfg):
     """The learning rate used at every optimizer step of a run (before the scheduler moves it)."""
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=LR, momentum=0.9)
-    schedule = make_schedule(TrainConfig(lr=LR, **cfg), optimizer, steps_per_epoch_)
+    schedule = make_schedule(train_config(lr=LR, **cfg), optimizer, steps_per_epoch_)
     lrs = []
     for _ in range(cfg["epochs"]):
         for _ in range(steps_per_epoch_):
@@ -63,7 +63,7 @@ def test_cosine_warms_up_linearly_then_follows_a_half_cosine():
 def test_plateau_cuts_the_rate_only_after_dev_loss_stalls():
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=LR)
-    schedule = make_schedule(TrainConfig(lr=LR, scheduler="plateau", plateau_factor=0.25, plateau_patience=1),
+    schedule = make_schedule(train_config(lr=LR, scheduler="plateau", plateau_factor=0.25, plateau_patience=1),
                              optimizer, 10)
     lrs = []
     for dev_loss in [3.0, 2.0, 2.5, 2.4, 1.0, 1.5, 1.6]:

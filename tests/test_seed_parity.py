@@ -18,6 +18,7 @@ from rnnlm.ingest import ingest
 from rnnlm.split import split_rows
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
+from tests.configs import train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def names_splits():
 def test_seed_notebook_setting_reaches_its_dev_loss(tmp_path):
     vocab, splits, max_len = names_splits()
     assert (len(splits["train"]), len(splits["dev"])) == (25626, 3203)  # the notebook's split
-    cfg = TrainConfig(**SEED_SETTINGS, max_len=max_len)
+    cfg = train_config(**SEED_SETTINGS, max_len=max_len)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # results are bit-exact per thread count; the pipeline's workers use 1
     try:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import yaml
 
-from rnnlm.config import IngestConfig, SplitConfig
 from rnnlm.data import encode_split, load_encoded
 from rnnlm.ingest import ingest
 from rnnlm.text import Normalization
@@ -17,6 +16,7 @@ from rnnlm.io import iter_lines, read_jsonl_at, scan_jsonl
 from rnnlm.split import split_rows
 from rnnlm.vocab import Vocabulary
 from tests.conftest import TOY_NAMES
+from tests.configs import ingest_config, params_section, split_config
 
 STAGES = Path(__file__).resolve().parents[1] / "stages"
 NEWS_WORDS = ["the", "president", "said", "don't", "vote", "at&t", "city", "new", "plan", "rain"]
@@ -96,10 +96,10 @@ def test_stages_stream_the_same_outputs_as_the_in_memory_path(tmp_path, monkeypa
     """ingest -> split -> vocab as scripts (streaming) against the library's in-memory functions."""
     monkeypatch.setattr("rnnlm.data.ENCODE_CHUNK", 4)  # several chunks, the last one partial
     raw = news_file(tmp_path / "raw.jsonl")
-    ingest_cfg = {"path": str(raw), "format": "jsonl", "normalize": "news",
-                  "text_fields": ["short_description"], "category_field": "category"}
+    ingest_cfg = params_section("ingest", "news") | {"path": str(raw), "text_fields": ["short_description"],
+                                                      "category_field": "category"}
     split_cfg = {"seed": 5, "train": 0.6, "dev": 0.2, "test": 0.2, "stratify": stratify}
-    vocab_cfg = {"level": "word", "max_size": 8, "min_freq": 2}
+    vocab_cfg = params_section("vocab", "news") | {"level": "word", "max_size": 8, "min_freq": 2}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
         {"ingest": {"news": ingest_cfg}, "split": {"news": split_cfg}, "vocab": {"news": vocab_cfg}}))
     monkeypatch.chdir(tmp_path)
@@ -110,7 +110,7 @@ def test_stages_stream_the_same_outputs_as_the_in_memory_path(tmp_path, monkeypa
     run_stage("vocab", ["--corpus", "news", "--splits", "splits", "--vocab", "vocab.json",
                         "--encoded", "encoded.npz"], monkeypatch)
 
-    result = ingest(raw, IngestConfig(**ingest_cfg))
+    result = ingest(raw, ingest_config(**ingest_cfg))
     assert [r["line"] for r in result.rejects] == [8, 21]
     dumps = [json.dumps(r, ensure_ascii=False) + "\n" for r in result.rows]
     assert (tmp_path / "rows.jsonl").read_text(encoding="utf-8") == "".join(dumps)
@@ -118,7 +118,7 @@ def test_stages_stream_the_same_outputs_as_the_in_memory_path(tmp_path, monkeypa
         json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects)
     assert json.loads((tmp_path / "report.json").read_text()) == result.report(raw)
 
-    splits = split_rows(result.rows, SplitConfig(**split_cfg))
+    splits = split_rows(result.rows, split_config(**split_cfg))
     for name, rows in splits.items():
         assert (tmp_path / "splits" / f"{name}.txt").read_text(encoding="utf-8").splitlines() == [
             r["text"] for r in rows]
@@ -130,7 +130,7 @@ def test_stages_stream_the_same_outputs_as_the_in_memory_path(tmp_path, monkeypa
 
     # the vocabulary carries the corpus's ingest rules (rnnlm score/sample normalize with them)
     vocab = Vocabulary.build([r["text"] for r in splits["train"]], "word", max_size=8, min_freq=2,
-                             normalization=Normalization.from_config(IngestConfig(**ingest_cfg)))
+                             normalization=Normalization.from_config(ingest_config(**ingest_cfg)))
     assert Vocabulary.load(tmp_path / "vocab.json") == vocab
     encoded = load_encoded(tmp_path / "encoded.npz")
     for name, rows in splits.items():
@@ -148,7 +148,7 @@ def test_stratifying_on_codes_gives_the_split_the_label_strings_give():
     # Labels that sort around the "<rare>" pool's name, plus rare ones that get pooled.
     labels = list(rng.choice(["b", "A", "zz", "&x", "<a", "Z"], size=400)) + ["once", "twice", "twice"]
     labels = [str(label) for label in labels]
-    cfg = SplitConfig(stratify=True, seed=7)
+    cfg = split_config(stratify=True, seed=7)
     parts = split_indices(len(labels), labels, cfg)
     strata = _strata(labels, 3)
     train, rest = train_test_split(list(range(len(labels))), train_size=0.8, random_state=7, stratify=strata)

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnlm.checkpoint import load_checkpoint, save_checkpoint
-from rnnlm.config import TrainConfig, VocabConfig
 from rnnlm.data import encode_split
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split
@@ -20,6 +19,7 @@ from rnnlm.text import normalize_news
 from rnnlm import tokenization
 from rnnlm.tokenization import compare_tokenizations
 from rnnlm.vocab import SPECIALS, Vocabulary
+from tests.configs import train_config, vocab_config
 
 NEWS = [
     "the president said on tuesday that he would not stop the talks",
@@ -126,11 +126,11 @@ def test_oov_chars_count_the_characters_of_unknown_words():
 
 
 def test_config_accepts_bpe_and_checks_sizes():
-    assert VocabConfig.from_params({"level": "bpe", "vocab_size": 500}, "vocab.news").vocab_size == 500
+    assert vocab_config("news", **{"level": "bpe", "vocab_size": 500}).vocab_size == 500
     with pytest.raises(UserError, match="vocab.news.vocab_size must be >= 260"):
-        VocabConfig.from_params({"level": "bpe", "vocab_size": 100}, "vocab.news")
+        vocab_config("news", **{"level": "bpe", "vocab_size": 100})
     with pytest.raises(UserError, match="vocab.news.level must be one of char, word, bpe"):
-        VocabConfig.from_params({"level": "byte"}, "vocab.news")
+        vocab_config("news", **{"level": "byte"})
 
 
 def test_uniform_model_bits_per_char_is_log2_vocab_times_tokens_per_char(bpe_vocab):
@@ -149,8 +149,8 @@ def test_uniform_model_bits_per_char_is_log2_vocab_times_tokens_per_char(bpe_voc
 
 def test_the_same_model_code_trains_at_every_level():
     items = {"train": NEWS, "dev": DEV, "test": TEST}
-    configs = {level: VocabConfig(level=level, vocab_size=300) for level in ("word", "bpe", "char")}
-    cfg = TrainConfig(embedding_size=8, hidden_size=8, batch_size=4, epochs=3, lr=0.01, seeds=[0], workers=1)
+    configs = {level: vocab_config(level=level, vocab_size=300) for level in ("word", "bpe", "char")}
+    cfg = train_config(embedding_size=8, hidden_size=8, batch_size=4, epochs=3, lr=0.01, seeds=[0], workers=1)
     results = compare_tokenizations(items, configs, "gru", cfg, seed=0, log=lambda *_: None, progress=False)
     assert list(results) == ["word", "bpe", "char"]
     for level, result in results.items():
@@ -190,8 +190,8 @@ def test_the_comparison_reports_the_dev_loss_of_the_epoch_it_tests(monkeypatch):
 
     monkeypatch.setattr(tokenization, "train_model", train_then_worsen)
     items = {"train": NEWS, "dev": DEV, "test": TEST}
-    cfg = TrainConfig(embedding_size=8, hidden_size=8, batch_size=4, epochs=2, lr=0.01, seeds=[0], workers=1)
-    result = compare_tokenizations(items, {"char": VocabConfig(level="char")}, "gru", cfg, seed=0,
+    cfg = train_config(embedding_size=8, hidden_size=8, batch_size=4, epochs=2, lr=0.01, seeds=[0], workers=1)
+    result = compare_tokenizations(items, {"char": vocab_config(level="char")}, "gru", cfg, seed=0,
                                    log=lambda *_: None, progress=False)["char"]
     assert result["best_epoch"] in (1, 2)
     assert result["dev_loss"] < math.log(result["vocab_size"])

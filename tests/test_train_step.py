@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlm.config import MODEL_KINDS, TrainConfig
+from rnnlm.config import MODEL_KINDS
 from rnnlm.data import batch_indices, epoch_batches, make_batch
 from rnnlm.models import build_model, token_losses
 from rnnlm.training import epoch_rng, make_optimizer, model_config_for, train_epoch, train_step
+from tests.configs import train_config
 
 
 def reference_step(model, optimizer, x, y, pad_id, grad_clip):
@@ -26,7 +27,9 @@ def reference_step(model, optimizer, x, y, pad_id, grad_clip):
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_fast_step_gives_the_reference_losses_and_weights(kind, toy_vocab, toy_splits):
     # a large lr makes clipping bite, so the foreach clipping is checked too
-    cfg = TrainConfig(embedding_size=8, hidden_size=8, batch_size=3, lr=0.05, grad_clip=0.5, max_len=6)
+    # no dropout and plain adam: the reference step below has neither a mask nor weight decay
+    cfg = train_config(embedding_size=8, hidden_size=8, batch_size=3, lr=0.05, grad_clip=0.5, max_len=6, dropout=0.0,
+                       optimizer="adam", weight_decay=0.0)
     torch.manual_seed(0)
     fast = build_model(model_config_for(kind, cfg, toy_vocab))
     ref = copy.deepcopy(fast)
@@ -48,7 +51,8 @@ def test_fast_step_gives_the_reference_losses_and_weights(kind, toy_vocab, toy_s
 
 
 def test_train_epoch_mean_loss_matches_the_reference_loop(toy_vocab, toy_splits):
-    cfg = TrainConfig(embedding_size=8, hidden_size=8, batch_size=4, grad_clip=5.0, max_len=64)
+    cfg = train_config(embedding_size=8, hidden_size=8, batch_size=4, grad_clip=5.0, max_len=64, dropout=0.0,
+                       optimizer="adam", weight_decay=0.0, lr=1e-3)
     torch.manual_seed(0)
     model = build_model(model_config_for("rnn_scratch", cfg, toy_vocab))
     ref = copy.deepcopy(model)

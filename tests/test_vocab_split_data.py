@@ -4,12 +4,12 @@ import random
 import numpy as np
 import pytest
 
-from rnnlm.config import SplitConfig
 from rnnlm.data import batch_indices, encode_split, load_encoded, make_batch, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.split import split_rows
 from rnnlm.vocab import BOS, EOS, PAD, UNK, Vocabulary
 from tests.conftest import TOY_NAMES
+from tests.configs import split_config
 
 
 def test_vocab_round_trip(tmp_path, toy_vocab):
@@ -62,7 +62,7 @@ def test_seed_split_matches_global_random_shuffle():
     random.seed(123)
     random.shuffle(expected)
     rows = [{"text": t} for t in items]
-    splits = split_rows(rows, SplitConfig())
+    splits = split_rows(rows, split_config())
     assert [r["text"] for r in splits["train"]] == expected[:800]
     assert [r["text"] for r in splits["dev"]] == expected[800:900]
     assert [r["text"] for r in splits["test"]] == expected[900:]
@@ -70,7 +70,7 @@ def test_seed_split_matches_global_random_shuffle():
 
 def test_split_is_deterministic_and_disjoint():
     rows = [{"text": f"item{i}", "category": "ab"[i % 2] if i % 17 else "rare"} for i in range(500)]
-    for cfg in (SplitConfig(), SplitConfig(stratify=True)):
+    for cfg in (split_config(), split_config(stratify=True)):
         a, b = split_rows(rows, cfg), split_rows(rows, cfg)
         assert a == b
         texts = [{r["text"] for r in a[name]} for name in ("train", "dev", "test")]
@@ -80,7 +80,7 @@ def test_split_is_deterministic_and_disjoint():
 
 def test_stratified_split_keeps_category_mix():
     rows = [{"text": str(i), "category": "big" if i % 5 else "small"} for i in range(1000)]
-    splits = split_rows(rows, SplitConfig(stratify=True))
+    splits = split_rows(rows, split_config(stratify=True))
     for name, size in (("train", 800), ("dev", 100), ("test", 100)):
         assert len(splits[name]) == size
         assert sum(r["category"] == "small" for r in splits[name]) == size // 5
@@ -88,7 +88,7 @@ def test_stratified_split_keeps_category_mix():
 
 def test_stratify_needs_categories():
     with pytest.raises(UserError, match="category"):
-        split_rows([{"text": str(i)} for i in range(10)], SplitConfig(stratify=True))
+        split_rows([{"text": str(i)} for i in range(10)], split_config(stratify=True))
 
 
 def test_encoded_round_trip_is_byte_identical(tmp_path, toy_vocab):

@@ -41,6 +41,7 @@ import numpy as np
 
 from .errors import UserError
 from .io import atomic_write, require_file
+from .ngram import MAX_CELLS
 
 LOG10_ZERO = -99.0          # the ARPA convention for "probability 0" (the <s> unigram)
 HEADER_PREFIX = "# rnnlm-model "
@@ -57,8 +58,12 @@ def _log10(p):
     return math.log10(p) if p > 0 else LOG10_ZERO
 
 
-def arpa_ngrams(model):
-    """``{k: {ids tuple: [log10 P, log10 β or None]}}`` of a fitted ``KneserNeyLM`` (see the docstring)."""
+def arpa_ngrams(model, max_cells=MAX_CELLS):
+    """``{k: {ids tuple: [log10 P, log10 β or None]}}`` of a fitted ``KneserNeyLM`` (see the docstring).
+
+    The probabilities are rows of the model's own ``distributions``, a level's stored histories a
+    chunk of at most ``max_cells`` (rows, V) entries at a time.
+    """
     n, bos = model.order, model.bos_id
     grams = {k: {} for k in range(1, n + 1)}
     for w in range(model.vocab_size):
@@ -67,22 +72,27 @@ def arpa_ngrams(model):
         elif model.predictable[w]:
             grams[1][(w,)] = [_log10(float(model.unigram[w])), None]
     weights = {}
+    rows = max(1, max_cells // model.vocab_size)
     for k in range(2, n + 1):
-        for hist, (words, _, _, _) in model.tables[k].items():
-            if hist[0] == bos:
-                continue  # histories with <s> are written once, collapsed, from the top level below
-            for w, p in zip(words.tolist(), model.level_probs(hist, words).tolist()):
-                grams[k][hist + (w,)] = [_log10(p), None]
-            weights[hist] = model.backoff_weight(hist)
-    for hist, (words, _, _, _) in (model.tables[n].items() if n > 1 else ()):
-        if hist[0] != bos:
-            continue
-        rest = tuple(t for t in hist if t != bos)     # hist = <s>^j + rest
-        context = (bos,) + rest
-        for w, p in zip(words.tolist(), model.level_probs(hist, words).tolist()):
-            grams[len(context) + 1][context + (w,)] = [_log10(p), None]
-        weights[context] = math.prod(model.backoff_weight(hist[len(hist) - (k - 1):])
-                                     for k in range(len(rest) + 2, n + 1))
+        # Histories with <s> are written once, collapsed, from the top level only.
+        stored = [hist for hist in model.tables[k] if hist[0] != bos or k == n]
+        for start in range(0, len(stored), rows):
+            chunk = stored[start:start + rows]
+            hists = np.array(chunk, dtype=np.int64).reshape(len(chunk), k - 1)
+            probs = model.distributions(hists, level=k)   # (rows, V)
+            # level j's back-off weight of each history's last j - 1 ids: (rows,) per level
+            level_weights = {j: model.backoff_weights(hists[:, k - j:], j)[0] for j in range(2, k + 1)}
+            for r, hist in enumerate(chunk):
+                if hist[0] != bos:
+                    context, weight = hist, level_weights[k][r]
+                else:
+                    rest = tuple(t for t in hist if t != bos)     # hist = <s>^j + rest
+                    context = (bos,) + rest
+                    weight = math.prod(level_weights[j][r] for j in range(len(rest) + 2, n + 1))
+                words = model.tables[k][hist][0]
+                for w, p in zip(words.tolist(), probs[r, words].tolist()):
+                    grams[len(context) + 1][context + (w,)] = [_log10(p), None]
+                weights[context] = weight
     for hist, weight in weights.items():
         if hist not in grams[len(hist)]:
             raise ValueError(f"ARPA: history {hist} is not itself a stored n-gram")

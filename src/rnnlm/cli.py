@@ -16,6 +16,7 @@ import sys
 import torch
 
 from . import __version__, gates
+from .config import Positive, Temperature, TopK, check_value
 from .devices import DEVICES, resolve_device
 from .errors import UserError, exit_on_user_error
 from .io import read_lines
@@ -45,12 +46,10 @@ committed, workspace, problem) when any value fails its rule.
 
 
 def _check_sampling(args):
-    if args.n < 1:
-        raise UserError("-n must be at least 1")
-    if args.temperature <= 0:
-        raise UserError("--temperature must be > 0")
-    if args.top_k is not None and args.top_k < 1:
-        raise UserError("--top-k must be at least 1")
+    """The flags checked with the generate section's own types (params.yaml's generate.*)."""
+    check_value(Positive, args.n, "-n")
+    check_value(Temperature, args.temperature, "--temperature")
+    check_value(TopK, args.top_k, "--top-k")
 
 
 def _model(args):
@@ -122,8 +121,9 @@ def cmd_info(args):
 
 
 def cmd_novelty(args):
-    if args.n < 1 or any(t <= 0 for t in args.temperatures) or any(k < 0 for k in args.top_k):
-        raise UserError("-n must be >= 1, temperatures > 0 and top-k values >= 0 (0: no cut)")
+    check_value(Positive, args.n, "-n")
+    check_value(list[Temperature], args.temperatures, "--temperatures")
+    check_value(list[TopK], [k or None for k in args.top_k], "--top-k (0: no cut)")
     lm = _model(args)
     train = read_lines(args.train_split, what="training split")
     rows = novelty_grid(lm, train, args.temperatures, [k or None for k in args.top_k], n=args.n,

@@ -33,28 +33,13 @@ from .data import make_batch
 from .devices import to_device
 from .evaluation import summarize
 from .models import token_losses
-
-MAX_CELLS = 2**21  # entries of one (positions, V) float64 chunk: 16 MiB
-
-
-def _item_chunks(split, vocab_size, max_cells=MAX_CELLS, max_items=256):
-    """Consecutive item indices whose targets times ``vocab_size`` stay under ``max_cells``."""
-    max_rows = max(1, max_cells // vocab_size)
-    chunk, rows = [], 0
-    for i, n_targets in enumerate((split.lengths - 1).tolist()):
-        if chunk and (rows + n_targets > max_rows or len(chunk) == max_items):
-            yield chunk
-            chunk, rows = [], 0
-        chunk.append(i)
-        rows += n_targets
-    if chunk:
-        yield chunk
+from .ngram import MAX_CELLS, item_chunks
 
 
 @torch.no_grad()
 def _rnn_outputs(model, split, indices, pad_id, full=True):
     """At every target of the items ``indices``, in item order (row by row, matching
-    :func:`_histories`): ``(targets (N,), nll (N,) float64, P_rnn (N, V) float64 or None)``.
+    ``KneserNeyLM.split_distributions``): ``(targets (N,), nll (N,) float64, P_rnn (N, V) float64 or None)``.
 
     The per-target loss comes from :func:`rnnlm.models.token_losses`, the function the evaluate
     stage scores with, so λ = 1 reproduces the model's own loss. The softmax is taken in float64:
@@ -66,15 +51,11 @@ def _rnn_outputs(model, split, indices, pad_id, full=True):
     return targets.cpu().numpy(), nll.double().cpu().numpy(), probs
 
 
-def _histories(ngram, split, indices):
-    return np.concatenate([ngram.histories(split.item(i)) for i in indices])
-
-
 def rnn_target_losses(model, split, pad_id, max_cells=MAX_CELLS):
     """−log P_rnn(target | history) (nats) of every target of ``split``, in item order: (N,) float64."""
     model.eval()
     nll = [_rnn_outputs(model, split, indices, pad_id, full=False)[1]
-           for indices in _item_chunks(split, model.config.vocab_size, max_cells)]
+           for indices in item_chunks(split, model.config.vocab_size, max_cells)]
     return np.concatenate(nll)
 
 
@@ -89,17 +70,6 @@ def mixed_losses(rnn_nll, log_p_ngram, lam):
     with np.errstate(divide="ignore"):  # log 0 = -inf for λ = 0 or 1: logaddexp(x, -inf) = x exactly
         log_lam, log_rest = np.log(lam), np.log1p(-lam)
     return -np.logaddexp(log_lam - rnn_nll, log_rest + log_p_ngram)
-
-
-def ngram_target_probabilities(ngram, split):
-    """P_kn(target | history) of every target of ``split``, in item order: (N,) float64.
-
-    Uses the n-gram's scalar :meth:`prob` per target (no (V,) arrays): cheap, and the same for
-    every recurrent model, so it is computed once per split.
-    """
-    return np.array([ngram.prob(item[:j], item[j])
-                     for item in (split.item(i).tolist() for i in range(len(split)))
-                     for j in range(1, len(item))], dtype=np.float64)
 
 
 def fit_lambda(p_rnn, p_ngram):
@@ -123,19 +93,6 @@ def fit_lambda(p_rnn, p_ngram):
     return float(brentq(slope, 0.0, 1.0, xtol=1e-12))
 
 
-def _components(models, ngram, split, pad_id, max_cells):
-    """Yield, chunk by chunk: ``targets (N,)``, ``P_kn (N, V)`` and per model ``(nll (N,), P_rnn (N, V))``.
-
-    The n-gram's distributions (the costly part) are computed once per chunk and shared by all models.
-    """
-    for model in models:
-        model.eval()
-    for indices in _item_chunks(split, ngram.vocab_size, max_cells):
-        p_ngram = ngram.distributions(_histories(ngram, split, indices))   # (N, V)
-        outputs = [_rnn_outputs(model, split, indices, pad_id) for model in models]
-        yield outputs[0][0], p_ngram, [(nll, probs) for _, nll, probs in outputs]
-
-
 def _check_lambdas(models, lambdas):
     if len(models) != len(lambdas):
         raise ValueError("need one λ per model")
@@ -145,14 +102,25 @@ def _check_lambdas(models, lambdas):
 
 
 def mixed_distributions(models, lambdas, ngram, split, pad_id, max_cells=MAX_CELLS):
-    """Yield ``(targets (N,), [P_mix (N, V) per model])`` chunk by chunk over ``split``'s targets.
+    """The one mixing routine: chunk by chunk over ``split``'s targets, yield ``targets (N,)``,
+    ``log P_kn(target) (N,)`` and per model ``(−log P_rnn(target) (N,), P_mix (N, V))``.
 
-    ``models[i]`` is mixed with the n-gram at weight ``lambdas[i]``. λ = 1 and λ = 0 give each
-    component's distribution exactly (x·1 + 0 = x).
+    ``models[i]`` is mixed with the n-gram at weight ``lambdas[i]``; the n-gram's distributions (the
+    costly part) are computed once per chunk and shared by all models, and each P_rnn array becomes
+    its P_mix in place (no further (N, V) array). λ = 1 and λ = 0 give each component's distribution
+    exactly (x·1 + 0 = x).
     """
     _check_lambdas(models, lambdas)
-    for targets, p_ngram, outputs in _components(models, ngram, split, pad_id, max_cells):
-        yield targets, [lam * probs + (1.0 - lam) * p_ngram for lam, (_, probs) in zip(lambdas, outputs)]
+    for model in models:
+        model.eval()
+    for indices, targets, p_ngram in ngram.split_distributions(split, max_cells):
+        mixed = []
+        for model, lam in zip(models, lambdas):
+            _, nll, probs = _rnn_outputs(model, split, indices, pad_id)
+            probs *= lam
+            probs += (1.0 - lam) * p_ngram
+            mixed.append((nll, probs))
+        yield targets, np.log(p_ngram[np.arange(len(targets)), targets]), mixed
 
 
 def evaluate_mixtures(models, lambdas, ngram, split, pad_id, unk_id=None, max_cells=MAX_CELLS):
@@ -160,19 +128,14 @@ def evaluate_mixtures(models, lambdas, ngram, split, pad_id, unk_id=None, max_ce
 
     Loss: ``−log(λ·p_rnn + (1 − λ)·p_kn)`` of each target, summed in log space from the recurrent
     model's own per-token loss (so a probability too small for float32 cannot turn into log 0).
-    Accuracy: the argmax of the mixed (N, V) distribution, built in place.
+    Accuracy: the argmax of the mixed (N, V) distribution.
     """
-    _check_lambdas(models, lambdas)
     nll, correct = [0.0] * len(models), [0] * len(models)
     tokens, unknown = 0, 0
-    for targets, p_ngram, outputs in _components(models, ngram, split, pad_id, max_cells):
-        rows = np.arange(len(targets))
-        log_ngram = np.log(p_ngram[rows, targets])
-        for m, (rnn_nll, mixed) in enumerate(outputs):
+    for targets, log_ngram, mixed in mixed_distributions(models, lambdas, ngram, split, pad_id, max_cells):
+        for m, (rnn_nll, dist) in enumerate(mixed):
             nll[m] += float(mixed_losses(rnn_nll, log_ngram, lambdas[m]).sum())
-            mixed *= lambdas[m]                       # P_rnn's array becomes P_mix's: no new (N, V) array
-            mixed += (1.0 - lambdas[m]) * p_ngram
-            correct[m] += int((mixed.argmax(axis=1) == targets).sum())
+            correct[m] += int((dist.argmax(axis=1) == targets).sum())
         tokens += len(targets)
         if unk_id is not None:
             unknown += int((targets == unk_id).sum())

@@ -35,6 +35,23 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+MAX_CELLS = 2**21  # entries of one (positions, V) float64 chunk: 16 MiB (news: V ≈ 8.4k, ~250 rows)
+
+
+def item_chunks(split, vocab_size, max_cells=MAX_CELLS, max_items=256):
+    """Consecutive item indices of ``split`` whose targets times ``vocab_size`` stay under ``max_cells``:
+    the chunks in which every (positions, V) distribution array of this package is built."""
+    max_rows = max(1, max_cells // vocab_size)
+    chunk, rows = [], 0
+    for i, n_targets in enumerate((split.lengths - 1).tolist()):
+        if chunk and (rows + n_targets > max_rows or len(chunk) == max_items):
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(i)
+        rows += n_targets
+    if chunk:
+        yield chunk
+
 
 def fit_ngram(vocab, train, config):
     """The baseline as the pipeline fits it: ``config``'s order and discount over ``vocab``, on ``train``.
@@ -65,13 +82,12 @@ class KneserNeyLM:
         self.discount = float(discount)
         self.predictable = np.ones(vocab_size, dtype=bool)
         self.predictable[[pad_id, bos_id]] = False
-        # tables[k] (k = 2 .. order): history tuple of k-1 ids -> (sorted ids w, counts a_k(h w),
-        # a_k(h .), N_k(h .)). Sorted id arrays let prob() find one count with a binary search and
-        # distribution() add all of a history's counts with one fancy-indexed numpy operation.
+        # tables[k] (k = 2 .. order): history tuple of k-1 ids -> (sorted ids w, discounted counts
+        # max(a_k(h w) - D, 0) / a_k(h .), back-off weight D * N_k(h .) / a_k(h .)): the two terms of
+        # the formula that depend on the history, so a level adds a history's terms in one numpy step.
         self.tables = {}
         self.unigram = None     # P_1 as a (V,) array: it does not depend on the history
         self.num_ngrams = 0     # stored counts over all orders (the model's "parameters")
-        self._cache = {}        # level -> (history, distribution): see _distribution
 
     # --- fitting ------------------------------------------------------------------------------
 
@@ -105,7 +121,9 @@ class KneserNeyLM:
                 pairs.sort()
                 words = np.fromiter((w for w, _ in pairs), dtype=np.int64, count=len(pairs))
                 counts = np.fromiter((c for _, c in pairs), dtype=np.float64, count=len(pairs))
-                table[hist] = (words, counts, float(counts.sum()), len(pairs))
+                total = float(counts.sum())
+                table[hist] = (words, np.maximum(counts - self.discount, 0) / total,
+                               self.discount * len(pairs) / total)
             self.tables[k] = table
 
         counts = np.zeros(self.vocab_size)
@@ -118,115 +136,86 @@ class KneserNeyLM:
         else:
             d = self.discount
             self.unigram = np.maximum(counts - d, 0) / total + d * types / total * uniform
-        self._cache = {}
         return self
 
-    # --- probabilities ------------------------------------------------------------------------
-
-    def _history(self, history_ids):
-        """The last ``order - 1`` ids of ``history_ids``, left-padded with <s>, as a tuple."""
-        want = self.order - 1
-        if want == 0:
-            return ()
-        hist = [int(t) for t in history_ids][-want:]
-        return (self.bos_id,) * (want - len(hist)) + tuple(hist)
+    # --- probabilities: one routine, distributions(), behind every use --------------------------
 
     def _check_fitted(self):
         if self.unigram is None:
             raise RuntimeError("KneserNeyLM: call fit() before asking for probabilities")
 
-    def prob(self, history_ids, token_id):
-        """P(token | history): ``history_ids`` is the item so far, normally starting with <s>.
+    def _as_histories(self, histories, level):
+        histories = np.asarray(histories, dtype=np.int64)
+        if histories.ndim != 2 or histories.shape[1] != level - 1:
+            raise ValueError(f"histories of level {level} must be an (N, {level - 1}) array, got shape {histories.shape}")
+        return histories
 
-        Computed with scalar arithmetic level by level (no (V,) arrays), so it is cheap for one
-        token and independent of :meth:`distribution`, which the tests use as a cross-check.
+    def backoff_weights(self, histories, level):
+        """``D * N_k(h .) / a_k(h .)`` of level ``k = level`` for each row ``h`` of ``histories`` (N, k - 1),
+        1.0 where ``h`` was never seen there (``P_k = P_{k-1}``); with the flat indices and values of the
+        discounted counts that level adds to an (N, V) array: ``(weights (N,), positions, additions)``."""
+        histories = self._as_histories(histories, level)
+        table, size = self.tables[level], self.vocab_size
+        weights = np.ones(len(histories))
+        positions, additions = [], []
+        for r, hist in enumerate(map(tuple, histories.tolist())):
+            entry = table.get(hist)
+            if entry is not None:
+                words, discounted, weights[r] = entry
+                positions.append(words + r * size)
+                additions.append(discounted)
+        if not positions:
+            return weights, np.empty(0, dtype=np.int64), np.empty(0)
+        return weights, np.concatenate(positions), np.concatenate(additions)
+
+    def distributions(self, histories, level=None):
+        """``P_level(. | h)`` for every row ``h`` of ``histories`` (N, level - 1): an (N, V) float64 array.
+
+        The one implementation of the smoothing formula (``level`` defaults to the model's order):
+        starting from the unigram, each level scales the level below by its back-off weight, then
+        adds its discounted counts. A weight of 1.0 for a history unseen at a level is exact, and one
+        broadcast product over all rows is cheaper than gathering the seen rows; Python only touches
+        one dict lookup per row and level. Single probabilities, distributions, evaluation and the
+        ARPA writer all read these rows, so they agree bit for bit (argmax ties included).
         """
         self._check_fitted()
+        level = self.order if level is None else level
+        histories = self._as_histories(histories, level)
+        out = np.repeat(self.unigram[None, :], len(histories), axis=0)
+        for k in range(2, level + 1):
+            weights, positions, additions = self.backoff_weights(histories[:, level - k:], k)
+            out *= weights[:, None]
+            # Flat indices are unique within one level (distinct words per row), so a fancy-indexed
+            # += adds every term once (no np.add.at needed).
+            out.reshape(-1)[positions] += additions
+        return out
+
+    def _history(self, history_ids):
+        """The last ``order - 1`` ids of ``history_ids``, left-padded with <s>, as a (1, order - 1) array."""
+        want = self.order - 1
+        hist = [int(t) for t in history_ids][-want:] if want else []
+        return np.array([[self.bos_id] * (want - len(hist)) + hist], dtype=np.int64).reshape(1, want)
+
+    def distribution(self, history_ids):
+        """P(. | history) over the whole vocabulary: a (V,) float64 array summing to 1.
+
+        ``history_ids`` is the item so far, normally starting with <s>.
+        """
+        return self.distributions(self._history(history_ids))[0]
+
+    def prob(self, history_ids, token_id):
+        """P(token | history): one entry of :meth:`distribution`."""
         token_id = int(token_id)
         if not 0 <= token_id < self.vocab_size:
             raise ValueError(f"token id {token_id} outside the vocabulary (size {self.vocab_size})")
-        if not self.predictable[token_id]:
-            return 0.0
-        hist = self._history(history_ids)
-        p = float(self.unigram[token_id])
-        for k in range(2, self.order + 1):
-            entry = self.tables[k].get(hist[len(hist) - (k - 1) :])
-            if entry is None:
-                continue  # unseen history: P_k = P_{k-1}
-            words, counts, total, types = entry
-            pos = np.searchsorted(words, token_id)
-            c = counts[pos] if pos < len(words) and words[pos] == token_id else 0.0
-            p = max(c - self.discount, 0.0) / total + self.discount * types / total * p
-        return p
-
-    def level_probs(self, hist, token_ids):
-        """``P_k(w | hist)`` for each ``w`` of ``token_ids`` at the level ``k = len(hist) + 1``: (len,) float64.
-
-        ``hist`` is a tuple of exactly ``k - 1`` ids (no padding is added): the interpolated value of
-        one level, as the ARPA writer (``rnnlm.arpa``) stores it for every n-gram of that order. The
-        float operations are :meth:`prob`'s, level by level in the same order.
-        """
-        self._check_fitted()
-        hist = tuple(int(t) for t in hist)
-        if len(hist) >= self.order:
-            raise ValueError(f"a history of an order-{self.order} model has at most {self.order - 1} ids")
-        token_ids = np.asarray(token_ids, dtype=np.int64)
-        p = self.unigram[token_ids].astype(np.float64)
-        for k in range(2, len(hist) + 2):
-            entry = self.tables[k].get(hist[len(hist) - (k - 1):])
-            if entry is None:
-                continue  # unseen history: P_k = P_{k-1}
-            words, counts, total, types = entry
-            pos = np.minimum(np.searchsorted(words, token_ids), len(words) - 1)
-            c = np.where(words[pos] == token_ids, counts[pos], 0.0)
-            p = np.maximum(c - self.discount, 0.0) / total + self.discount * types / total * p
-        return p
-
-    def backoff_weight(self, hist):
-        """The weight ``D * N_k(h .) / a_k(h .)`` that level ``k = len(hist) + 1`` gives the level
-        below for the history ``hist``; 1.0 for a history never seen there (``P_k = P_{k-1}``)."""
-        self._check_fitted()
-        entry = self.tables[len(hist) + 1].get(tuple(int(t) for t in hist))
-        if entry is None:
-            return 1.0
-        _, _, total, types = entry
-        return self.discount * types / total
-
-    def distribution(self, history_ids):
-        """P(. | history) over the whole vocabulary: a (V,) float64 array summing to 1."""
-        self._check_fitted()
-        return self._distribution(self.order, self._history(history_ids)).copy()
-
-    def _distribution(self, level, hist):
-        """P_level(. | hist) as a (V,) array, shared with the cache: callers must not modify it.
-
-        One slot per level remembers the last history: :meth:`evaluate` visits histories sorted
-        by their reversed tuples, so all histories sharing a lower-order suffix come one after
-        another and every lower-order distribution is computed once, while memory stays at one
-        (V,) array per level (caching every bigram history would take V * V floats).
-        """
-        if level == 1:
-            return self.unigram
-        cached = self._cache.get(level)
-        if cached is not None and cached[0] == hist:
-            return cached[1]
-        lower = self._distribution(level - 1, hist[1:])
-        entry = self.tables[level].get(hist)
-        if entry is None:
-            dist = lower
-        else:
-            words, counts, total, types = entry
-            dist = lower * (self.discount * types / total)
-            dist[words] += np.maximum(counts - self.discount, 0) / total
-        self._cache[level] = (hist, dist)
-        return dist
+        return float(self.distribution(history_ids)[token_id])
 
     def histories(self, item):
         """The padded history of every target of one item ``<s> t1 .. tn </s>``: (n + 1, order - 1).
 
         Row ``j`` is the history of target ``j + 1`` (the item's ``(j + 1)``-th token), left-padded
-        with <s> exactly as :meth:`evaluate` pads it, so ``distributions(histories(item))[j]``
-        equals ``distribution(item[:j + 1])``.
+        with <s> (see the module docstring), so ``distributions(histories(item))[j]`` equals
+        ``distribution(item[:j + 1])``.
         """
         item = np.asarray(item, dtype=np.int64)
         width = self.order - 1
@@ -235,83 +224,36 @@ class KneserNeyLM:
         padded = np.concatenate([np.full(width - 1, self.bos_id, dtype=np.int64), item])
         return np.lib.stride_tricks.sliding_window_view(padded, width)[: len(item) - 1]
 
-    def distributions(self, histories):
-        """P(. | h) for every row ``h`` of ``histories`` (N, order - 1): an (N, V) float64 array.
+    def split_distributions(self, split, max_cells=MAX_CELLS):
+        """Yield ``(indices, targets (N,), P (N, V))`` chunk by chunk (:func:`item_chunks`) over every
+        target of ``split`` (each token after an item's <s>), in item order."""
+        for indices in item_chunks(split, self.vocab_size, max_cells):
+            items = [split.item(i) for i in indices]
+            targets = np.concatenate([item[1:] for item in items]).astype(np.int64)
+            if len(targets) and (targets.min() < 0 or targets.max() >= self.vocab_size):
+                raise ValueError("split has token ids outside the vocabulary")
+            yield indices, targets, self.distributions(np.concatenate([self.histories(item) for item in items]))
 
-        The vectorized form of :meth:`distribution` for many histories at once (one row per
-        predicted position, as a mixture with a neural model needs). Level by level it does the
-        same float operations in the same order as :meth:`_distribution` (scale the lower level
-        by the back-off weight, then add the discounted counts), so each row is bit-identical to
-        :meth:`distribution`'s and argmax ties break the same way. Python only touches one dict
-        lookup per row and level; the (N, V) arithmetic is numpy.
-        """
-        self._check_fitted()
-        histories = np.asarray(histories, dtype=np.int64)
-        if histories.ndim != 2 or histories.shape[1] != self.order - 1:
-            raise ValueError(f"histories must be an (N, {self.order - 1}) array, got shape {histories.shape}")
-        n_rows, size = len(histories), self.vocab_size
-        rows_as_tuples = [tuple(h) for h in histories.tolist()]
-        out = None
-        for k in range(2, self.order + 1):
-            table = self.tables[k]
-            # A weight of 1.0 for rows whose history is unseen at this level (P_k = P_(k-1)):
-            # multiplying by 1.0 is exact, and one broadcast product over all rows is much
-            # cheaper than gathering and scattering the seen rows.
-            weights = np.ones(n_rows)
-            positions, additions = [], []
-            for r, hist in enumerate(rows_as_tuples):
-                entry = table.get(hist[len(hist) - (k - 1):])
-                if entry is None:
-                    continue
-                words, counts, total, types = entry
-                weights[r] = self.discount * types / total
-                positions.append(words + r * size)
-                additions.append(np.maximum(counts - self.discount, 0) / total)
-            if out is None:  # level 2 scales level 1, the unigram shared by every row: (N, V)
-                out = self.unigram[None, :] * weights[:, None]
-            else:
-                out *= weights[:, None]
-            if positions:
-                # Flat indices are unique within one level (distinct words per row), so a
-                # fancy-indexed += adds every term once (no np.add.at needed).
-                flat = out.reshape(-1)  # a view: writes land in out
-                flat[np.concatenate(positions)] += np.concatenate(additions)
-        if out is None:  # order 1: the unigram for every row
-            out = np.tile(self.unigram, (n_rows, 1))
-        return out
+    def target_probabilities(self, split, max_cells=MAX_CELLS):
+        """P(target | history) of every target of ``split``, in item order: (N,) float64."""
+        return np.concatenate([np.empty(0)] + [dist[np.arange(len(targets)), targets] for _, targets, dist
+                                               in self.split_distributions(split, max_cells)])
 
     # --- evaluation ---------------------------------------------------------------------------
 
-    def evaluate(self, split, unk_id=None):
+    def evaluate(self, split, unk_id=None, max_cells=MAX_CELLS):
         """Sums over every target of ``split``: ``(total_nll, correct, tokens, chars, unknown)``.
 
         Pass them to :func:`rnnlm.evaluation.summarize` for the metrics every model reports.
         ``correct`` counts targets equal to the argmax of the predicted distribution; ``unknown``
-        counts targets equal to ``unk_id`` (None when no ``unk_id`` is given). Targets are grouped
-        by history, so each distinct history costs one vectorized (V,) computation however many
-        targets share it, instead of one Python loop over the vocabulary per token.
+        counts targets equal to ``unk_id`` (None when no ``unk_id`` is given).
         """
-        self._check_fitted()
-        n, bos = self.order, self.bos_id
-        groups = defaultdict(list)
-        for i in range(len(split)):
-            seq = [bos] * (n - 2) + split.item(i).tolist()
-            first = max(n - 1, 1)  # index of the first target (the token after the item's own <s>)
-            for j in range(first, len(seq)):
-                groups[tuple(seq[j - (n - 1) : j])].append(seq[j])
-        total_nll, correct, tokens = 0.0, 0, 0
-        for hist in sorted(groups, key=lambda h: h[::-1]):
-            targets = np.asarray(groups[hist], dtype=np.int64)
-            if targets.min() < 0 or targets.max() >= self.vocab_size:
-                raise ValueError("split has token ids outside the vocabulary")
-            dist = self._distribution(n, hist)
-            probs = dist[targets]
-            total_nll -= float(np.log(probs).sum())  # -inf only for <pad>/<s> targets: a bug upstream
-            correct += int((targets == int(np.argmax(dist))).sum())
+        total_nll, correct, tokens, unknown = 0.0, 0, 0, 0
+        for _, targets, dist in self.split_distributions(split, max_cells):
+            total_nll -= float(np.log(dist[np.arange(len(targets)), targets]).sum())  # -inf: <pad>/<s> targets
+            correct += int((dist.argmax(axis=1) == targets).sum())
             tokens += len(targets)
-        unknown = None
-        if unk_id is not None:
-            unknown = sum(int((np.asarray(t) == unk_id).sum()) for t in groups.values())
+            unknown += int((targets == unk_id).sum()) if unk_id is not None else 0
         if not math.isfinite(total_nll):
             raise ValueError("a target has probability 0 (<pad> or <s> inside an item?)")
-        return total_nll, correct, tokens, int(split.chars.sum()), unknown
+        return total_nll, correct, tokens, int(split.chars.sum()), unknown if unk_id is not None else None

@@ -4,10 +4,10 @@ Both outputs are byte-deterministic: equal inputs give equal files (the PNG embe
 version or timestamp), so the report stage's outputs only change when the numbers do.
 """
 
-import csv
 import io
 import math
 
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -37,6 +37,16 @@ _METRIC_COLUMNS = [
 ]
 _COLUMNS = (["model", "parameters"] + [c[0] for c in _METRIC_COLUMNS]
             + ["novel samples", "chosen epoch", "training seconds", "tokens/s"])
+
+
+def _markdown(rows, titles):
+    """Rows of formatted cells -> a markdown table: names left-aligned, numbers right-aligned.
+
+    The cells are already formatted strings; ``disable_numparse`` keeps tabulate from reading them
+    back as numbers (it would print "0.2000" as "0.2").
+    """
+    return pd.DataFrame(rows, columns=titles).to_markdown(
+        index=False, tablefmt="pipe", colalign=["left"] + ["right"] * (len(titles) - 1), disable_numparse=True)
 
 
 def _order_key(model):
@@ -142,14 +152,9 @@ def _table(corpus, models, samples=None):
     rows.sort(key=lambda r: (r["sort"], _order_key(r["model"])))
     best = rows[0]["sort"] if rows else None
 
-    lines = [f"## {corpus}", "",
-             "| " + " | ".join(_COLUMNS) + " |",
-             "|" + "|".join([":---"] + ["---:"] * (len(_COLUMNS) - 1)) + "|"]
-    for row in rows:
-        name = f"**{row['model']}** (best)" if row["sort"] == best else row["model"]
-        lines.append("| " + " | ".join([name] + row["cells"]) + " |")
-    lines += ["", *_notes(rows, samples)]
-    return "\n".join(lines)
+    table = _markdown([[f"**{row['model']}** (best)" if row["sort"] == best else row["model"], *row["cells"]]
+                       for row in rows], _COLUMNS)
+    return "\n".join([f"## {corpus}", "", table, "", *_notes(rows, samples)])
 
 
 def _notes(rows, samples=None):
@@ -217,15 +222,12 @@ def tokenization_table(corpus, comparison):
             cells.append(fmt.format(_field(result, f"{where}.{level}", *keys)))
         rows.append((_field(result, f"{where}.{level}", "test", "bits_per_char"), level, cells))
     rows.sort()
-    titles = ["level"] + [c[0] for c in _TOKENIZATION_COLUMNS]
-    lines = [f"## {corpus}: tokenization", "",
-             "| " + " | ".join(titles) + " |",
-             "|" + "|".join([":---"] + ["---:"] * (len(titles) - 1)) + "|"]
-    for i, (_, level, cells) in enumerate(rows):
-        lines.append("| " + " | ".join([f"**{level}** (best)" if i == 0 else level] + cells) + " |")
-    lines += ["", f"- One {comparison.get('kind', 'model')} per level, the same settings "
-              f"({comparison.get('epochs', '?')} epoch(s), seed {comparison.get('seed', '?')}), each vocabulary fit "
-              "on the training split; sorted by test bits/char, the measure that compares levels."]
+    table = _markdown([[f"**{level}** (best)" if i == 0 else level, *cells] for i, (_, level, cells) in enumerate(rows)],
+                      ["level"] + [c[0] for c in _TOKENIZATION_COLUMNS])
+    lines = [f"## {corpus}: tokenization", "", table, "",
+             f"- One {comparison.get('kind', 'model')} per level, the same settings "
+             f"({comparison.get('epochs', '?')} epoch(s), seed {comparison.get('seed', '?')}), each vocabulary fit "
+             "on the training split; sorted by test bits/char, the measure that compares levels."]
     if "word" in comparison["levels"]:
         lines.append("- At word level an OOV word costs only the probability of `<unk>`, not its spelling: its "
                      "bits/char looks better than the text's true cost, the more so the more characters are OOV.")
@@ -251,19 +253,15 @@ def summary_markdown(results, tokenization=None, samples=None):
 def load_curve_csv(path):
     """A train stage's ``epoch,train_loss,dev_loss`` CSV -> list of (epoch, train_loss, dev_loss)."""
     path = require_file(path, what="loss curve")
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header != CURVE_HEADER:
-            raise UserError(f"{path}: expected the header {','.join(CURVE_HEADER)}, got {header!r}")
-        points = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                epoch, train, dev = row
-                points.append((int(epoch), float(train), float(dev)))
-            except ValueError:
-                raise UserError(f"{path}:{line}: expected epoch,train_loss,dev_loss, got {row!r}") from None
-    return points
+    try:
+        frame = pd.read_csv(path, dtype=dict.fromkeys(CURVE_HEADER[1:], float))
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise UserError(f"{path}: expected rows of {','.join(CURVE_HEADER)} ({err})") from None
+    if list(frame.columns) != CURVE_HEADER:
+        raise UserError(f"{path}: expected the header {','.join(CURVE_HEADER)}, got {list(frame.columns)!r}")
+    if frame.isna().any().any() or frame["epoch"].dtype.kind != "i":
+        raise UserError(f"{path}: expected whole epochs and no empty cells in {','.join(CURVE_HEADER)}")
+    return list(zip(*(frame[column].tolist() for column in CURVE_HEADER)))
 
 
 # Distinct hollow markers per model, so curves that coincide (rnn_scratch and rnn often do) stay visible.
