@@ -95,7 +95,7 @@ def test_training_is_deterministic(kind, tmp_path, toy_vocab, toy_splits, tiny_t
 def test_a_pool_of_workers_trains_every_run_as_one_process_would(tmp_path, toy_vocab, toy_splits, tiny_train_config):
     """The train stage's pool (several kinds and seeds, longest first, in spawned processes) changes
     nothing but where runs train: each run's weights and curve equal an in-process run's."""
-    cfg = dataclasses.replace(tiny_train_config, dropout=0.2)
+    cfg = replaced(tiny_train_config, dropout=0.2)
     runs = [(kind, cfg, seed, tmp_path / "pool" / f"{kind}{seed}.pt") for kind in ("rnn", "lstm") for seed in (0, 1)]
     pooled = train_runs(runs, toy_vocab, toy_splits, workers=2)
     threads_before = torch.get_num_threads()
