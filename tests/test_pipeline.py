@@ -18,7 +18,8 @@ import yaml
 from rnnlm import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+# one test process builds this module's fixtures once (pyproject: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
 
 MODELS = ("rnn_scratch", "rnn", "gru", "lstm")
 DATA_OUTPUTS = ["data/interim/names.jsonl", "data/interim/news.jsonl", "data/splits/names/train.txt",

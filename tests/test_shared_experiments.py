@@ -13,7 +13,8 @@ import yaml
 
 from tests.test_pipeline import experiments_shown, sh, shrunken_project
 
-pytestmark = pytest.mark.slow
+# one test process builds this module's fixtures once (pyproject: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("shared_experiments")]
 
 METRICS = "metrics/names/gru.json"
 
