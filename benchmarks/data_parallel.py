@@ -35,11 +35,13 @@ RUNS = [("1 process, batch 16, default threads", 1, 16, {}),
 def run(folder, model, epochs, nproc, batch_size, env):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"]["names"].update(seeds=[0], epochs=epochs, nproc=nproc, batch_size=batch_size, workers=1)
+    params["kinds"] = [model]
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     out = folder / f"{nproc}x{batch_size}-{len(env)}"
-    cmd = [sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names", "--kinds", model,
+    cmd = [sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names",
            "--vocab", str(ROOT / "data/vocab/names.json"), "--encoded", str(ROOT / "data/encoded/names.npz"),
-           "--models-dir", str(out), "--curves-dir", str(out)]
+           "--models-dir", str(out / "models"), "--live-dir", str(out / "live"), "--curves", str(out / "loss.csv"),
+           "--progress", str(out / "training.json")]
     start = time.perf_counter()
     result = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, check=True,
                             env=os.environ | env)

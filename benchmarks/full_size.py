@@ -10,7 +10,7 @@ DIR), never to the repository.
 
 Each stage script then runs as its own process, from a temporary copy of the project's layout (the
 stages read params.yaml from their working directory), with the project's news params and
-ingest.news.path pointing at the generated file. Seconds are wall-clock; max_rss_mb is that
+corpora.news pointing at the generated file. Seconds are wall-clock; max_rss_mb is that
 process's peak resident memory (wait4's ru_maxrss, MiB). The last line printed is one JSON object:
 {"rows": N, "stages": {"ingest": {"seconds": s, "max_rss_mb": m}, "split": {...}, "vocab": {...}}}
 
@@ -82,7 +82,7 @@ def main():
         raw = work / "news.full.jsonl"
         generate(args.sample, args.rows, args.seed, raw)
         params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-        params["ingest"]["news"]["path"] = str(raw)
+        params["corpora"]["news"] = str(raw)
         (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
 
         code = args.code.resolve()

@@ -56,7 +56,7 @@ def measure_project(data, kind, threads, epochs):
 
     torch.set_num_threads(threads)
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))  # the defaults' one source
-    rows = ingest(data, IngestConfig.from_params(params["ingest"]["names"] | {"path": str(data)}, "ingest")).rows
+    rows = ingest(data, IngestConfig.from_params(params["ingest"]["names"], "ingest")).rows
     train_items = [row["text"] for row in split_rows(rows, SplitConfig.from_params(params["split"]["names"], "split"))["train"]]
     vocab = Vocabulary.build(train_items, "char")
     train = encode_split(vocab, train_items)

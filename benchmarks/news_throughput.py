@@ -47,7 +47,7 @@ def measure_project(data, batches, warmup, output="full"):
 
     torch.manual_seed(0)
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))  # the defaults' one source
-    rows = ingest(data, IngestConfig.from_params(params["ingest"]["news"] | {"path": str(data), "category_field": None},
+    rows = ingest(data, IngestConfig.from_params(params["ingest"]["news"] | {"category_field": None},
                                                  "ingest")).rows
     texts = [row["text"] for row in rows]
     vocab = Vocabulary.build(texts, "word", max_size=50_000 + 4)  # the seed: every word, up to 50,000

@@ -2,6 +2,7 @@
 
 import yaml
 
+from rnnlm.config import Pipeline
 from rnnlm.errors import UserError
 
 PARAMS_FILE = "params.yaml"
@@ -30,3 +31,8 @@ def section(params, cls, name, corpus=None):
             raise UserError(f"params: missing section {name}.{corpus} in {PARAMS_FILE}")
         data, where = data[corpus], f"{name}.{corpus}"
     return cls.from_params(data, where)
+
+
+def pipeline(params):
+    """params.yaml's top-level ``corpora`` and ``kinds``, validated: what the pipeline builds."""
+    return Pipeline.from_params({key: params[key] for key in Pipeline.model_fields if key in params}, "")

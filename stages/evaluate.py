@@ -3,9 +3,9 @@
 import argparse
 from pathlib import Path
 
-from _params import load_params, section
+from _params import load_params, pipeline, section
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.config import EvaluateConfig, TrainConfig, check_model_kind
+from rnnlm.config import EvaluateConfig, TrainConfig
 from rnnlm.data import load_encoded
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
@@ -46,15 +46,14 @@ def main():
     exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--kinds", required=True, nargs="+", help="rnn_scratch | rnn | gru | lstm")
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
     ap.add_argument("--models-dir", required=True, help="input: <kind>.seeds/seed<N>.pt per kind")
     ap.add_argument("--test-split", required=True, help="input: test items, to measure the characters in OOV words")
     ap.add_argument("--metrics-dir", required=True, help="output: <kind>.json per kind")
     args = ap.parse_args()
-    kinds = [check_model_kind(kind) for kind in args.kinds]
     params = load_params()
+    kinds = pipeline(params).kinds
     cfg = section(params, EvaluateConfig, "evaluate")
     seeds = section(params, TrainConfig, "train", args.corpus).seeds
 

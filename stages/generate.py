@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from _params import load_params, section
+from _params import load_params, pipeline, section
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.config import GenerateConfig, check_model_kind
+from rnnlm.config import GenerateConfig
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import rounded
@@ -39,14 +39,14 @@ def main():
     exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--kinds", required=True, nargs="+", help="rnn_scratch | rnn | gru | lstm")
     ap.add_argument("--models-dir", required=True, help="input: <kind>.pt per kind")
     ap.add_argument("--train-split", required=True, help="input: training items, to judge novelty")
     ap.add_argument("--samples-dir", required=True, help="output: <kind>.txt, samples per kind")
     ap.add_argument("--metrics-dir", required=True, help="output: <kind>.json, sample statistics per kind")
     args = ap.parse_args()
-    kinds = [check_model_kind(kind) for kind in args.kinds]
-    cfg = section(load_params(), GenerateConfig, "generate", args.corpus)
+    params = load_params()
+    kinds = pipeline(params).kinds
+    cfg = section(params, GenerateConfig, "generate", args.corpus)
 
     train_items = set(read_lines(args.train_split, what="training split"))
     for kind in kinds:

@@ -5,7 +5,7 @@ import argparse
 import time
 from pathlib import Path
 
-from _params import load_params, section
+from _params import load_params, pipeline, section
 from rnnlm.arpa import read_arpa_header
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.config import MixtureConfig, NgramConfig, TrainConfig, mixture_name
@@ -36,14 +36,18 @@ def main():
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
-    ap.add_argument("--seeds-dir", required=True, help="input: every seed's checkpoint of the mixed kind")
-    ap.add_argument("--checkpoint", required=True, help="input: the headline (first-seed) checkpoint of the mixed kind")
+    ap.add_argument("--models-dir", required=True,
+                    help="input: the train stage's <kind>.pt and <kind>.seeds/ (the kind mixture.<corpus>.model names)")
     ap.add_argument("--arpa", required=True, help="input: the ngram stage's ARPA model, named in the model file")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
     ap.add_argument("--model-file", required=True, help="output: the mixture as a model file (JSON)")
     args = ap.parse_args()
     params = load_params()
     kind = section(params, MixtureConfig, "mixture", args.corpus).model
+    if kind not in pipeline(params).kinds:
+        raise UserError(f"params: mixture.{args.corpus}.model is {kind}, which is not trained: "
+                        f"kinds lists {', '.join(pipeline(params).kinds)}")
+    seeds_dir, checkpoint = Path(args.models_dir) / f"{kind}.seeds", Path(args.models_dir) / f"{kind}.pt"
     ngram_cfg = section(params, NgramConfig, "ngram")
     seeds = section(params, TrainConfig, "train", args.corpus).seeds
 
@@ -59,7 +63,7 @@ def main():
     p_ngram_dev = ngram.target_probabilities(splits["dev"])
     models, lambdas, trainings = [], [], []
     for seed in seeds:
-        path = Path(args.seeds_dir) / f"seed{seed}.pt"
+        path = seeds_dir / f"seed{seed}.pt"
         model, _, payload = load_checkpoint(path, expect_vocab=vocab)
         # λ from the dev split only: test never influences the mixture.
         lambdas.append(fit_lambda(rnn_target_probabilities(model, splits["dev"], vocab.pad_id), p_ngram_dev))
@@ -75,9 +79,9 @@ def main():
                               train_seconds=trainings[0]["train_seconds"] + ngram_seconds,
                               rnn=kind, order=ngram_cfg.order)
     write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed) | {"lambda": mean_std(lambdas)}}))
-    # The model file is the headline mixture: the first seed's checkpoint (models/<corpus>/<kind>.pt
-    # holds its weights) and its λ, exactly as in the metrics' headline numbers.
-    write_json(args.model_file, mixture_spec(args.checkpoint, args.arpa, lambdas[0], args.model_file,
+    # The model file is the headline mixture: the first seed's checkpoint (<kind>.pt holds its
+    # weights) and its λ, exactly as in the metrics' headline numbers.
+    write_json(args.model_file, mixture_spec(checkpoint, args.arpa, lambdas[0], args.model_file,
                                              kind=kind, seed=seeds[0], corpus=args.corpus))
     print(f"mixture {args.corpus}/{mixture_name(kind)}: λ {lambdas[0]:.3f}, test {describe(headline['test'])} "
           f"(seed {seeds[0]}; {len(seeds)} seed(s) in {time.perf_counter() - began:.1f} s)")

@@ -1,30 +1,20 @@
-"""Stage train: every model kind of one corpus, once per seed in params; checkpoints + loss curves."""
+"""Stage train: every model kind of one corpus, once per seed in params; checkpoints + dvclive curves."""
 
 import argparse
-import csv
-import io
+import shutil
 import sys
 from pathlib import Path
 
-from _params import load_params, section
-from rnnlm.config import TrainConfig, check_model_kind
+from _params import load_params, pipeline, section
+from rnnlm.config import TrainConfig
+from rnnlm.curves import ProgressFile, run_dir, write_corpus_curves
 from rnnlm.data import load_encoded
 from rnnlm.distributed import launched, process_group, relaunch
 from rnnlm.errors import exit_on_user_error
-from rnnlm.io import remove_stale_temporaries, write_bytes, write_text
+from rnnlm.io import remove_stale_temporaries, write_bytes
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.training import train_runs
 from rnnlm.vocab import Vocabulary
-
-
-def curve_csv(history):
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["epoch", "train_loss", "dev_loss"], lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({"epoch": row["epoch"], "train_loss": f"{row['train_loss']:.6f}",
-                         "dev_loss": f"{row['dev_loss']:.6f}"})
-    return buf.getvalue()
 
 
 @exit_on_user_error
@@ -32,47 +22,56 @@ def main():
     exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--kinds", required=True, nargs="+", help="rnn_scratch | rnn | gru | lstm")
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
     ap.add_argument("--models-dir", required=True,
                     help="output: <kind>.pt (the first seed's checkpoint) and <kind>.seeds/seed<N>.pt per kind")
-    ap.add_argument("--curves-dir", required=True, help="output: <kind>.csv, the first seed's loss per epoch")
+    ap.add_argument("--live-dir", required=True, help="output: <kind>/seed<N>/, each run's dvclive log")
+    ap.add_argument("--curves", required=True, help="output: the first seeds' curves in one table (DVC's chart)")
+    ap.add_argument("--progress", required=True, help="output: each run's latest epoch, rewritten while training")
     args = ap.parse_args()
-    kinds = [check_model_kind(kind) for kind in args.kinds]
-    base = section(load_params(), TrainConfig, "train", args.corpus)
-    configs = {kind: base.for_kind(kind, f"train.{args.corpus}") for kind in kinds}
+    params = load_params()
+    base = section(params, TrainConfig, "train", args.corpus)
+    configs = {kind: base.for_kind(kind, f"train.{args.corpus}") for kind in pipeline(params).kinds}
     if base.nproc > 1 and not launched():
         return relaunch(base.nproc, sys.argv)  # this script again, in nproc processes under torchrun
     with process_group() as shard:  # None in a single process
         train(args, base, configs, shard)
 
 
+def remove_stale_runs(models_dir, kinds, seeds):
+    """The checkpoint folder persists between runs (for resuming): drop what a killed run, an earlier
+    seed list or a kind no longer listed left there, so it holds exactly this run's checkpoints."""
+    keep = {name for kind in kinds for name in (f"{kind}.pt", f"{kind}.seeds")}
+    for stale in Path(models_dir).glob("*"):
+        if stale.name not in keep:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    for kind in kinds:
+        remove_stale_temporaries(Path(models_dir) / f"{kind}.seeds")
+        for stale in (Path(models_dir) / f"{kind}.seeds").glob("seed*.pt"):
+            if stale.name not in {f"seed{s}.pt" for s in seeds}:
+                stale.unlink()
+
+
 def train(args, base, configs, shard):
     main_process = shard is None or shard.is_main  # the one that writes and prints
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
-    models_dir, seeds = Path(args.models_dir), base.seeds
-    # Each run trains into its own file (also its resume point); the first seed is the headline
-    # model whose checkpoint and loss curve the later stages use.
-    runs = [(kind, cfg, seed, models_dir / f"{kind}.seeds" / f"seed{seed}.pt")
+    models_dir, live_dir, seeds = Path(args.models_dir), Path(args.live_dir), base.seeds
+    # Each run trains into its own file (also its resume point) and logs into its own dvclive
+    # directory; the first seed is the headline model whose checkpoint and curve later stages use.
+    runs = [(kind, cfg, seed, models_dir / f"{kind}.seeds" / f"seed{seed}.pt", run_dir(live_dir, kind, seed))
             for kind, cfg in configs.items() for seed in seeds]
-    if main_process:
-        # The seed folders persist between runs (for resuming): drop what a killed run or an
-        # earlier seed list left there, so the outputs hold exactly this run's checkpoints.
-        for kind in configs:
-            remove_stale_temporaries(models_dir / f"{kind}.seeds")
-            for stale in (models_dir / f"{kind}.seeds").glob("seed*.pt"):
-                if stale.name not in {f"seed{s}.pt" for s in seeds}:
-                    stale.unlink()
-    records = train_runs(runs, vocab, splits, base.workers, log=print if main_process else (lambda *_: None),
-                         shard=shard)
     if not main_process:
+        train_runs(runs, vocab, splits, base.workers, log=lambda *_: None, shard=shard)
         return
-    for (kind, _, seed, path), record in zip(runs, records):
-        if seed == seeds[0]:
-            write_text(Path(args.curves_dir) / f"{kind}.csv", curve_csv(record["history"]))
-            write_bytes(models_dir / f"{kind}.pt", path.read_bytes())
+    remove_stale_runs(models_dir, configs, seeds)
+    shutil.rmtree(live_dir, ignore_errors=True)  # logs start afresh: a resumed run logs its past epochs again
+    with ProgressFile(args.progress, {(kind, seed): live for kind, _, seed, _, live in runs}):
+        train_runs(runs, vocab, splits, base.workers, shard=shard)
+    write_corpus_curves(args.curves, {kind: run_dir(live_dir, kind, seeds[0]) for kind in configs})
+    for kind in configs:
+        write_bytes(models_dir / f"{kind}.pt", (models_dir / f"{kind}.seeds" / f"seed{seeds[0]}.pt").read_bytes())
     print(f"train {args.corpus}: {len(configs)} kind(s) x {len(seeds)} seed(s) done")
 
 

@@ -104,8 +104,8 @@ def test_stage_with_missing_raw_file_names_the_fetch_command(tmp_path):
 def test_stage_rejects_bad_params_before_work(tmp_path):
     params = (ROOT / "params.yaml").read_text().replace("hidden_size: 256", "hidden_size: 0", 1)
     (tmp_path / "params.yaml").write_text(params)
-    result = run([sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names", "--kinds", "gru",
+    result = run([sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names",
                   "--vocab", "missing.json", "--encoded", "missing.npz", "--models-dir", "m",
-                  "--curves-dir", "c"], tmp_path)
+                  "--live-dir", "l", "--curves", "c.csv", "--progress", "p.json"], tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: params: train.names.hidden_size must be > 0, got 0"

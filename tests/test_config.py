@@ -1,8 +1,8 @@
 import pytest
 
-from rnnlm.config import GenerateConfig, IngestConfig, NgramConfig, SplitConfig, TrainConfig, VocabConfig
+from rnnlm.config import GenerateConfig, IngestConfig, NgramConfig, Pipeline, SplitConfig, TrainConfig, VocabConfig
 from rnnlm.errors import UserError
-from tests.configs import params_section, train_config
+from tests.configs import PARAMS, params_section, train_config
 
 
 @pytest.mark.parametrize("cls, data, message", [
@@ -38,8 +38,8 @@ from tests.configs import params_section, train_config
     (GenerateConfig, {"temperature": 0}, r"temperature must be > 0"),
     (GenerateConfig, {"temperature": -1.0}, r"temperature must be > 0"),
     (GenerateConfig, {"prompts": "s"}, r"prompts must be list"),
-    (IngestConfig, {"path": "x", "format": "csv"}, r"format must be one of"),
-    (IngestConfig, {"path": ""}, r"ingest\.names\.path must not be empty"),
+    (IngestConfig, {"format": "csv"}, r"format must be one of"),
+    (IngestConfig, {"path": "x"}, r"unknown key ingest\.names\.path"),  # the raw file is corpora.<name>
     (IngestConfig, {"alphabet": None}, r"ingest\.names\.alphabet must be set for normalize: name"),
     (NgramConfig, {"discount": 1.5}, r"ngram\.names\.discount must be in \(0, 1\), got 1\.5"),
 ])
@@ -51,6 +51,20 @@ def test_bad_params_are_rejected_naming_the_key(cls, data, message):
 
 SECTIONS = {TrainConfig: "train", SplitConfig: "split", VocabConfig: "vocab", GenerateConfig: "generate",
             IngestConfig: "ingest", NgramConfig: "ngram"}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"kinds": ["gru", "transformer"]}, r"^params: kinds\.1 must be one of rnn_scratch, rnn, gru, lstm, got 'transformer'$"),
+    ({"kinds": ["gru", "gru"]}, r"kinds lists a kind twice"),
+    ({"kinds": []}, r"kinds must not be empty"),
+    ({"corpora": {}}, r"corpora must not be empty"),
+    ({"corpora": {"names": ""}}, r"corpora\.names must not be empty"),
+])
+def test_the_lists_of_corpora_and_kinds_are_checked(data, message):
+    good = {"corpora": params_section("corpora", None), "kinds": PARAMS["kinds"]}
+    assert Pipeline.from_params(good, "").kinds == PARAMS["kinds"]
+    with pytest.raises(UserError, match=message):
+        Pipeline.from_params(good | data, "")
 
 
 def test_every_key_comes_from_params_and_every_problem_gets_a_line():

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from rnnlm.checkpoint import read_checkpoint
+from rnnlm.curves import read_corpus_curves
 from rnnlm.data import encode_split, save_encoded
 from rnnlm.distributed import Shard
 from rnnlm.vocab import Vocabulary
@@ -40,11 +41,12 @@ def project(tmp_path):
 
 
 def run_stage(project, out, env=None, **train):
-    params = {"train": {"names": params_section("train") | PLAIN_TRAIN | dict(embedding_size=8, hidden_size=8, optimizer="sgd", lr=0.5, grad_clip=None,
+    params = {"corpora": {"names": "names.txt"}, "kinds": ["gru"], "train": {"names": params_section("train") | PLAIN_TRAIN | dict(embedding_size=8, hidden_size=8, optimizer="sgd", lr=0.5, grad_clip=None,
                                       epochs=2, seeds=[0], workers=1) | train}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    cmd = [sys.executable, str(STAGE), "--corpus", "names", "--kinds", "gru", "--vocab", "vocab.json",
-           "--encoded", "encoded.npz", "--models-dir", out, "--curves-dir", out]
+    cmd = [sys.executable, str(STAGE), "--corpus", "names", "--vocab", "vocab.json",
+           "--encoded", "encoded.npz", "--models-dir", out, "--live-dir", f"{out}-live", "--curves", f"{out}-curves.csv",
+           "--progress", f"{out}-training.json"]
     return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=300,
                           env=os.environ | (env or {}))
 
@@ -68,7 +70,7 @@ def test_two_processes_with_batch_b_equal_one_process_with_batch_2b(project):
     # the comparison can tell batch sizes apart: batch 4 in one process ends elsewhere
     assert any(not torch.allclose(c[name], b[name], atol=1e-3) for name in b)
     # the loss curve is the whole epoch's, summed over both processes
-    curves = [np.loadtxt(project / name / "gru.csv", delimiter=",", skiprows=1) for name in ("two", "one")]
+    curves = [np.array(read_corpus_curves(project / f"{name}-curves.csv")["gru"]) for name in ("two", "one")]
     np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
     record = read_checkpoint(project / "one" / "gru.pt")["training"]
     assert read_checkpoint(project / "two" / "gru.pt")["training"]["train_tokens"] == record["train_tokens"]

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnlm.config import (EvaluateConfig, GenerateConfig, IngestConfig, MixtureConfig, NgramConfig, SplitConfig,
-                          TokenizationConfig, TrainConfig, VocabConfig)
+from rnnlm.config import (EvaluateConfig, GenerateConfig, IngestConfig, MixtureConfig, NgramConfig, Pipeline,
+                          SplitConfig, TokenizationConfig, TrainConfig, VocabConfig)
 from rnnlm.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +118,7 @@ def apply_overrides(params, pairs):
 
 def validate_params(params):
     """Every section through the config class its stage uses (UserError on a bad key or value)."""
+    built = Pipeline.from_params({key: params[key] for key in Pipeline.model_fields}, "")
     for name, (cls, per_corpus) in SECTIONS.items():
         if not per_corpus:
             cls.from_params(params[name], name)
@@ -125,7 +126,7 @@ def validate_params(params):
         for corpus, data in params[name].items():
             cfg = cls.from_params(data, f"{name}.{corpus}")
             if cls is TrainConfig:
-                for kind in ("rnn_scratch", "rnn", "gru", "lstm"):
+                for kind in built.kinds:
                     cfg.for_kind(kind, f"train.{corpus}")
 
 
@@ -237,9 +238,15 @@ def test_readme_results_are_the_report_tables():
     assert readme == summary, "README.md's results tables differ from reports/summary.md: copy them over"
 
 
+def _metrics_file(corpus, model):
+    """The metrics file of a report row: a kind, ``ngram`` or the mixture (``lstm+ngram``)."""
+    name = "mixture" if "+" in model else model if model == "ngram" else f"neural/{model}"
+    return ROOT / "metrics" / corpus / f"{name}.json"
+
+
 def _dev_loss(corpus, model, side):
     """A model's dev loss from metrics/: its best (side='min') or worst (side='max') seed."""
-    data = json.loads((ROOT / "metrics" / corpus / f"{model}.json").read_text(encoding="utf-8"))
+    data = json.loads(_metrics_file(corpus, model).read_text(encoding="utf-8"))
     spread = data.get("seeds", {}).get("dev_loss")
     if spread and side in spread:
         return spread[side]
@@ -263,7 +270,7 @@ def test_readme_claims_about_the_results_hold():
     assert _dev_loss("news", "ngram", "min") - max(_dev_loss("news", m, "max") for m in gated) > 0.026
     assert min(_dev_loss("news", m, "min") for m in plain) - _dev_loss("news", "ngram", "max") > 0.026
     # news: the OOV share README quotes
-    test = json.loads((ROOT / "metrics" / "news" / "lstm.json").read_text(encoding="utf-8"))["test"]
+    test = json.loads(_metrics_file("news", "lstm").read_text(encoding="utf-8"))["test"]
     assert f"{100 * test['oov_rate']:.2f}% of news test tokens" in README.read_text(encoding="utf-8")
 
 

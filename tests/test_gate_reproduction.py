@@ -64,7 +64,7 @@ KERNELS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
                     "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}}
 
 # 10 epochs of small batches: the nudge grows into differences at 6 digits, including the spreads.
-PARAMS = yaml.safe_dump({"train": {"toy": params_section("train") | PLAIN_TRAIN | dict(
+PARAMS = yaml.safe_dump({"corpora": {"toy": "toy.txt"}, "kinds": ["gru"], "train": {"toy": params_section("train") | PLAIN_TRAIN | dict(
     embedding_size=16, hidden_size=16, batch_size=8, epochs=10, seeds=[0, 1], workers=1, lr=0.02)},
     "evaluate": params_section("evaluate") | {"batch_size": 64}})
 
@@ -88,10 +88,10 @@ def train_and_evaluate(project, nudge=False, kernels=None):
     (project / "params.yaml").write_text(PARAMS)
     (project / "nudge.py").write_text(NUDGE)
     prefix = [sys.executable, "nudge.py"] if nudge else [sys.executable]
-    common = ["--corpus", "toy", "--kinds", "gru", "--vocab", "vocab.json", "--encoded", "encoded.npz",
+    common = ["--corpus", "toy", "--vocab", "vocab.json", "--encoded", "encoded.npz",
               "--models-dir", "models"]
     env = dict(os.environ, OMP_NUM_THREADS="1", **(kernels or {}))
-    for script, args in (("train.py", ["--curves-dir", "curves"]),
+    for script, args in (("train.py", ["--live-dir", "live", "--curves", "curves.csv", "--progress", "training.json"]),
                          ("evaluate.py", ["--test-split", "test.txt", "--metrics-dir", "metrics/toy"])):
         done = subprocess.run([*prefix, str(ROOT / "stages" / script), *common, *args], cwd=project, env=env,
                               capture_output=True, text=True)
@@ -148,7 +148,7 @@ def test_a_missing_model_fails_the_gate(reference):
         subprocess.run(cmd, cwd=project, check=True)
     (project / "models" / "gru.seeds" / "seed1.pt").unlink()
     (project / "metrics" / "toy" / "gru.json").unlink()
-    done = subprocess.run([sys.executable, str(ROOT / "stages" / "evaluate.py"), "--corpus", "toy", "--kinds", "gru",
+    done = subprocess.run([sys.executable, str(ROOT / "stages" / "evaluate.py"), "--corpus", "toy",
                            "--vocab", "vocab.json", "--encoded", "encoded.npz", "--models-dir", "models",
                            "--test-split", "test.txt", "--metrics-dir", "metrics/toy"], cwd=project, capture_output=True,
                           text=True)

@@ -8,8 +8,8 @@ from rnnlm.errors import UserError
 from rnnlm.ingest import ingest, require_rows
 from tests.configs import ingest_config
 
-NAMES = ingest_config(path="names.txt")
-NEWS = ingest_config(path="news.json", format="jsonl", normalize="news", text_fields=["short_description"],
+NAMES = ingest_config()
+NEWS = ingest_config(format="jsonl", normalize="news", text_fields=["short_description"],
                     category_field="category")
 
 
@@ -57,7 +57,7 @@ def test_no_usable_rows_is_an_error(tmp_path, content):
 
 def test_bad_rows_fatal_names_the_line(tmp_path):
     path = write(tmp_path, "emma\nbad!\n")
-    cfg = ingest_config(path="x", bad_rows_fatal=True)
+    cfg = ingest_config(bad_rows_fatal=True)
     with pytest.raises(UserError, match=r":2: disallowed_characters"):
         ingest(path, cfg)
 
@@ -93,7 +93,7 @@ def test_news_bad_rows_are_counted_with_line_numbers(tmp_path):
 
 
 def test_news_text_fields_can_be_joined(tmp_path):
-    cfg = ingest_config(path="x", format="jsonl", normalize="news", text_fields=["headline", "short_description"])
+    cfg = ingest_config(format="jsonl", normalize="news", text_fields=["headline", "short_description"])
     result = ingest(write(tmp_path, news_line(headline="Big News", short_description="Details here.")), cfg)
     assert result.rows[0]["text"] == "big news details here"
 

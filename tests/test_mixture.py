@@ -151,8 +151,16 @@ def test_bad_lambda_and_bad_kind_are_refused(trained, ngram, vocab, splits):
 
 # --- the stage ------------------------------------------------------------------------------------
 
+def train_stage_output(workdir, checkpoint):
+    """The train stage's folder for the lstm: two seeds (the same weights twice is enough to check
+    the spread block) and the first seed's copy as lstm.pt."""
+    (workdir / "models" / "lstm.seeds").mkdir(parents=True)
+    for name in ("lstm.seeds/seed0.pt", "lstm.seeds/seed1.pt", "lstm.pt"):
+        (workdir / "models" / name).write_bytes(checkpoint.read_bytes())
+
+
 def run_stage(workdir, encoded):
-    params = {"mixture": {"names": {"model": "lstm"}}, "ngram": params_section("ngram"),
+    params = {"corpora": {"names": "names.txt"}, "kinds": ["lstm"], "mixture": {"names": {"model": "lstm"}}, "ngram": params_section("ngram"),
               "train": {"names": params_section("train") | {"seeds": [0, 1]}}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     # the ngram stage's output: the ARPA file with its header
@@ -161,19 +169,17 @@ def run_stage(workdir, encoded):
     write_arpa(workdir / "ngram.arpa.gz", fitted, vocab.tokens,
                header={"vocabulary": vocab.to_dict(), "order": 3, "discount": 0.75, "corpus": "names"})
     done = subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
-                           "--vocab", "vocab.json", "--encoded", str(encoded), "--seeds-dir", "seeds",
-                           "--checkpoint", "seeds/seed0.pt", "--arpa", "ngram.arpa.gz",
-                           "--metrics", "metrics/names/lstm+ngram.json", "--model-file", "lstm+ngram.json"],
+                           "--vocab", "vocab.json", "--encoded", str(encoded), "--models-dir", "models",
+                           "--arpa", "ngram.arpa.gz", "--metrics", "metrics/names/mixture.json",
+                           "--model-file", "mixture.json"],
                           cwd=workdir, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    return json.loads((workdir / "metrics" / "names" / "lstm+ngram.json").read_text(encoding="utf-8"))
+    return json.loads((workdir / "metrics" / "names" / "mixture.json").read_text(encoding="utf-8"))
 
 
 def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab, splits):
     model, path = trained
-    (tmp_path / "seeds").mkdir()
-    for seed in (0, 1):  # two seeds: the same weights twice is enough to check the spread block
-        (tmp_path / "seeds" / f"seed{seed}.pt").write_bytes(path.read_bytes())
+    train_stage_output(tmp_path, path)
     vocab.save(tmp_path / "vocab.json")
     save_encoded(tmp_path / "a.npz", splits)
     # Same train and dev, but a test split the n-gram has memorized (the training items): its
@@ -211,14 +217,12 @@ def test_stage_writes_the_headline_mixture_as_a_model_file(tmp_path, trained, vo
     from rnnlm.scoring import score_lines
 
     _, path = trained
-    (tmp_path / "seeds").mkdir()
-    for seed in (0, 1):
-        (tmp_path / "seeds" / f"seed{seed}.pt").write_bytes(path.read_bytes())
+    train_stage_output(tmp_path, path)
     vocab.save(tmp_path / "vocab.json")
     save_encoded(tmp_path / "a.npz", splits)
     metrics = run_stage(tmp_path, "a.npz")
-    spec = json.loads((tmp_path / "lstm+ngram.json").read_text(encoding="utf-8"))
-    assert spec["rnn"] == "seeds/seed0.pt" and spec["ngram"] == "ngram.arpa.gz" and spec["seed"] == 0
+    spec = json.loads((tmp_path / "mixture.json").read_text(encoding="utf-8"))
+    assert spec["rnn"] == "models/lstm.pt" and spec["ngram"] == "ngram.arpa.gz" and spec["seed"] == 0
     assert spec["lambda"] == pytest.approx(metrics["lambda"], abs=1e-6)
-    _, summary = score_lines(load_model(tmp_path / "lstm+ngram.json"), TEST)
+    _, summary = score_lines(load_model(tmp_path / "mixture.json"), TEST)
     assert summary["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-6, abs=1e-6)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # one test process builds this module's fixtures once (pyproject: --dist loadgroup)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
 
-MODELS = ("rnn_scratch", "rnn", "gru", "lstm")
+MODELS = tuple(yaml.safe_load((ROOT / "params.yaml").read_text())["kinds"])
 DATA_OUTPUTS = ["data/interim/names.jsonl", "data/interim/news.jsonl", "data/splits/names/train.txt",
                 "data/splits/news/test.txt", "data/splits/news/report.json", "data/vocab/names.json",
                 "data/vocab/news.json", "data/encoded/names.npz", "data/encoded/news.npz"]
@@ -54,8 +54,7 @@ def make_corpora(repo):
 
 def shrink(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["ingest"]["names"]["path"] = "fixtures/names.txt"
-    params["ingest"]["news"]["path"] = "fixtures/news.json"
+    params["corpora"] = {"names": "fixtures/names.txt", "news": "fixtures/news.json"}
     for corpus in ("names", "news"):
         # workers 1: tiny runs train in the stage's own process, sparing two torch start-ups per
         # train stage (the pool of workers: test_checkpoint_training, test_interruptions)
@@ -134,15 +133,23 @@ def test_repro_builds_every_output(repo):
     assert set(split_report["categories"]["test"]) == {"POLITICS", "SPORTS", "WELLNESS"}
     for corpus in ("names", "news"):
         for model in MODELS:
-            metrics = json.loads((repo / f"metrics/{corpus}/{model}.json").read_text())
+            metrics = json.loads((repo / f"metrics/{corpus}/neural/{model}.json").read_text())
             assert set(metrics["dev"]) >= {"loss", "perplexity", "accuracy", "bits_per_char"}
             assert set(metrics["test"]) >= {"loss", "perplexity", "accuracy", "bits_per_char", "oov_rate"}
             assert metrics["seeds"]["test_loss"]["n"] == 2
             assert metrics["params"] > 0 and metrics["train_tokens_per_s"] > 0
-            assert (repo / f"models/{corpus}/{model}.pt").is_file()
+            assert (repo / f"models/{corpus}/neural/{model}.pt").is_file()
             assert (repo / f"samples/{corpus}/{model}.txt").read_text().strip()
-            assert (repo / f"plots/{corpus}/{model}.csv").read_text().startswith("epoch,train_loss,dev_loss")
-        mixture = json.loads((repo / f"metrics/{corpus}/lstm+ngram.json").read_text())  # mixture.<corpus>.model
+            for seed in (0, 1):  # each run's dvclive log: its one epoch, its latest epoch in training.json
+                live = repo / f"live/{corpus}/{model}/seed{seed}"
+                assert json.loads((live / "metrics.json").read_text())["step"] == 1
+                assert (live / "plots/metrics/dev/loss.tsv").read_text().splitlines()[0] == "step\tloss"
+                training = json.loads((repo / f"metrics/{corpus}/training.json").read_text())[model][f"seed{seed}"]
+                assert training["epoch"] == 1 and training["dev_loss"] > 0
+        curves = (repo / f"plots/{corpus}/loss.csv").read_text().splitlines()
+        assert curves[0] == "model,curve,epoch,loss" and len(curves) == 1 + 2 * len(MODELS)
+        mixture = json.loads((repo / f"metrics/{corpus}/mixture.json").read_text())
+        assert mixture["rnn"] == "lstm"  # mixture.<corpus>.model
         assert 0 <= mixture["lambda"] <= 1 and mixture["seeds"]["test_loss"]["n"] == 2
     assert "lstm+ngram" in (repo / "reports/summary.md").read_text()
     tokenization = json.loads((repo / "metrics/news/tokenization.json").read_text())
@@ -151,8 +158,10 @@ def test_repro_builds_every_output(repo):
     assert "## news: tokenization" in (repo / "reports/summary.md").read_text()
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo).stdout
     shown = sh("dvc", "metrics", "show", "--json", cwd=repo).stdout
-    assert "metrics/news/gru.json" in shown and "metrics/names/lstm.json" in shown
-    assert "metrics/news/lstm+ngram.json" in shown
+    assert "metrics/news/neural/gru.json" in shown and "metrics/names/neural/lstm.json" in shown
+    assert "metrics/news/mixture.json" in shown and "metrics/names/samples/gru.json" in shown
+    plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=repo).stdout)
+    assert sorted(plots["data"]) == ["plots/names/loss.csv", "plots/news/loss.csv"]  # one chart per corpus
 
 
 @pytest.mark.parametrize("corpus", ["names", "news"])
@@ -161,8 +170,8 @@ def test_every_model_file_scores_its_test_split_with_its_stage_loss(repo, corpus
     mixture) gives the test loss and perplexity its stage recorded in metrics/, to 1e-6. (In this
     process: the console script itself runs in test_cli_gates.)"""
     monkeypatch.chdir(repo)
-    files = {model: f"models/{corpus}/{model}.pt" for model in MODELS}
-    files |= {"ngram": f"models/{corpus}/ngram.arpa.gz", "lstm+ngram": f"models/{corpus}/lstm+ngram.json"}
+    files = {f"neural/{model}": f"models/{corpus}/neural/{model}.pt" for model in MODELS}
+    files |= {"ngram": f"models/{corpus}/ngram.arpa.gz", "mixture": f"models/{corpus}/mixture.json"}
     for model, path in files.items():
         with pytest.raises(SystemExit) as done:
             cli.main(["score", "--model", path, f"data/splits/{corpus}/test.txt"])
@@ -182,9 +191,9 @@ def test_data_stages_are_byte_identical_on_rerun(repo):
 
 
 def test_training_and_evaluation_metrics_repeat_exactly(repo):
-    before = json.loads((repo / "metrics/names/gru.json").read_text())
+    before = json.loads((repo / "metrics/names/neural/gru.json").read_text())
     sh("dvc", "repro", "--force", "--single-item", "train@names", "evaluate@names", cwd=repo)
-    after = json.loads((repo / "metrics/names/gru.json").read_text())
+    after = json.loads((repo / "metrics/names/neural/gru.json").read_text())
     for key in ("train_seconds", "train_tokens_per_s"):
         before.pop(key), after.pop(key)
     assert after == before
@@ -194,15 +203,19 @@ def test_experiments_set_queue_and_show(repo):
     """A sweep of `dvc exp run --queue -S` run by `dvc queue start -j 2`, and `dvc exp show` (run last:
     experiments leave their results in the workspace). A direct `dvc exp run -S` runs in
     test_shared_experiments."""
-    for name, setting in (("wider", "train.names.hidden_size=12"), ("lr-0.02", "train.names.lr=0.02")):
+    sweep = (("wider", "train.names.hidden_size=12"), ("lr-0.02", "train.names.lr=0.02"), ("two-kinds", "kinds=[gru,lstm]"))
+    for name, setting in sweep:
         sh("dvc", "exp", "run", "--queue", "-n", name, "-S", setting, "evaluate@names", cwd=repo)
     sh("dvc", "queue", "start", "-j", "2", cwd=repo)
     wait_for_queue(repo)
     experiments = experiments_shown(repo)
-    assert {"wider", "lr-0.02"} <= set(experiments), list(experiments)
+    assert {"wider", "lr-0.02", "two-kinds"} <= set(experiments), list(experiments)
     params = experiments["lr-0.02"]["params"]["params.yaml"]["data"]
     assert params["train"]["names"]["lr"] == 0.02
-    metrics = experiments["wider"]["metrics"]["metrics/names/gru.json"]["data"]
+    metrics = experiments["wider"]["metrics"]["metrics/names/neural/gru.json"]["data"]
     assert metrics["params"] > 0 and metrics["test"]["loss"] > 0
+    # the kinds list is the one place that says what trains: dropping two drops their files
+    two_kinds = {path for path in experiments["two-kinds"]["metrics"] if path.startswith("metrics/names/neural/")}
+    assert two_kinds == {"metrics/names/neural/gru.json", "metrics/names/neural/lstm.json"}, two_kinds
     table = sh("dvc", "exp", "show", "--csv", cwd=repo).stdout  # the human table, untruncated
     assert "wider" in table and "lr-0.02" in table

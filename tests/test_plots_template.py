@@ -4,14 +4,17 @@ import json
 import subprocess
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
+KINDS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["kinds"]
 
 
 def test_one_chart_per_corpus_with_models_by_colour_and_curves_by_dash():
     done = subprocess.run(["dvc", "plots", "show", "--json"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     charts = json.loads(done.stdout)["data"]
-    assert set(charts) == {"names_loss_per_epoch", "news_loss_per_epoch"}  # no per-CSV duplicates
+    assert set(charts) == {"plots/names/loss.csv", "plots/news/loss.csv"}  # one chart per corpus
     for chart in charts.values():
         content = chart[0]["content"]
         encoding = content["spec"]["encoding"]
@@ -19,5 +22,5 @@ def test_one_chart_per_corpus_with_models_by_colour_and_curves_by_dash():
         assert encoding["color"]["field"] == "model" and encoding["strokeDash"]["field"] == "curve"
         assert content["facet"]["column"]["field"] == "rev"  # `dvc plots diff`: a panel per revision
         rows = content["data"]["values"]
-        assert {row["field"] for row in rows} == {"train_loss", "dev_loss"}
-        assert len({row["filename"] for row in rows}) == 4
+        assert {row["curve"] for row in rows} == {"train", "dev"}
+        assert {row["model"] for row in rows} == set(KINDS)  # every kind of params.yaml, from one table

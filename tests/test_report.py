@@ -9,7 +9,7 @@ import matplotlib.image
 import pytest
 
 from rnnlm.errors import UserError
-from rnnlm.report import load_curve_csv, plot_curves, summary_markdown
+from rnnlm.report import plot_curves, summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -156,33 +156,35 @@ def test_png_is_valid_and_byte_deterministic(tmp_path):
     assert not list(tmp_path.glob("*/.*.tmp"))   # atomic write left no temporary file
 
 
-def test_load_curve_csv_round_trip_and_bad_header(tmp_path):
-    path = tmp_path / "gru.csv"
-    path.write_text("epoch,train_loss,dev_loss\n1,2.500000,2.400000\n2,2.100000,2.200000\n", encoding="utf-8")
-    assert load_curve_csv(path) == [(1, 2.5, 2.4), (2, 2.1, 2.2)]
-    path.write_text("step,loss\n1,2.5\n", encoding="utf-8")
-    with pytest.raises(UserError, match="header"):
-        load_curve_csv(path)
-    with pytest.raises(UserError, match="dvc repro"):
-        load_curve_csv(tmp_path / "missing.csv")
+# The report stage reads what params.yaml lists: these corpora and kinds, each corpus's ngram and mixture.
+STAGE_KINDS = ("gru", "lstm")
+STAGE_RESULTS = {
+    "names": {"gru": neural(2.0521, 0.0031, 57000), "lstm": neural(2.06, 0.0050, 76000), "ngram": ngram(2.15),
+              "gru+ngram": mixture(2.0, 0.7, 0.01) | {"rnn": "gru"}},
+    "news": {"gru": neural(6.2, 0.02, 800000), "lstm": neural(6.1, 0.02, 900000), "ngram": ngram(6.5),
+             "lstm+ngram": mixture(5.9, 0.6123, 0.0111) | {"rnn": "lstm"}},
+}
+
+
+def write_json(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
 
 
 def write_fixture(root):
-    for corpus, models in RESULTS.items():
-        for model, metrics in models.items():
-            path = root / "metrics" / corpus / f"{model}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(metrics), encoding="utf-8")
-            if model in ("rnn_scratch", "rnn", "gru", "lstm"):
-                curve = root / "plots" / corpus / f"{model}.csv"
-                curve.parent.mkdir(parents=True, exist_ok=True)
-                curve.write_text("epoch,train_loss,dev_loss\n" + "".join(
-                    f"{e},{t:.6f},{d:.6f}\n" for e, t, d in CURVES[corpus].get(model, CURVES[corpus]["lstm"])),
-                    encoding="utf-8")
-    # The generate stage's statistics under samples/ are not models; they fill the novelty column.
-    (root / "metrics" / "names" / "samples").mkdir()
-    (root / "metrics" / "names" / "samples" / "gru.json").write_text('{"novel_share": 0.5, "samples": 4}',
-                                                                      encoding="utf-8")
+    params = {"corpora": {corpus: f"raw/{corpus}.txt" for corpus in STAGE_RESULTS}, "kinds": list(STAGE_KINDS)}
+    (root / "params.yaml").write_text(json.dumps(params), encoding="utf-8")  # JSON is YAML
+    for corpus, models in STAGE_RESULTS.items():
+        metrics = root / "metrics" / corpus
+        for model, result in models.items():
+            name = "mixture" if "+" in model else model
+            write_json(metrics / ("neural" if model in STAGE_KINDS else "") / f"{name}.json", result)
+        for kind in STAGE_KINDS:
+            write_json(metrics / "samples" / f"{kind}.json", {"novel_share": 0.5, "samples": 4})
+        table = "".join(f"{kind},{curve},{epoch},{loss:.6f}\n" for kind in STAGE_KINDS
+                        for epoch, train, dev in CURVES[corpus][kind] for curve, loss in (("train", train), ("dev", dev)))
+        (root / "plots" / corpus).mkdir(parents=True)
+        (root / "plots" / corpus / "loss.csv").write_text("model,curve,epoch,loss\n" + table, encoding="utf-8")
 
 
 def run_stage(cwd, *args):
@@ -190,42 +192,37 @@ def run_stage(cwd, *args):
                           capture_output=True, text=True)
 
 
-MIXTURE_ARGS = ("--mixtures", "metrics/news/lstm+ngram.json")
-
-
 def test_stage_writes_both_outputs_deterministically(tmp_path):
     write_fixture(tmp_path)
-    done = run_stage(tmp_path, *MIXTURE_ARGS)
+    done = run_stage(tmp_path)
     assert done.returncode == 0, done.stderr
     summary = (tmp_path / "reports" / "summary.md").read_text(encoding="utf-8")
     png = (tmp_path / "reports" / "curves.png").read_bytes()
-    assert summary == summary_markdown(RESULTS, samples={"names": {"gru": {"novel_share": 0.5, "samples": 4}}})
+    samples = {corpus: dict.fromkeys(STAGE_KINDS, {"novel_share": 0.5, "samples": 4}) for corpus in STAGE_RESULTS}
+    assert summary == summary_markdown(STAGE_RESULTS, samples=samples)
     assert png.startswith(PNG_SIGNATURE)
-    assert run_stage(tmp_path, *MIXTURE_ARGS).returncode == 0
+    assert run_stage(tmp_path).returncode == 0
     assert (tmp_path / "reports" / "curves.png").read_bytes() == png
 
 
-def test_stage_shows_only_the_named_mixture(tmp_path):
-    # A gru+ngram.json left by an earlier `mixture.news.model: gru` is not a current row.
+def test_stage_shows_the_listed_kinds_and_names_the_mixture_by_its_kind(tmp_path):
     write_fixture(tmp_path)
-    stale = tmp_path / "metrics" / "news" / "gru+ngram.json"
-    stale.write_text(json.dumps(mixture(5.0, 0.5, 0.01)), encoding="utf-8")
-    assert run_stage(tmp_path, *MIXTURE_ARGS).returncode == 0
+    write_json(tmp_path / "metrics" / "news" / "neural" / "rnn.json", neural(5.0, 0.01, 10))  # not in kinds
+    assert run_stage(tmp_path).returncode == 0
     summary = (tmp_path / "reports" / "summary.md").read_text(encoding="utf-8")
-    assert [r[0] for r in rows(summary, "news")] == ["**lstm+ngram** (best)", "lstm", "ngram"]
-    assert run_stage(tmp_path).returncode == 0  # without --mixtures: no mixture row at all
-    summary = (tmp_path / "reports" / "summary.md").read_text(encoding="utf-8")
-    assert "+ngram" not in summary
-    done = run_stage(tmp_path, "--mixtures", "metrics/news/lstm.json")
-    assert done.returncode == 2 and "<kind>+ngram.json" in done.stderr and "Traceback" not in done.stderr
-    done = run_stage(tmp_path, "--mixtures", "metrics/names/gru+ngram.json")
-    assert done.returncode == 2 and "dvc repro" in done.stderr
+    assert [r[0] for r in rows(summary, "news")] == ["**lstm+ngram** (best)", "lstm", "gru", "ngram"]
+    assert rows(summary, "names")[0][0] == "**gru+ngram** (best)"
+    write_json(tmp_path / "metrics" / "news" / "mixture.json", mixture(5.9, 0.6, 0.01) | {"rnn": "gpt"})
+    done = run_stage(tmp_path)
+    assert done.returncode == 2 and "mixed kind" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_stage_without_metrics_names_dvc_repro(tmp_path):
-    done = run_stage(tmp_path, "--metrics-dir", "nowhere")
+    write_fixture(tmp_path)
+    (tmp_path / "metrics" / "names" / "neural" / "gru.json").unlink()
+    done = run_stage(tmp_path)
     assert done.returncode == 2
-    assert "dvc repro" in done.stderr and "Traceback" not in done.stderr
+    assert "dvc repro" in done.stderr and "gru.json" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_chosen_epoch_cell_with_and_without_the_epochs_trained():

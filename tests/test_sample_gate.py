@@ -60,11 +60,12 @@ def test_same_seed_same_machine_gives_byte_identical_samples(trained, tmp_path):
     save_checkpoint(tmp_path / "models" / "gru.pt", *trained, {})
     (tmp_path / "train.txt").write_text("\n".join(TOY_NAMES[:14]) + "\n")
     toy = params_section("generate", "names") | {"num_samples": 20, "prompts": ["a"], "samples_per_prompt": 3}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"generate": {"toy": toy}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"corpora": {"toy": "toy.txt"}, "kinds": ["gru"],
+                                                          "generate": {"toy": toy}}))
     outputs = []
     for run in ("first", "second"):
         done = subprocess.run([sys.executable, str(ROOT / "stages" / "generate.py"), "--corpus", "toy",
-                               "--kinds", "gru", "--models-dir", "models", "--train-split", "train.txt",
+                               "--models-dir", "models", "--train-split", "train.txt",
                                "--samples-dir", run, "--metrics-dir", run], cwd=tmp_path, capture_output=True, text=True,
                               env=dict(os.environ, OMP_NUM_THREADS="1"))
         assert done.returncode == 0, done.stderr

@@ -30,11 +30,11 @@ SEED_SETTINGS = dict(embedding_size=96, hidden_size=96, layers=1, dropout=0.0, o
 
 def names_splits():
     sys.path.insert(0, str(ROOT / "stages"))
-    from _params import load_params, section
+    from _params import load_params, pipeline, section
 
     params = load_params(ROOT / "params.yaml")
     ingest_cfg = section(params, IngestConfig, "ingest", "names")
-    raw = ROOT / ingest_cfg.path
+    raw = ROOT / pipeline(params).corpora["names"]
     if not raw.is_file():
         pytest.fail(f"{raw} is missing: fetch it with `dvc pull data/raw/*.dvc` (seed parity needs the real names)")
     rows = ingest(raw, ingest_cfg).rows

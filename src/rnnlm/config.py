@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from .errors import UserError
 
+# The kinds rnnlm.models implements; params.yaml's `kinds` says which of them the pipeline trains.
 ModelKind = Literal["rnn_scratch", "rnn", "gru", "lstm"]
 VocabLevel = Literal["char", "word", "bpe"]
 Device = Literal["auto", "cpu", "cuda", "mps"]  # resolved to a torch device by rnnlm.devices
@@ -132,8 +133,20 @@ def _rule(ok, key, text):
         raise ValueError(f"{key} {text}")
 
 
+class Pipeline(Section):
+    """params.yaml's top-level lists: what the pipeline builds (dvc.yaml's foreach reads ``corpora``)."""
+
+    corpora: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")], Annotated[str, Field(min_length=1)]],
+                       Field(min_length=1)]    # corpus name -> its raw file, relative to the repository root
+    kinds: Annotated[list[ModelKind], Field(min_length=1)]   # the recurrent kinds trained for every corpus
+
+    @model_validator(mode="after")
+    def _distinct_kinds(self):
+        _rule(len(set(self.kinds)) == len(self.kinds), "kinds", f"lists a kind twice: {self.kinds}")
+        return self
+
+
 class IngestConfig(Section):
-    path: Annotated[str, Field(min_length=1)]   # raw file, relative to the repository root
     format: Literal["lines", "jsonl"]  # "lines": one item per line; "jsonl": one JSON object per line
     normalize: Literal["name", "news"]  # "name": char-level rules; "news": the seed's word-level rules
     # The name rules (normalize: name; the news rules take no settings, so news leaves them out):

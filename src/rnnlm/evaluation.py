@@ -10,12 +10,15 @@ from .models import token_losses
 
 
 @torch.no_grad()
-def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None):
+def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None, accuracy=True):
     """Evaluate every item of ``split`` (no sampling of batches).
 
     loss is the mean negative log-likelihood per predicted token in nats; perplexity = exp(loss);
     bits_per_char divides the total in bits by the characters the items cover (each item's end
     counted as one character, like a newline), so char- and word-level models are comparable.
+    ``accuracy=False`` (training's dev loss) skips the full (N, V) distributions accuracy needs:
+    an adaptive softmax then scores the targets alone, several times cheaper on a word vocabulary
+    (the loss's last digits may differ from the full distribution's); the result has no accuracy.
     """
     was_training = model.training
     model.eval()
@@ -24,35 +27,16 @@ def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None):
     # Sorting by length (no shuffling) keeps padding low; the sums do not depend on batching.
     for indices in batch_indices(split.lengths, batch_size, rng=None, bucket=True):
         x, y = to_device(make_batch(split, indices, pad_id), device)
-        nll, logits, targets = token_losses(model, x, y, pad_id)
+        nll, logits, targets = token_losses(model, x, y, pad_id, with_logits=accuracy)
         total_nll += nll.double().sum().item()
-        correct += (logits.argmax(dim=-1) == targets).sum().item()
+        if accuracy:
+            correct += (logits.argmax(dim=-1) == targets).sum().item()
         tokens += targets.numel()
         if unk_id is not None:
             unknown += (targets == unk_id).sum().item()
     model.train(was_training)
-    return summarize(total_nll, correct, tokens, int(split.chars.sum()), unknown if unk_id is not None else None)
-
-
-@torch.no_grad()
-def dev_loss(model, split, pad_id, batch_size=256):
-    """The mean loss per token of ``split`` alone, as training picks its best epoch by.
-
-    The same sum as :func:`evaluate_split`'s loss, without the full (N, V) distributions its
-    accuracy needs: an adaptive softmax then scores the targets alone, several times cheaper
-    on a word vocabulary. (Its last digits may differ from the full distribution's.)
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total_nll, tokens = 0.0, 0
-    for indices in batch_indices(split.lengths, batch_size, rng=None, bucket=True):
-        x, y = to_device(make_batch(split, indices, pad_id), device)
-        nll, _, targets = token_losses(model, x, y, pad_id, with_logits=False)
-        total_nll += nll.double().sum().item()
-        tokens += targets.numel()
-    model.train(was_training)
-    return total_nll / tokens
+    return summarize(total_nll, correct if accuracy else None, tokens, int(split.chars.sum()),
+                     unknown if unk_id is not None else None)
 
 
 def summarize(total_nll, correct, tokens, chars, unknown=None):
@@ -61,10 +45,12 @@ def summarize(total_nll, correct, tokens, chars, unknown=None):
     result = {
         "loss": loss,
         "perplexity": math.exp(loss) if loss < 700 else math.inf,  # exp overflows a float past ~709
-        "accuracy": correct / tokens,
+        "accuracy": None if correct is None else correct / tokens,
         "bits_per_char": total_nll / math.log(2) / chars,
         "tokens": tokens,
     }
+    if correct is None:
+        del result["accuracy"]
     if unknown is not None:
         result["oov_rate"] = unknown / tokens
     return result

@@ -211,11 +211,14 @@ def model_name(path):
 
 
 def recorded_metrics(path):
-    """``metrics/<corpus>/<name>.json`` beside a pipeline model ``models/<corpus>/<file>``, if it exists."""
+    """The metrics file of a pipeline model, if there is one: ``metrics/`` mirrors ``models/``
+    (``models/<corpus>/neural/lstm.pt`` -> ``metrics/<corpus>/neural/lstm.json``)."""
     path = Path(path).resolve()
-    if path.parent.parent.name != "models":
+    parts = path.parts
+    if "models" not in parts[:-1]:
         return None
-    candidate = path.parent.parent.parent / "metrics" / path.parent.name / f"{model_name(path)}.json"
+    at = len(parts) - 1 - parts[::-1].index("models")  # the last "models" folder above the file
+    candidate = Path(*parts[:at], "metrics", *parts[at + 1:-1], f"{model_name(path)}.json")
     if not candidate.is_file():
         return None
     data = json.loads(candidate.read_text(encoding="utf-8"))

@@ -19,8 +19,7 @@ from .io import require_file, write_bytes
 
 BASELINES = ("ngram",)
 MIXTURES = tuple(mixture_name(kind) for kind in MODEL_KINDS)  # no loss curves, like the baselines
-MODEL_ORDER = MODEL_KINDS + BASELINES + MIXTURES  # table ties, discovery and colours follow this order
-CURVE_HEADER = ["epoch", "train_loss", "dev_loss"]
+MODEL_ORDER = MODEL_KINDS + BASELINES + MIXTURES  # table ties and colours follow this order
 DASH = "—"
 
 # One colour per model kind, the same in every subplot (matplotlib's tab10 palette).
@@ -248,20 +247,6 @@ def summary_markdown(results, tokenization=None, samples=None):
         if table:
             parts += [table, ""]
     return "\n".join(parts)
-
-
-def load_curve_csv(path):
-    """A train stage's ``epoch,train_loss,dev_loss`` CSV -> list of (epoch, train_loss, dev_loss)."""
-    path = require_file(path, what="loss curve")
-    try:
-        frame = pd.read_csv(path, dtype=dict.fromkeys(CURVE_HEADER[1:], float))
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise UserError(f"{path}: expected rows of {','.join(CURVE_HEADER)} ({err})") from None
-    if list(frame.columns) != CURVE_HEADER:
-        raise UserError(f"{path}: expected the header {','.join(CURVE_HEADER)}, got {list(frame.columns)!r}")
-    if frame.isna().any().any() or frame["epoch"].dtype.kind != "i":
-        raise UserError(f"{path}: expected whole epochs and no empty cells in {','.join(CURVE_HEADER)}")
-    return list(zip(*(frame[column].tolist() for column in CURVE_HEADER)))
 
 
 # Distinct hollow markers per model, so curves that coincide (rnn_scratch and rnn often do) stay visible.

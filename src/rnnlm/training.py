@@ -19,7 +19,8 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .data import batch_indices, epoch_batches
 from .devices import autocast, check_precision, resolve_device, to_device
 from .errors import UserError
-from .evaluation import dev_loss as split_loss
+from .curves import RunLog
+from .evaluation import evaluate_split
 from .lifecycle import exit_with_parent
 from .models import ModelConfig, build_model, token_losses
 from .schedules import make_schedule, steps_per_epoch
@@ -42,6 +43,12 @@ def make_optimizer(cfg, parameters):
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     return torch.optim.SGD(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def split_loss(model, split, pad_id):
+    """The mean loss per token of ``split``, as training picks its best epoch by: the evaluation
+    pass without accuracy, so an adaptive softmax scores the targets alone."""
+    return evaluate_split(model, split, pad_id, accuracy=False)["loss"]
 
 
 def output_for(cfg, vocab_size):
@@ -89,7 +96,7 @@ def _resumable_state(path, run_id):
 
 
 def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, progress=True, bar_position=0,
-                shard=None):
+                shard=None, live_dir=None):
     """Train one model and write its checkpoint; return the training record (plain data).
 
     After every epoch the checkpoint is rewritten (atomically) with optimizer, scheduler and RNG
@@ -97,7 +104,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     last finished epoch and ends with the same weights as an uninterrupted one on CPU. The finished
     checkpoint, and the returned model, hold the weights of the epoch with the lowest dev loss.
     With ``shard`` (``rnnlm.distributed``) this process trains together with the others of its
-    group, and only the main one writes.
+    group, and only the main one writes. With ``live_dir`` the epochs are logged there with dvclive
+    (``rnnlm.curves``).
     """
     seed_everything(seed)
     device = resolve_device(cfg.device)
@@ -126,6 +134,7 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         best_weights = resumed["best_model"]
         record = resumed["training"]
         log(f"resuming {kind} seed {seed} from {checkpoint_path} after epoch {record['epochs_done']}")
+    curves = RunLog(live_dir, record["history"]) if live_dir is not None and writes else None
 
     for epoch in range(record["epochs_done"] + 1, cfg.epochs + 1):
         train_loss, seconds, tokens = train_epoch(model, optimizer, train, vocab.pad_id, cfg, seed, epoch,
@@ -135,6 +144,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         dev_loss = split_loss(model, dev, vocab.pad_id)
         schedule.after_epoch(dev_loss)
         record["history"].append({"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss})
+        if curves is not None:
+            curves.epoch(record["history"][-1])
         record["train_seconds"] += seconds
         record["train_tokens"] += tokens
         record["tokens_per_s"] = record["train_tokens"] / record["train_seconds"]
@@ -157,6 +168,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     model.load_state_dict(best_weights)
     if writes:
         save_checkpoint(checkpoint_path, model, vocab, record)
+    if curves is not None:
+        curves.close()
     log(f"{kind} seed {seed}: keeping epoch {record['best_epoch']} (dev loss {record['best_dev_loss']:.4f})")
     return model, record
 
@@ -173,15 +186,17 @@ def run_cost(kind, cfg):
 
 def _train_one(job):
     """Worker of ``train_runs``: one (kind, seed) run, with its share of the CPU threads."""
-    kind, cfg, vocab, splits, seed, path, threads, bar_position = job
+    (kind, cfg, seed, path, *live_dir), vocab, splits, threads, bar_position = job
     if threads:
         torch.set_num_threads(threads)
-    _, record = train_model(kind, cfg, vocab, splits, seed, path, bar_position=bar_position)
+    _, record = train_model(kind, cfg, vocab, splits, seed, path, bar_position=bar_position,
+                            live_dir=live_dir[0] if live_dir else None)
     return record
 
 
 def train_runs(runs, vocab, splits, workers=1, log=print, shard=None):
-    """Train every run ``(kind, cfg, seed, checkpoint path)``; return their records, in order.
+    """Train every run ``(kind, cfg, seed, checkpoint path[, dvclive directory])``; return their
+    records, in order.
 
     With ``workers > 1`` runs train in parallel processes with one thread each (cores / workers):
     the small models of this project keep one core busy far better than two, and each run is
@@ -191,15 +206,16 @@ def train_runs(runs, vocab, splits, workers=1, log=print, shard=None):
     processes of the group train each run together, one after another.
     """
     if shard is not None:
-        return [train_model(kind, cfg, vocab, splits, seed, path, log=log, progress=shard.is_main, shard=shard)[1]
-                for kind, cfg, seed, path in runs]
+        return [train_model(kind, cfg, vocab, splits, seed, path, log=log, progress=shard.is_main, shard=shard,
+                            live_dir=live_dir[0] if live_dir else None)[1]
+                for kind, cfg, seed, path, *live_dir in runs]
     workers = min(workers, len(runs))
     if workers <= 1:
-        return [_train_one((kind, cfg, vocab, splits, seed, path, None, 0)) for kind, cfg, seed, path in runs]
+        return [_train_one((run, vocab, splits, None, 0)) for run in runs]
     threads = max(1, (os.cpu_count() or 1) // workers)
     log(f"training {len(runs)} runs in {workers} processes, {threads} thread(s) each")
     order = sorted(range(len(runs)), key=lambda i: -run_cost(runs[i][0], runs[i][1]))  # stable: ties keep order
-    jobs = [(*runs[i][:2], vocab, splits, *runs[i][2:], threads, n % workers) for n, i in enumerate(order)]
+    jobs = [(runs[i], vocab, splits, threads, n % workers) for n, i in enumerate(order)]
     # spawn, not fork: forking a process whose torch thread pools already started can deadlock.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=exit_with_parent) as pool:
