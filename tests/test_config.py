@@ -58,6 +58,7 @@ SECTIONS = {TrainConfig: "train", SplitConfig: "split", VocabConfig: "vocab", Ge
     ({"kinds": ["gru", "gru"]}, r"kinds lists a kind twice"),
     ({"kinds": []}, r"kinds must not be empty"),
     ({"corpora": {}}, r"corpora must not be empty"),
+    ({"corpora": {"my corpus": "x.txt"}}, r"^params: corpora has a bad key 'my corpus': string should match"),
     ({"corpora": {"names": ""}}, r"corpora\.names must not be empty"),
 ])
 def test_the_lists_of_corpora_and_kinds_are_checked(data, message):

@@ -80,6 +80,8 @@ def _problem(err, where, cls):
         return f"unknown key {key}{known}"
     if loc and loc[-1] == "[key]":  # a mapping's key, e.g. a kind under overrides
         key = ".".join([where, *loc[:-2]]) if where else ".".join(loc[:-2])
+        if "expected" not in ctx:   # a key of the wrong form, e.g. a corpus name with a space
+            return f"{key} has a bad key {err['input']!r}: {err['msg'][0].lower()}{err['msg'][1:]}"
         return f"{key} names an unknown key {err['input']!r} (known: {ctx['expected'].replace(chr(39), '')})"
     if kind == "literal_error":
         text = f"must be one of {ctx['expected'].replace(chr(39), '').replace(' or ', ', ')}"
