@@ -43,10 +43,10 @@ def main():
     ap.add_argument("--model-file", required=True, help="output: the mixture as a model file (JSON)")
     args = ap.parse_args()
     params = load_params()
-    kind = section(params, MixtureConfig, "mixture", args.corpus).model
-    if kind not in pipeline(params).kinds:
+    kind, trained = section(params, MixtureConfig, "mixture", args.corpus).model, pipeline(params).kinds
+    if kind not in trained:
         raise UserError(f"params: mixture.{args.corpus}.model is {kind}, which is not trained: "
-                        f"kinds lists {', '.join(pipeline(params).kinds)}")
+                        f"kinds lists {', '.join(trained)}")
     seeds_dir, checkpoint = Path(args.models_dir) / f"{kind}.seeds", Path(args.models_dir) / f"{kind}.pt"
     ngram_cfg = section(params, NgramConfig, "ngram")
     seeds = section(params, TrainConfig, "train", args.corpus).seeds

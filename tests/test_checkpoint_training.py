@@ -96,12 +96,13 @@ def test_a_pool_of_workers_trains_every_run_as_one_process_would(tmp_path, toy_v
     """The train stage's pool (several kinds and seeds, longest first, in spawned processes) changes
     nothing but where runs train: each run's weights and curve equal an in-process run's."""
     cfg = replaced(tiny_train_config, dropout=0.2)
-    runs = [(kind, cfg, seed, tmp_path / "pool" / f"{kind}{seed}.pt") for kind in ("rnn", "lstm") for seed in (0, 1)]
+    runs = [(kind, cfg, seed, tmp_path / "pool" / f"{kind}{seed}.pt", None)
+            for kind in ("rnn", "lstm") for seed in (0, 1)]
     pooled = train_runs(runs, toy_vocab, toy_splits, workers=2)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(1)  # as each worker has it
     try:
-        for (kind, _, seed, path), record in zip(runs, pooled):
+        for (kind, _, seed, path, _), record in zip(runs, pooled):
             model, alone = train_model(kind, cfg, toy_vocab, toy_splits, seed, tmp_path / f"{kind}{seed}.pt",
                                        progress=False)
             assert alone["history"] == record["history"], (kind, seed)

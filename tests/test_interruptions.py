@@ -105,7 +105,7 @@ PARALLEL_SCRIPT = textwrap.dedent("""
     vocab = Vocabulary.build(names, "char")
     splits = {s: encode_split(vocab, names) for s in ("train", "dev", "test")}
     cfg = train_config(embedding_size=16, hidden_size=16, batch_size=8, epochs=1000, seeds=[0, 1], workers=2)
-    train_runs([("gru", cfg, s, Path(sys.argv[1]) / f"seed{s}.pt") for s in cfg.seeds], vocab, splits, workers=2)
+    train_runs([("gru", cfg, s, Path(sys.argv[1]) / f"seed{s}.pt", None) for s in cfg.seeds], vocab, splits, workers=2)
 """)
 
 

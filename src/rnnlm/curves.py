@@ -78,8 +78,9 @@ def read_corpus_curves(path):
     path = require_file(path, what="loss curves")
     try:
         table = pd.read_csv(path, dtype={"model": str, "curve": str, "epoch": int, "loss": float})
-        wide = table.pivot_table(index=["model", "epoch"], columns="curve", values="loss")
-        return {model: [(int(epoch), float(row["train"]), float(row["dev"])) for epoch, row in group.loc[model].iterrows()]
+        wide = table.pivot(index=["model", "epoch"], columns="curve", values="loss")  # a repeated row is an error
+        return {model: [(int(epoch), float(row["train"]), float(row["dev"]))
+                        for epoch, row in group.loc[model].iterrows()]
                 for model, group in wide.groupby(level="model")}
     except (ValueError, KeyError) as err:
         raise UserError(f"{path}: not a loss-curve table with columns {', '.join(CURVE_COLUMNS)} ({err})") from None

@@ -42,15 +42,10 @@ def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None, accuracy=T
 def summarize(total_nll, correct, tokens, chars, unknown=None):
     """Turn sums over a split into the metrics schema shared by every model (neural or n-gram)."""
     loss = total_nll / tokens
-    result = {
-        "loss": loss,
-        "perplexity": math.exp(loss) if loss < 700 else math.inf,  # exp overflows a float past ~709
-        "accuracy": None if correct is None else correct / tokens,
-        "bits_per_char": total_nll / math.log(2) / chars,
-        "tokens": tokens,
-    }
-    if correct is None:
-        del result["accuracy"]
+    result = {"loss": loss, "perplexity": math.exp(loss) if loss < 700 else math.inf}  # exp overflows past ~709
+    if correct is not None:  # None: a loss-only pass (training's dev loss)
+        result["accuracy"] = correct / tokens
+    result |= {"bits_per_char": total_nll / math.log(2) / chars, "tokens": tokens}
     if unknown is not None:
         result["oov_rate"] = unknown / tokens
     return result

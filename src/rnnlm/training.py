@@ -186,17 +186,16 @@ def run_cost(kind, cfg):
 
 def _train_one(job):
     """Worker of ``train_runs``: one (kind, seed) run, with its share of the CPU threads."""
-    (kind, cfg, seed, path, *live_dir), vocab, splits, threads, bar_position = job
+    (kind, cfg, seed, path, live_dir), vocab, splits, threads, bar_position = job
     if threads:
         torch.set_num_threads(threads)
-    _, record = train_model(kind, cfg, vocab, splits, seed, path, bar_position=bar_position,
-                            live_dir=live_dir[0] if live_dir else None)
+    _, record = train_model(kind, cfg, vocab, splits, seed, path, bar_position=bar_position, live_dir=live_dir)
     return record
 
 
 def train_runs(runs, vocab, splits, workers=1, log=print, shard=None):
-    """Train every run ``(kind, cfg, seed, checkpoint path[, dvclive directory])``; return their
-    records, in order.
+    """Train every run ``(kind, cfg, seed, checkpoint path, dvclive directory or None)``; return
+    their records, in order.
 
     With ``workers > 1`` runs train in parallel processes with one thread each (cores / workers):
     the small models of this project keep one core busy far better than two, and each run is
@@ -207,8 +206,8 @@ def train_runs(runs, vocab, splits, workers=1, log=print, shard=None):
     """
     if shard is not None:
         return [train_model(kind, cfg, vocab, splits, seed, path, log=log, progress=shard.is_main, shard=shard,
-                            live_dir=live_dir[0] if live_dir else None)[1]
-                for kind, cfg, seed, path, *live_dir in runs]
+                            live_dir=live_dir)[1]
+                for kind, cfg, seed, path, live_dir in runs]
     workers = min(workers, len(runs))
     if workers <= 1:
         return [_train_one((run, vocab, splits, None, 0)) for run in runs]
