@@ -26,7 +26,7 @@ from tests.configs import PARAMS, params_section, train_config
     (TrainConfig, {"early_stopping_patience": 2.5}, r"early_stopping_patience must be int or null, got 2.5"),
     (TrainConfig, {"dropout_mode": "variational"}, r"dropout_mode must be one of standard, locked"),
     (TrainConfig, {"nproc": 0}, r"train\.names\.nproc must be > 0"),
-    (TrainConfig, {"overrides": {"transformer": {}}}, r"train\.names\.overrides names an unknown key 'transformer' \(known: rnn_scratch, rnn"),
+    (TrainConfig, {"overrides": {"bilstm": {}}}, r"train\.names\.overrides names an unknown key 'bilstm' \(known: rnn_scratch, rnn"),
     (TrainConfig, {"overrides": {"lstm": {"seeds": [0]}}}, r"overrides of lstm cannot set seeds"),
     (TrainConfig, {"overrides": {"lstm": {"hidden_size": 0}}}, r"train\.names\.overrides\.lstm\.hidden_size must be > 0"),
     (TrainConfig, {"overrides": {"lstm": {"hiden_size": 9}}}, r"unknown key train\.names\.overrides\.lstm\.hiden_size"),
@@ -54,7 +54,7 @@ SECTIONS = {TrainConfig: "train", SplitConfig: "split", VocabConfig: "vocab", Ge
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"kinds": ["gru", "transformer"]}, r"^params: kinds\.1 must be one of rnn_scratch, rnn, gru, lstm, got 'transformer'$"),
+    ({"kinds": ["gru", "bilstm"]}, r"^params: kinds\.1 must be one of rnn_scratch, rnn, gru, lstm, mlp, transformer, got 'bilstm'$"),
     ({"kinds": ["gru", "gru"]}, r"kinds lists a kind twice"),
     ({"kinds": []}, r"kinds must not be empty"),
     ({"corpora": {}}, r"corpora must not be empty"),

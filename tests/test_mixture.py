@@ -146,7 +146,7 @@ def test_bad_lambda_and_bad_kind_are_refused(trained, ngram, vocab, splits):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         evaluate_mixtures([trained[0]], [1.5], ngram, splits["dev"], vocab.pad_id)
     with pytest.raises(UserError, match=r"mixture\.news\.model must be one of"):
-        mixture_config("news", **{"model": "transformer"})
+        mixture_config("news", **{"model": "bilstm"})
 
 
 # --- the stage ------------------------------------------------------------------------------------

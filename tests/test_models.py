@@ -69,7 +69,7 @@ def test_tied_weights_share_one_tensor():
 def test_unknown_kind_is_a_user_error():
     from rnnlm.errors import UserError
     with pytest.raises(UserError, match="unknown model kind"):
-        build_model(config("transformer"))
+        build_model(config("bilstm"))
 
 
 def test_locked_dropout_mask_is_the_same_at_every_time_step():

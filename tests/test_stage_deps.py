@@ -34,15 +34,27 @@ def local_imports(path):
             parts = name.split(".")
             if parts[0] == "rnnlm" and len(parts) > 1 and (PACKAGE / f"{parts[1]}.py").is_file():
                 found.add(f"src/rnnlm/{parts[1]}.py")
+            elif parts[0] == "rnnlm" and len(parts) > 1 and (PACKAGE / parts[1] / "__init__.py").is_file():
+                found.add(f"src/rnnlm/{parts[1]}")  # a subpackage is one dependency: its folder
             elif (ROOT / "stages" / f"{parts[0]}.py").is_file():
                 found.add(f"stages/{parts[0]}.py")
     return found
 
 
+def _sources(module):
+    """The files of a dependency: a module, or every module of a subpackage's folder."""
+    path = ROOT / module
+    return sorted(path.glob("*.py")) if path.is_dir() else [path]
+
+
 def import_closure(script):
     seen, todo = set(), [ROOT / script]
     while todo:
-        for module in local_imports(todo.pop()) - seen:
+        path = todo.pop()
+        imports = set()
+        for source in _sources(path.relative_to(ROOT)):
+            imports |= local_imports(source)
+        for module in imports - seen:
             seen.add(module)
             todo.append(ROOT / module)
     return seen
@@ -69,5 +81,6 @@ def test_a_stage_depends_on_every_module_it_runs(name, script, deps):
 
 def test_the_import_scan_follows_relative_imports():
     closure = import_closure("stages/train.py")
-    assert {"src/rnnlm/training.py", "src/rnnlm/models.py", "src/rnnlm/checkpoint.py"} <= closure
+    assert {"src/rnnlm/training.py", "src/rnnlm/models", "src/rnnlm/checkpoint.py"} <= closure
+    assert "src/rnnlm/kinds.py" in closure  # imported by the models package's own modules
     assert "stages/_params.py" in closure  # the stage scripts' params reader, beside them

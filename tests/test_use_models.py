@@ -177,7 +177,7 @@ def test_info_describes_the_file(corpus, name, capsys):
     info = json.loads(out)
     assert code == 0 and info["vocabulary"]["size"] == len(corpus["vocab"])
     assert info["vocabulary"]["level"] == corpus["vocab"].level and info["vocabulary"]["normalization"]
-    assert info["kind"] == {"ngram": "ngram", "lstm+ngram": "mixture"}.get(name, "recurrent")
+    assert info["kind"] == {"ngram": "ngram", "lstm+ngram": "mixture"}.get(name, "neural")
     assert info["parameters"] > 0 and info["metrics"] is None
 
 

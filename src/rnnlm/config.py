@@ -19,13 +19,13 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .kinds import MODEL_KINDS
 
-# The kinds rnnlm.models implements; params.yaml's `kinds` says which of them the pipeline trains.
-ModelKind = Literal["rnn_scratch", "rnn", "gru", "lstm"]
+# The kinds rnnlm.models implements (rnnlm.kinds); params.yaml's `kinds` says which the pipeline trains.
+ModelKind = Literal[MODEL_KINDS]
 VocabLevel = Literal["char", "word", "bpe"]
 Device = Literal["auto", "cpu", "cuda", "mps"]  # resolved to a torch device by rnnlm.devices
 Precision = Literal["fp32", "bf16"]
-MODEL_KINDS = typing.get_args(ModelKind)
 VOCAB_LEVELS = typing.get_args(VocabLevel)
 DEVICES = typing.get_args(Device)
 PRECISIONS = typing.get_args(Precision)
@@ -140,7 +140,7 @@ class Pipeline(Section):
 
     corpora: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")], Annotated[str, Field(min_length=1)]],
                        Field(min_length=1)]    # corpus name -> its raw file, relative to the repository root
-    kinds: Annotated[list[ModelKind], Field(min_length=1)]   # the recurrent kinds trained for every corpus
+    kinds: Annotated[list[ModelKind], Field(min_length=1)]   # the model kinds trained for every corpus
 
     @model_validator(mode="after")
     def _distinct_kinds(self):
@@ -209,10 +209,18 @@ class TokenizationConfig(Section):
 
 class TrainConfig(Section):
     embedding_size: Positive
-    hidden_size: Positive
+    hidden_size: Positive           # recurrent state; mlp hidden layers; transformer model width
     layers: Positive
+    context: Positive               # mlp: tokens in its window
+    heads: Positive                 # transformer: attention heads (hidden_size must be a multiple)
+    ff_size: Positive               # transformer: feed-forward width
     dropout: Share                  # on embeddings, between layers and on outputs
     dropout_mode: Literal["standard", "locked"]  # locked: one mask per sequence, the same at every step
+    embedding_dropout: Share        # share of word types dropped from a batch's embeddings
+    weight_drop: Share              # recurrent kinds: DropConnect on the hidden-to-hidden weights
+    activation_reg: Annotated[float, Field(ge=0)]  # recurrent kinds: AR, alpha * mean squared output
+    temporal_reg: Annotated[float, Field(ge=0)]    # recurrent kinds: TAR, beta * mean squared step change
+    average_start: Optional[Share]  # share of training steps after which the weights are averaged (null: off)
     tie_weights: bool               # share input and output embeddings (needs embedding == hidden)
     optimizer: Literal["adam", "adamw", "sgd"]
     lr: Annotated[float, Field(gt=0)]

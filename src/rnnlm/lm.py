@@ -2,7 +2,7 @@
 
 Three kinds of file, told apart by their names:
 
-* ``*.pt``: a recurrent checkpoint (``rnnlm.checkpoint``);
+* ``*.pt``: a neural checkpoint of any kind (``rnnlm.checkpoint``);
 * ``*.arpa`` / ``*.arpa.gz``: the Kneser-Ney model as an ARPA file (``rnnlm.arpa``), whose header
   carries the vocabulary;
 * ``*.json``: a mixture, plain data naming its two component files (relative to the JSON's
@@ -31,7 +31,7 @@ from .checkpoint import load_checkpoint
 from .errors import UserError
 from .io import read_json, require_file
 from .mixture import mixed_losses, rnn_target_losses
-from .sampling import RecurrentStepper
+from .sampling import ModelStepper
 from .vocab import Vocabulary
 
 MIXTURE_FORMAT = "rnnlm-mixture"
@@ -39,8 +39,8 @@ MIXTURE_VERSION = 1
 LN10 = math.log(10)
 
 
-class RecurrentLM:
-    kind = "recurrent"
+class NeuralLM:
+    kind = "neural"
 
     def __init__(self, path, device=None):
         self.path = Path(path)
@@ -52,7 +52,7 @@ class RecurrentLM:
         return rnn_target_losses(self.model, split, self.vocab.pad_id)
 
     def stepper(self):
-        return RecurrentStepper(self.model)
+        return ModelStepper(self.model)
 
     def describe(self):
         training = self.payload["training"]
@@ -152,7 +152,7 @@ class MixtureLM:
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam <= 1:
             raise UserError(f"{path}: \"lambda\" must be a number in [0, 1], got {lam!r}")
         self.lam = float(lam)
-        self.rnn = RecurrentLM(self._component("rnn"), device)
+        self.rnn = NeuralLM(self._component("rnn"), device)
         self.ngram = NgramLM(self._component("ngram"))
         if self.rnn.vocab != self.ngram.vocab:
             raise UserError(f"{path}: its recurrent model and n-gram model use different vocabularies")
@@ -196,7 +196,7 @@ def load_model(path, device=None):
     """The model in ``path``: a recurrent checkpoint, an ARPA n-gram or a mixture (by file name)."""
     name = Path(path).name
     if name.endswith(".pt"):
-        return RecurrentLM(path, device)
+        return NeuralLM(path, device)
     if name.endswith((".arpa", ".arpa.gz")):
         return NgramLM(path)
     if name.endswith(".json"):

@@ -16,8 +16,8 @@ def filter_logits(logits, temperature=1.0, top_k=None):
     return logits
 
 
-class RecurrentStepper:
-    """A recurrent model seen by the sampler: ``start`` a batch of rows on a prefix, then ``step``.
+class ModelStepper:
+    """A neural model (any kind) seen by the sampler: ``start`` a batch of rows on a prefix, then ``step``.
 
     Both return each row's next-token scores, (n, V) on the CPU: logits here, log-probabilities for
     the n-gram and mixture steppers (``rnnlm.lm``). Any scores equal to log-probabilities up to a
@@ -88,7 +88,7 @@ def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens
     <unk> (which stands for no particular token) are never sampled, and a sequence stops at </s>.
     """
     ids = vocab.encode(prompt)[:-1] if prompt else [vocab.bos_id]  # drop the prompt's </s>
-    rows = sample_ids(RecurrentStepper(model), vocab, n, ids, temperature, top_k, max_tokens, greedy, generator)
+    rows = sample_ids(ModelStepper(model), vocab, n, ids, temperature, top_k, max_tokens, greedy, generator)
     return join_text(vocab, ids, rows)
 
 

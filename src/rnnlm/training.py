@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .averaging import WeightAverage, steps_before_averaging
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import batch_indices, epoch_batches
 from .devices import autocast, check_precision, resolve_device, to_device
@@ -22,7 +23,7 @@ from .errors import UserError
 from .curves import RunLog
 from .evaluation import evaluate_split
 from .lifecycle import exit_with_parent
-from .models import ModelConfig, build_model, token_losses
+from .models import ModelConfig, build_model, model_class, token_losses
 from .schedules import make_schedule, steps_per_epoch
 from .seeding import seed_everything
 
@@ -78,6 +79,15 @@ def model_config_for(kind, cfg, vocab):
         dropout_mode=cfg.dropout_mode,
         output=output,
         adaptive_cutoffs=cutoffs,
+        embedding_dropout=cfg.embedding_dropout,
+        weight_drop=cfg.weight_drop,
+        activation_reg=cfg.activation_reg,
+        temporal_reg=cfg.temporal_reg,
+        context=cfg.context,
+        bos_id=vocab.bos_id,
+        heads=cfg.heads,
+        ff_size=cfg.ff_size,
+        max_len=cfg.max_len,
     )
 
 
@@ -116,7 +126,10 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     train, dev = splits["train"], splits["dev"]
     # Data-parallel processes step once per global batch of ``nproc × batch_size`` items.
     global_batch = cfg.batch_size * (1 if shard is None else shard.world_size)
-    schedule = make_schedule(cfg, optimizer, steps_per_epoch(len(train), global_batch))
+    steps = steps_per_epoch(len(train), global_batch)
+    schedule = make_schedule(cfg, optimizer, steps)
+    start_averaging = steps_before_averaging(cfg, steps * cfg.epochs)
+    average = None if start_averaging is None else WeightAverage(model, start_averaging)
     # Identifies "the same run": every setting that shapes the weights, and the data sizes.
     run_id = {"kind": kind, "seed": seed, "config": vars(cfg) | {"resume": None},
               "vocab_size": len(vocab), "train_tokens": int(train.tokens.size)}
@@ -132,6 +145,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         schedule.load_state_dict(resumed["scheduler"])
         torch.set_rng_state(resumed["rng_state"])
         best_weights = resumed["best_model"]
+        if average is not None:
+            average.load_state_dict(resumed["average"])
         record = resumed["training"]
         log(f"resuming {kind} seed {seed} from {checkpoint_path} after epoch {record['epochs_done']}")
     curves = RunLog(live_dir, record["history"]) if live_dir is not None and writes else None
@@ -140,8 +155,11 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         train_loss, seconds, tokens = train_epoch(model, optimizer, train, vocab.pad_id, cfg, seed, epoch,
                                                   desc=f"{kind} seed {seed} epoch {epoch}/{cfg.epochs}",
                                                   progress=progress, bar_position=bar_position,
-                                                  schedule=schedule, shard=shard)
-        dev_loss = split_loss(model, dev, vocab.pad_id)
+                                                  schedule=schedule, shard=shard, average=average,
+                                                  steps_before=(epoch - 1) * steps)
+        # With averaging under way, the epoch's candidate weights are the average's.
+        candidate = model if average is None else average.evaluated_model()
+        dev_loss = split_loss(candidate, dev, vocab.pad_id)
         schedule.after_epoch(dev_loss)
         record["history"].append({"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss})
         if curves is not None:
@@ -152,15 +170,18 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         record["epochs_done"] = epoch
         if record["best_dev_loss"] is None or dev_loss < record["best_dev_loss"]:
             record["best_epoch"], record["best_dev_loss"] = epoch, dev_loss
-            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_weights = {k: v.detach().clone() for k, v in candidate.state_dict().items()}
         patience = cfg.early_stopping_patience
         stop = patience is not None and epoch - record["best_epoch"] >= patience
         record["complete"] = epoch == cfg.epochs or stop
         log(f"{kind} seed {seed} epoch {epoch}: train loss {train_loss:.4f}, dev loss {dev_loss:.4f}, "
             f"{tokens / seconds:,.0f} tokens/s")
         if writes and not record["complete"]:
+            resume_state = {"scheduler": schedule.state_dict(), "best_model": best_weights}
+            if average is not None:
+                resume_state["average"] = average.state_dict()
             save_checkpoint(checkpoint_path, model, vocab, record, optimizer=optimizer, rng_state=torch.get_rng_state(),
-                            resume_state={"scheduler": schedule.state_dict(), "best_model": best_weights})
+                            resume_state=resume_state)
         if stop:
             log(f"{kind} seed {seed}: early stop, no better dev loss for {patience} epoch(s)")
             break
@@ -174,14 +195,10 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     return model, record
 
 
-# Relative cost of one recurrent step per unit of hidden x input size: gates per cell, and the
-# hand-written cell's Python loop. Only the order in which runs start depends on it.
-STEP_COST = {"lstm": 4.0, "gru": 3.0, "rnn_scratch": 1.2, "rnn": 1.0}
-
-
-def run_cost(kind, cfg):
-    """A rough estimate of one run's training time, to start the longest runs first."""
-    return cfg.epochs * STEP_COST.get(kind, 1.0) * cfg.hidden_size * (cfg.hidden_size + cfg.embedding_size)
+def run_cost(kind, cfg, vocab):
+    """A rough estimate of one run's training time, to start the longest runs first (only the
+    order in which runs start depends on it)."""
+    return cfg.epochs * model_class(kind).macs_per_token(model_config_for(kind, cfg, vocab))
 
 
 def _train_one(job):
@@ -213,7 +230,7 @@ def train_runs(runs, vocab, splits, workers=1, log=print, shard=None):
         return [_train_one((run, vocab, splits, None, 0)) for run in runs]
     threads = max(1, (os.cpu_count() or 1) // workers)
     log(f"training {len(runs)} runs in {workers} processes, {threads} thread(s) each")
-    order = sorted(range(len(runs)), key=lambda i: -run_cost(runs[i][0], runs[i][1]))  # stable: ties keep order
+    order = sorted(range(len(runs)), key=lambda i: -run_cost(runs[i][0], runs[i][1], vocab))  # stable: ties keep order
     jobs = [(runs[i], vocab, splits, threads, n % workers) for n, i in enumerate(order)]
     # spawn, not fork: forking a process whose torch thread pools already started can deadlock.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -223,8 +240,11 @@ def train_runs(runs, vocab, splits, workers=1, log=print, shard=None):
 
 
 def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train", progress=True, bar_position=0,
-                schedule=None, shard=None):
+                schedule=None, shard=None, average=None, steps_before=0):
     """One pass over ``split``; returns (token-weighted mean loss, seconds, tokens).
+
+    ``average`` (``rnnlm.averaging``) takes in the weights after every step; ``steps_before``
+    counts the run's steps before this epoch, so it knows when averaging begins.
 
     The progress bar (loss and tokens/s) shows on a terminal only: in logs (CI, nohup) the
     one line per epoch that ``train_model`` prints says the same without the noise.
@@ -254,6 +274,8 @@ def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train",
             )
         if schedule is not None:
             schedule.after_batch()  # cosine and onecycle move the rate every step
+        if average is not None:
+            average.after_step(steps_before + step)
         total_nll += value * tokens
         total_tokens += tokens
         if step % 50 == 0:
@@ -267,14 +289,18 @@ def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train",
 def train_step(model, optimizer, parameters, x, y, pad_id, grad_clip=None, precision="fp32", score=token_losses):
     """One optimisation step on one batch; returns the batch's mean loss (a 0-d tensor, not synced).
 
+    The model's ``activation_penalty`` (AR/TAR, when set) joins the loss that is minimized, but
+    not the loss that is returned: curves and dev losses stay comparable nats per token.
+
     ``parameters`` is the list the optimizer updates, made once per epoch rather than per step;
     ``score`` gives the per-token losses (``models.token_losses``, or a data-parallel shard's).
     """
     with autocast(x.device, precision):
         nll, _, _ = score(model, x, y, pad_id, with_logits=False)
     loss = nll.float().mean()  # mean over real tokens: padding was never scored
+    penalty = model.activation_penalty  # AR/TAR of this forward pass, or None
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if penalty is None else loss + penalty).backward()
     if grad_clip is not None:
         # Plain tanh RNNs can have exploding gradients; capping the norm keeps one bad batch
         # from throwing the weights far off. foreach: one fused pass over all gradients.

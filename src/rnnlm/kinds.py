@@ -1,0 +1,18 @@
+"""The model kinds: every name ``params.yaml``'s ``kinds`` may list, and the class that builds it.
+
+This is the one registry of kinds. It imports nothing (no torch), so the params schema
+(``rnnlm.config``, read by the torch-free ingest, split and vocab stages) takes its names from
+here, and ``rnnlm.models.build_model`` imports the class a name points to only when a model is
+built. A new kind is a class in a module of ``rnnlm.models`` and one line below.
+"""
+
+# kind -> "module:Class" inside rnnlm.models
+MODEL_CLASSES = {
+    "rnn_scratch": "recurrent:RecurrentLM",   # the hand-written tanh cell
+    "rnn": "recurrent:RecurrentLM",           # torch.nn.RNN
+    "gru": "recurrent:RecurrentLM",
+    "lstm": "recurrent:RecurrentLM",
+    "mlp": "window:FixedWindowLM",            # Bengio et al. 2003: a fixed window of embeddings
+    "transformer": "transformer:TransformerLM",  # decoder-only, causal self-attention
+}
+MODEL_KINDS = tuple(MODEL_CLASSES)

@@ -1,0 +1,235 @@
+"""What every model kind shares: its config, the model contract, dropout, the output layers, the loss.
+
+**The contract.** Every kind is a :class:`LanguageModel`: ``forward(x, hidden=None) -> (logits,
+hidden)`` with ``x`` (B, T) token ids and ``logits`` (B, T, V). ``hidden`` is whatever the kind
+carries from one call to the next (a recurrent state, the last tokens of a window, a key/value
+cache); ``None`` starts an item. Training and evaluation call ``features`` and project only the
+real (non-padding) positions with ``decoder``: the output layer is the costly part of a word-level
+model, and logits for padding would be thrown away anyway. Batches are right-padded, so a model
+that only looks back (every kind here) never lets padding change a real position's output.
+
+For runtimes other than torch (``rnnlm.export``), each kind also states its ``hidden`` as a tuple
+of tensors: ``state_names``, ``initial_state(batch_size)`` (the tensors equal to ``hidden=None``),
+``state_tensors(hidden)`` and ``state_from_tensors(tensors)``.
+
+**Dropout** (on embeddings, between layers, on outputs) comes in two modes: ``standard`` draws a
+new mask for every position, ``locked`` (variational dropout, as in AWD-LSTM) draws one mask per
+sequence and applies it at every time step, so a unit that is dropped stays dropped for the whole
+sequence instead of flickering. ``embedding_dropout`` (AWD-LSTM's ``embedded_dropout``) drops whole
+word types: every occurrence of a dropped token in the batch reads a zero vector.
+
+**Output layers**: ``full`` (one linear layer, logits over the whole vocabulary, optionally tied to
+the input embedding) or ``adaptive`` (adaptive softmax, Grave et al. 2017, for large word
+vocabularies). The adaptive layer's "logits" are already normalized log-probabilities; since
+softmax(log p) = p, every caller that treats the output as logits (cross-entropy, argmax,
+sampling, log_softmax) gets the same exact full-distribution answer without a branch. Only
+training asks the adaptive layer for the target's log-probability alone, which skips the tail
+clusters a batch's targets do not fall in.
+"""
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    kind: str              # a name of rnnlm.kinds.MODEL_CLASSES
+    vocab_size: int
+    pad_id: int            # its embedding stays zero and gets no gradient
+    embedding_size: int = 96
+    hidden_size: int = 96  # recurrent state; the mlp's hidden layers; the transformer's model width
+    layers: int = 1
+    dropout: float = 0.0
+    tie_weights: bool = False
+    dropout_mode: str = "standard"  # standard | locked (one mask per sequence, see LockedDropout)
+    output: str = "full"   # full | adaptive (adaptive softmax; word-level vocabularies)
+    adaptive_cutoffs: Optional[list] = field(default=None)  # ids where the head and each tail cluster end
+    embedding_dropout: float = 0.0  # share of word types dropped per batch (every kind)
+    weight_drop: float = 0.0        # DropConnect on the hidden-to-hidden weights (recurrent kinds)
+    activation_reg: float = 0.0     # AR: alpha * mean squared (dropped) output (recurrent kinds)
+    temporal_reg: float = 0.0       # TAR: beta * mean squared change of the output per step (recurrent kinds)
+    context: int = 3                # mlp: tokens in the window
+    bos_id: int = 2                 # mlp: the <s> that pads a window (rnnlm.vocab puts <s> at id 2)
+    heads: int = 2                  # transformer: attention heads
+    ff_size: int = 384              # transformer: feed-forward width
+    max_len: int = 256              # transformer: positions it has embeddings for
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class LockedDropout(nn.Module):
+    """Dropout whose mask is drawn once per sequence and shared by all its time steps.
+
+    Input (B, T, H): the mask is (B, 1, H), broadcast over T, and scaled by 1 / (1 - p) like
+    nn.Dropout so that evaluation (no dropout) sees activations of the same size.
+    """
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):  # (B, T, H)
+        if not self.training or self.p == 0:
+            return x
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * mask
+
+
+def make_dropout(p, mode):
+    return LockedDropout(p) if mode == "locked" else nn.Dropout(p)
+
+
+class AdaptiveOutput(nn.Module):
+    """Adaptive softmax as an output layer: states (N, H) -> log-probabilities (N, V), normalized.
+
+    Token ids below the first cut-off (the most frequent words: the vocabulary is ranked by
+    count) are scored in the head together with one entry per tail cluster; a rarer word's
+    probability is its cluster's head probability times its share inside the cluster, computed
+    through a smaller projection (each cluster 4x narrower than the one before).
+    """
+
+    def __init__(self, hidden_size, vocab_size, cutoffs):
+        super().__init__()
+        cutoffs = list(cutoffs or [])
+        if not cutoffs or any(b <= a for a, b in zip(cutoffs, cutoffs[1:])) or cutoffs[0] < 1 \
+                or cutoffs[-1] >= vocab_size - 1:
+            raise UserError(f"adaptive_cutoffs {cutoffs} must increase and stay between 1 and the vocabulary "
+                            f"size - 2 ({vocab_size - 2}); adaptive softmax is meant for large word vocabularies")
+        self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(hidden_size, vocab_size, cutoffs, div_value=4.0)
+
+    def forward(self, states):  # (..., H) -> (..., V)
+        flat = states.reshape(-1, states.size(-1))
+        return self.adaptive.log_prob(flat).reshape(*states.shape[:-1], -1)
+
+    def target_log_probs(self, states, targets):  # (N, H), (N,) -> (N,)
+        """log p(target) alone: the full distribution's value, without the clusters no target needs.
+
+        The same arithmetic as ``nn.AdaptiveLogSoftmaxWithLoss.forward``, written out because
+        that method fails on CUDA when exactly one target falls in a cluster (its ``squeeze()``
+        turns the one row index into a 0-d tensor) and under bf16 autocast (it copies float32
+        into a tensor of the input's dtype). Here every log-softmax runs in float32.
+        """
+        adaptive = self.adaptive
+        head = F.log_softmax(adaptive.head(states).float(), dim=-1)       # (N, shortlist + clusters)
+        cutoffs = [0] + adaptive.cutoffs                                  # cutoffs[-1] == vocab size
+        in_head = targets < adaptive.shortlist_size
+        # the head entry to read: the word itself, or the cluster holding it
+        cluster = torch.bucketize(targets, targets.new_tensor(adaptive.cutoffs[:-1]), right=True)
+        head_entry = torch.where(in_head, targets, adaptive.shortlist_size + cluster - 1)
+        out = head.gather(1, head_entry.unsqueeze(1)).squeeze(1)          # (N,)
+        for i, tail in enumerate(adaptive.tail, start=1):
+            rows = (cluster == i).nonzero().view(-1)                      # never 0-d
+            if rows.numel() == 0:
+                continue
+            inside = F.log_softmax(tail(states.index_select(0, rows)).float(), dim=-1)
+            local = inside.gather(1, (targets.index_select(0, rows) - cutoffs[i]).unsqueeze(1)).squeeze(1)
+            out = out.index_add(0, rows, local)
+        return out
+
+
+class LanguageModel(nn.Module):
+    """The base of every kind: the embedding, the dropout, the output layer and the contract.
+
+    A kind's ``__init__`` calls ``_build_embedding()``, builds its own layers, then
+    ``_build_output(width)`` (in that order: the order parameters are created in is the order
+    the seeded initialization draws them). It implements ``features(x, hidden) -> (states (B, T,
+    width), hidden)`` and the state methods below. During training ``features`` may leave a
+    penalty term in ``activation_penalty`` (AR/TAR), which the training step adds to the loss.
+    """
+
+    state_names = ("state",)
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.activation_penalty = None
+
+    def _build_embedding(self):
+        c = self.config
+        self.embedding = nn.Embedding(c.vocab_size, c.embedding_size, padding_idx=c.pad_id)
+        self.drop = make_dropout(c.dropout, c.dropout_mode)
+
+    def _build_output(self, width):
+        c = self.config
+        if c.output == "adaptive":
+            self.decoder = AdaptiveOutput(width, c.vocab_size, c.adaptive_cutoffs)
+        else:
+            self.decoder = nn.Linear(width, c.vocab_size)
+        if c.tie_weights:
+            if c.output != "full":
+                raise UserError("tie_weights needs output: full (the adaptive output has no single weight matrix)")
+            if width != c.embedding_size:
+                raise UserError(f"tie_weights needs the output width ({width}) to equal embedding_size "
+                                f"({c.embedding_size})")
+            self.decoder.weight = self.embedding.weight
+            # A shared matrix serves as input and output layer: the small uniform initialization of
+            # pytorch/examples' word_language_model suits both; N(0, 1) makes a poor output layer.
+            with torch.no_grad():
+                nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+                self.embedding.weight[c.pad_id].zero_()
+                nn.init.zeros_(self.decoder.bias)
+
+    def embed(self, x):
+        """Dropped-out embeddings (B, T, E) of ids (B, T); in training, whole word types drop first."""
+        p = self.config.embedding_dropout
+        if self.training and p > 0:
+            weight = self.embedding.weight
+            keep = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p) / (1 - p)
+            embedded = F.embedding(x, weight * keep, padding_idx=self.config.pad_id)
+        else:
+            embedded = self.embedding(x)
+        return self.drop(embedded)
+
+    def features(self, x, hidden=None):
+        """Top-layer states (B, T, width) for input ids (B, T), and the hidden state after them."""
+        raise NotImplementedError
+
+    def forward(self, x, hidden=None):
+        states, hidden = self.features(x, hidden)
+        return self.decoder(states), hidden  # (B, T, V)
+
+    def num_parameters(self):
+        return sum(p.numel() for p in self.parameters())  # tied weights are counted once
+
+    # --- the hidden state as plain tensors (export to other runtimes) ---------------------------
+
+    def initial_state(self, batch_size):
+        """The tensors of ``state_names`` that mean "start of an item" (what ``hidden=None`` does)."""
+        raise NotImplementedError
+
+    def state_tensors(self, hidden):
+        """``hidden`` as a tuple of tensors, in the order of ``state_names``."""
+        raise NotImplementedError
+
+    def state_from_tensors(self, tensors):
+        """The inverse of ``state_tensors``."""
+        raise NotImplementedError
+
+    @classmethod
+    def macs_per_token(cls, config):
+        """Multiply-adds per training token, roughly: only to start the longest runs first."""
+        return config.hidden_size * (config.hidden_size + config.embedding_size)
+
+
+def token_losses(model, x, y, pad_id, with_logits=True):
+    """Per-token negative log-likelihood (nats) and logits at the real positions only.
+
+    Padding never enters the loss: its positions are dropped before the output layer, which also
+    saves computing logits for them. Returns ``(nll (N,), logits (N, V), targets (N,))``; with
+    ``with_logits=False`` (training) logits may be None, which lets the adaptive output score the
+    targets alone.
+    """
+    states, _ = model.features(x)           # (B, T, H)
+    mask = y != pad_id                      # (B, T)
+    targets = y[mask]                       # (N,)
+    if not with_logits and isinstance(model.decoder, AdaptiveOutput):
+        return -model.decoder.target_log_probs(states[mask], targets), None, targets
+    logits = model.decoder(states[mask])    # (N, V)
+    return F.cross_entropy(logits, targets, reduction="none"), logits, targets
