@@ -67,13 +67,31 @@ def test_adaptive_settings_are_checked(word_data):
     with pytest.raises(UserError, match="adaptive_cutoffs"):
         build_model(ModelConfig("gru", len(vocab), vocab.pad_id, 8, 8, output="adaptive",
                                 adaptive_cutoffs=[6, len(vocab)]))
-    with pytest.raises(UserError, match="tie_weights"):
-        train_config("news", **{"output": "adaptive", "tie_weights": True, "embedding_size": 8,
-                                 "hidden_size": 8})
     with pytest.raises(UserError, match="adaptive_cutoffs"):
         train_config("news", **{"output": "adaptive", "adaptive_cutoffs": [10, 5]})
     with pytest.raises(UserError, match="output"):
         train_config("news", **{"output": "hierarchical"})
+
+
+@pytest.mark.parametrize("output, hidden", [("adaptive", 16), ("adaptive", 8), ("full", 16)])
+def test_tied_outputs_read_the_embedding_and_stay_normalized(word_data, output, hidden):
+    """Tied: the output's word vectors are the embedding's rows (the adaptive head's shortlist), through
+    a projection when the state is wider than the embedding; the distribution still sums to 1."""
+    vocab, _ = word_data
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("gru", len(vocab), vocab.pad_id, 8, hidden, output=output, tie_weights=True,
+                                    adaptive_cutoffs=[6] if output == "adaptive" else None)).eval()
+    shared = [p for p in model.decoder.parameters() if p is model.embedding.weight]
+    assert len(shared) == 1  # the output holds the embedding matrix itself, not a copy
+    x = torch.tensor([[vocab.bos_id, 5, 6, 7]])
+    logits, _ = model(x)
+    torch.testing.assert_close(torch.logsumexp(torch.log_softmax(logits, -1), -1), torch.zeros(1, 4))
+    # the output gradient reaches the embedding rows the output reads (a shortlist word: id 5 < 6)
+    model.train()
+    with torch.no_grad():
+        states, _ = model.features(x)
+    model.decoder(states.detach())[0, -1, 5].backward()
+    assert model.embedding.weight.grad[5].abs().sum() > 0
 
 
 @pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])

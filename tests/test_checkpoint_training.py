@@ -81,7 +81,7 @@ def test_missing_checkpoint_says_how_to_build_it(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
 
 
-@pytest.mark.parametrize("kind", ["rnn_scratch", "lstm"])
+@pytest.mark.parametrize("kind", ["rnn_scratch", "lstm", "mlp", "transformer"])
 def test_training_is_deterministic(kind, tmp_path, toy_vocab, toy_splits, tiny_train_config):
     cfg = replaced(tiny_train_config, dropout=0.2)
     a, rec_a = train_model(kind, cfg, toy_vocab, toy_splits, 3, tmp_path / "a.pt", progress=False)
@@ -122,11 +122,18 @@ def test_finished_or_foreign_checkpoints_are_not_resumed(tmp_path, toy_vocab, to
     assert_same_weights(weights(again), weights(full))
 
 
-def test_resume_after_interruption(tmp_path, toy_vocab, toy_splits, tiny_train_config, monkeypatch):
+# Every random draw a run makes (dropout, weight drop, embedding dropout) and every state it keeps
+# (the average of the weights) must resume exactly.
+AWD = dict(weight_drop=0.3, embedding_dropout=0.2, activation_reg=1.0, temporal_reg=1.0, average_start=0.3)
+
+
+@pytest.mark.parametrize("kind, settings", [("gru", {}), ("mlp", {}), ("transformer", {}), ("lstm", AWD)],
+                         ids=["gru", "mlp", "transformer", "lstm-awd"])
+def test_resume_after_interruption(kind, settings, tmp_path, toy_vocab, toy_splits, tiny_train_config, monkeypatch):
     import rnnlm.training as training
 
-    cfg = replaced(tiny_train_config, epochs=3, dropout=0.3, resume=True)
-    full, full_record = train_model("gru", cfg, toy_vocab, toy_splits, 0, tmp_path / "full.pt", progress=False)
+    cfg = replaced(tiny_train_config, epochs=3, dropout=0.3, resume=True, **settings)
+    full, full_record = train_model(kind, cfg, toy_vocab, toy_splits, 0, tmp_path / "full.pt", progress=False)
 
     real_epoch = training.train_epoch
     calls = {"n": 0}
@@ -140,11 +147,11 @@ def test_resume_after_interruption(tmp_path, toy_vocab, toy_splits, tiny_train_c
     path = tmp_path / "run.pt"
     monkeypatch.setattr(training, "train_epoch", interrupted_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_model("gru", cfg, toy_vocab, toy_splits, 0, path, progress=False)
+        train_model(kind, cfg, toy_vocab, toy_splits, 0, path, progress=False)
     assert read_checkpoint(path)["training"]["epochs_done"] == 2
     monkeypatch.setattr(training, "train_epoch", real_epoch)
     logs = []
-    resumed, record = train_model("gru", cfg, toy_vocab, toy_splits, 0, path, log=logs.append, progress=False)
+    resumed, record = train_model(kind, cfg, toy_vocab, toy_splits, 0, path, log=logs.append, progress=False)
     assert any("resuming" in line and "after epoch 2" in line for line in logs)
     assert_same_weights(weights(resumed), weights(full))
     assert [h["dev_loss"] for h in record["history"]] == [h["dev_loss"] for h in full_record["history"]]

@@ -15,7 +15,6 @@ from tests.configs import PARAMS, params_section, train_config
     (TrainConfig, {"optimizer": "adagrad"}, r"optimizer must be one of"),
     (TrainConfig, {"seeds": []}, r"train\.names\.seeds must not be empty, got \[\]"),
     (TrainConfig, {"seeds": [1, 1]}, r"seeds must not repeat"),
-    (TrainConfig, {"tie_weights": True, "embedding_size": 32}, r"tie_weights needs"),
     (TrainConfig, {"grad_clip": 0}, r"grad_clip must be > 0"),
     (TrainConfig, {"scheduler": "step"}, r"train\.names\.scheduler must be one of none, plateau"),
     (TrainConfig, {"warmup": 1.0}, r"warmup must be in \[0, 1\)"),

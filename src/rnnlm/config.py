@@ -221,7 +221,7 @@ class TrainConfig(Section):
     activation_reg: Annotated[float, Field(ge=0)]  # recurrent kinds: AR, alpha * mean squared output
     temporal_reg: Annotated[float, Field(ge=0)]    # recurrent kinds: TAR, beta * mean squared step change
     average_start: Optional[Share]  # share of training steps after which the weights are averaged (null: off)
-    tie_weights: bool               # share input and output embeddings (needs embedding == hidden)
+    tie_weights: bool               # one matrix for input and output embeddings (adaptive: the head's words)
     optimizer: Literal["adam", "adamw", "sgd"]
     lr: Annotated[float, Field(gt=0)]
     weight_decay: Annotated[float, Field(ge=0)]
@@ -267,11 +267,7 @@ class TrainConfig(Section):
     def _rules_across_keys(self):
         _rule(self.scheduler != "onecycle" or self.warmup != 0, "warmup",
               "must be > 0 for onecycle (the share of steps rising to the peak), or null for 0.3, got 0")
-        _rule(not self.tie_weights or self.embedding_size == self.hidden_size, "tie_weights",
-              f"needs embedding_size == hidden_size, got {self.embedding_size} and {self.hidden_size}")
         if self.output == "adaptive":
-            _rule(not self.tie_weights, "tie_weights",
-                  "needs output: full (the adaptive output has no single weight matrix)")
             cuts = self.adaptive_cutoffs
             _rule(cuts and cuts[0] >= 1 and all(b > a for a, b in zip(cuts, cuts[1:])), "adaptive_cutoffs",
                   f"must be increasing positive token counts, got {cuts}")

@@ -18,13 +18,14 @@ sequence and applies it at every time step, so a unit that is dropped stays drop
 sequence instead of flickering. ``embedding_dropout`` (AWD-LSTM's ``embedded_dropout``) drops whole
 word types: every occurrence of a dropped token in the batch reads a zero vector.
 
-**Output layers**: ``full`` (one linear layer, logits over the whole vocabulary, optionally tied to
-the input embedding) or ``adaptive`` (adaptive softmax, Grave et al. 2017, for large word
+**Output layers**: ``full`` (one linear layer, logits over the whole vocabulary) or ``adaptive`` (adaptive softmax, Grave et al. 2017, for large word
 vocabularies). The adaptive layer's "logits" are already normalized log-probabilities; since
 softmax(log p) = p, every caller that treats the output as logits (cross-entropy, argmax,
 sampling, log_softmax) gets the same exact full-distribution answer without a branch. Only
 training asks the adaptive layer for the target's log-probability alone, which skips the tail
-clusters a batch's targets do not fall in.
+clusters a batch's targets do not fall in. Either can be tied to the input embedding
+(``tie_weights``, Press & Wolf 2017; Inan et al. 2017): one matrix is both a token's input vector
+and its output vector, which on a small corpus regularizes the largest matrices of the model.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -95,7 +96,7 @@ class AdaptiveOutput(nn.Module):
     through a smaller projection (each cluster 4x narrower than the one before).
     """
 
-    def __init__(self, hidden_size, vocab_size, cutoffs):
+    def __init__(self, hidden_size, vocab_size, cutoffs, tied_embedding=None):
         super().__init__()
         cutoffs = list(cutoffs or [])
         if not cutoffs or any(b <= a for a, b in zip(cutoffs, cutoffs[1:])) or cutoffs[0] < 1 \
@@ -103,6 +104,8 @@ class AdaptiveOutput(nn.Module):
             raise UserError(f"adaptive_cutoffs {cutoffs} must increase and stay between 1 and the vocabulary "
                             f"size - 2 ({vocab_size - 2}); adaptive softmax is meant for large word vocabularies")
         self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(hidden_size, vocab_size, cutoffs, div_value=4.0)
+        if tied_embedding is not None:
+            self.adaptive.head = TiedHead(hidden_size, tied_embedding, cutoffs[0], len(cutoffs))
 
     def forward(self, states):  # (..., H) -> (..., V)
         flat = states.reshape(-1, states.size(-1))
@@ -134,6 +137,29 @@ class AdaptiveOutput(nn.Module):
         return out
 
 
+class TiedHead(nn.Module):
+    """The adaptive softmax's head with its word rows tied to the input embedding.
+
+    The head scores the ``shortlist`` most frequent words and one entry per tail cluster. Its word
+    rows are the embedding's first ``shortlist`` rows (the vocabulary is ranked by count), read
+    through a projection of the states down to the embedding size; the cluster rows are its own.
+    Tail clusters keep their own (narrow) matrices: the frequent words, which most tokens are,
+    share their input and output vectors.
+    """
+
+    def __init__(self, hidden_size, embedding, shortlist, clusters):
+        super().__init__()
+        E = embedding.weight.shape[1]
+        self.embedding_weight = embedding.weight     # shared: the same Parameter as the embedding's
+        self.shortlist = shortlist
+        self.project = nn.Linear(hidden_size, E, bias=False) if hidden_size != E else nn.Identity()
+        self.cluster_weight = nn.Parameter(torch.empty(clusters, E).uniform_(-0.1, 0.1))
+
+    def forward(self, states):  # (N, H) -> (N, shortlist + clusters)
+        rows = torch.cat([self.embedding_weight[: self.shortlist], self.cluster_weight])
+        return F.linear(self.project(states), rows)
+
+
 class LanguageModel(nn.Module):
     """The base of every kind: the embedding, the dropout, the output layer and the contract.
 
@@ -157,24 +183,28 @@ class LanguageModel(nn.Module):
         self.drop = make_dropout(c.dropout, c.dropout_mode)
 
     def _build_output(self, width):
+        """The output layer over states of ``width``. Tied (``tie_weights``), the embedding matrix is
+        also the output matrix: a full softmax reads it whole, through a projection of the states
+        to the embedding size when the two differ; an adaptive softmax ties its head's words
+        (``TiedHead``)."""
         c = self.config
+        tied = self.embedding if c.tie_weights else None
         if c.output == "adaptive":
-            self.decoder = AdaptiveOutput(width, c.vocab_size, c.adaptive_cutoffs)
+            self.decoder = AdaptiveOutput(width, c.vocab_size, c.adaptive_cutoffs, tied_embedding=tied)
+        elif tied is not None and width != c.embedding_size:
+            self.decoder = nn.Sequential(nn.Linear(width, c.embedding_size, bias=False),
+                                         nn.Linear(c.embedding_size, c.vocab_size))
+            self.decoder[1].weight = self.embedding.weight
         else:
             self.decoder = nn.Linear(width, c.vocab_size)
-        if c.tie_weights:
-            if c.output != "full":
-                raise UserError("tie_weights needs output: full (the adaptive output has no single weight matrix)")
-            if width != c.embedding_size:
-                raise UserError(f"tie_weights needs the output width ({width}) to equal embedding_size "
-                                f"({c.embedding_size})")
-            self.decoder.weight = self.embedding.weight
-            # A shared matrix serves as input and output layer: the small uniform initialization of
+            if tied is not None:
+                self.decoder.weight = self.embedding.weight
+        if tied is not None:
+            # One matrix serves as input and output layer: the small uniform initialization of
             # pytorch/examples' word_language_model suits both; N(0, 1) makes a poor output layer.
             with torch.no_grad():
                 nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
                 self.embedding.weight[c.pad_id].zero_()
-                nn.init.zeros_(self.decoder.bias)
 
     def embed(self, x):
         """Dropped-out embeddings (B, T, E) of ids (B, T); in training, whole word types drop first."""
