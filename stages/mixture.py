@@ -1,5 +1,5 @@
-"""Stage mixture: a trained recurrent model mixed with the Kneser-Ney n-gram, λ fit on dev -> metrics JSON,
-and the headline mixture as a model file (JSON naming both component files and λ)."""
+"""Stage mixture: trained neural models mixed with the Kneser-Ney n-gram, weights fit on dev -> metrics JSON,
+and the headline mixture as a model file (JSON naming its component files and weights)."""
 
 import argparse
 import time
@@ -15,7 +15,7 @@ from rnnlm.evaluation import describe, metrics_record, rounded
 from rnnlm.io import write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.lm import mixture_spec
-from rnnlm.mixture import evaluate_mixtures, fit_lambda, rnn_target_probabilities
+from rnnlm.mixture import evaluate_mixtures, fit_weights, neural_target_probabilities
 from rnnlm.ngram import fit_ngram
 from rnnlm.summary import mean_std, seed_spread
 from rnnlm.vocab import Vocabulary
@@ -37,19 +37,20 @@ def main():
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
     ap.add_argument("--models-dir", required=True,
-                    help="input: the train stage's <kind>.pt and <kind>.seeds/ (the kind mixture.<corpus>.model names)")
+                    help="input: the train stage's <kind>.pt and <kind>.seeds/ (the kinds mixture.<corpus>.model names)")
     ap.add_argument("--arpa", required=True, help="input: the ngram stage's ARPA model, named in the model file")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
     ap.add_argument("--model-file", required=True, help="output: the mixture as a model file (JSON)")
     args = ap.parse_args()
     params = load_params()
-    kind, trained = section(params, MixtureConfig, "mixture", args.corpus).model, pipeline(params).kinds
-    if kind not in trained:
-        raise UserError(f"params: mixture.{args.corpus}.model is {kind}, which is not trained: "
+    kinds, trained = section(params, MixtureConfig, "mixture", args.corpus).kinds, pipeline(params).kinds
+    untrained = [kind for kind in kinds if kind not in trained]
+    if untrained:
+        raise UserError(f"params: mixture.{args.corpus}.model names {', '.join(untrained)}, which is not trained: "
                         f"kinds lists {', '.join(trained)}")
-    seeds_dir, checkpoint = Path(args.models_dir) / f"{kind}.seeds", Path(args.models_dir) / f"{kind}.pt"
     ngram_cfg = section(params, NgramConfig, "ngram")
     seeds = section(params, TrainConfig, "train", args.corpus).seeds
+    models_dir = Path(args.models_dir)
 
     began = time.perf_counter()
     vocab = Vocabulary.load(args.vocab)
@@ -57,33 +58,36 @@ def main():
     check_arpa_header(args.arpa, vocab, ngram_cfg)
     # The n-gram model fit exactly as the ngram stage fits it (same params, train split only): the
     # metrics stay bit-identical; the model file names the ARPA file, which scores the same to ~1e-12.
-    fit_start = time.perf_counter()
     ngram = fit_ngram(vocab, splits["train"], ngram_cfg)
-    ngram_seconds = time.perf_counter() - fit_start
     p_ngram_dev = ngram.target_probabilities(splits["dev"])
-    models, lambdas, trainings = [], [], []
-    for seed in seeds:
-        path = seeds_dir / f"seed{seed}.pt"
-        model, _, payload = load_checkpoint(path, expect_vocab=vocab)
-        # λ from the dev split only: test never influences the mixture.
-        lambdas.append(fit_lambda(rnn_target_probabilities(model, splits["dev"], vocab.pad_id), p_ngram_dev))
-        models.append(model)
-        trainings.append(payload["training"])
-    results = {split: evaluate_mixtures(models, lambdas, ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
+    mixtures = []
+    for seed in seeds:  # one mixture per seed: each seed's models with their own weights
+        models = [load_checkpoint(models_dir / f"{kind}.seeds" / f"seed{seed}.pt", expect_vocab=vocab)[0]
+                  for kind in kinds]
+        # The weights from the dev split only: test never influences the mixture.
+        weights = fit_weights([neural_target_probabilities(model, splits["dev"], vocab.pad_id) for model in models]
+                              + [p_ngram_dev])
+        mixtures.append((models, weights))
+    results = {split: evaluate_mixtures(mixtures, ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
                for split in ("dev", "test")}
     per_seed = [{"dev": dev, "test": test} for dev, test in zip(results["dev"], results["test"])]
+    components = kinds + ["ngram"]
 
-    # Headline = first seed, as in the evaluate stage; parameters and training time count both components.
-    headline = metrics_record(per_seed[0]["dev"], per_seed[0]["test"], seed=seeds[0], **{"lambda": lambdas[0]},
-                              params=models[0].num_parameters() + ngram.num_ngrams,
-                              train_seconds=trainings[0]["train_seconds"] + ngram_seconds,
-                              rnn=kind, order=ngram_cfg.order)
-    write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed) | {"lambda": mean_std(lambdas)}}))
-    # The model file is the headline mixture: the first seed's checkpoint (<kind>.pt holds its
-    # weights) and its λ, exactly as in the metrics' headline numbers.
-    write_json(args.model_file, mixture_spec(checkpoint, args.arpa, lambdas[0], args.model_file,
-                                             kind=kind, seed=seeds[0], corpus=args.corpus))
-    print(f"mixture {args.corpus}/{mixture_name(kind)}: λ {lambdas[0]:.3f}, test {describe(headline['test'])} "
+    # Headline = first seed, as in the evaluate stage; parameters count every component.
+    models, weights = mixtures[0]
+    headline = metrics_record(per_seed[0]["dev"], per_seed[0]["test"], seed=seeds[0], kinds=kinds,
+                              weights=dict(zip(components, weights.tolist())), order=ngram_cfg.order,
+                              params=sum(model.num_parameters() for model in models) + ngram.num_ngrams)
+    if len(seeds) > 1:  # a spread where there are seeds to spread
+        headline["seeds"] = seed_spread(per_seed) | {
+            f"weight_{name}": mean_std(w[i] for _, w in mixtures) for i, name in enumerate(components)}
+    write_json(args.metrics, rounded(headline))
+    # The model file is the headline mixture: the first seed's checkpoints (<kind>.pt holds its
+    # weights) and its weights, exactly as in the metrics' headline numbers.
+    write_json(args.model_file, mixture_spec([models_dir / f"{kind}.pt" for kind in kinds] + [args.arpa], weights,
+                                             args.model_file, kinds=kinds, seed=seeds[0], corpus=args.corpus))
+    mixed = ", ".join(f"{name} {w:.3f}" for name, w in zip(components, weights))
+    print(f"mixture {args.corpus}/{mixture_name(kinds)}: weights {mixed}; test {describe(headline['test'])} "
           f"(seed {seeds[0]}; {len(seeds)} seed(s) in {time.perf_counter() - began:.1f} s)")
 
 

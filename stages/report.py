@@ -14,15 +14,16 @@ from rnnlm.report import plot_curves, summary_markdown
 
 def corpus_results(metrics_dir, kinds):
     """``(results, samples, tokenization)`` of one corpus: every model's metrics by row name (each
-    kind, ngram, the mixture named by its kind, e.g. lstm+ngram), the kinds' sample statistics and
+    kind, ngram, the mixture named by its kinds, e.g. lstm+transformer+ngram), the kinds' sample statistics and
     the tokenization comparison (None when absent)."""
     metrics_dir = Path(metrics_dir)
     results = {kind: read_json(metrics_dir / "neural" / f"{kind}.json", what="metrics") for kind in kinds}
     results["ngram"] = read_json(metrics_dir / "ngram.json", what="metrics")
     mixture = read_json(metrics_dir / "mixture.json", what="metrics")
-    if mixture.get("rnn") not in MODEL_KINDS:
-        raise UserError(f"{metrics_dir / 'mixture.json'}: \"rnn\" must name the mixed kind, got {mixture.get('rnn')!r}")
-    results[mixture_name(mixture["rnn"])] = mixture
+    mixed = mixture.get("kinds")
+    if not isinstance(mixed, list) or not mixed or not all(kind in MODEL_KINDS for kind in mixed):
+        raise UserError(f"{metrics_dir / 'mixture.json'}: \"kinds\" must list the mixed kinds, got {mixed!r}")
+    results[mixture_name(mixed)] = mixture
     samples = {kind: read_json(metrics_dir / "samples" / f"{kind}.json", what="sample statistics") for kind in kinds}
     compared = metrics_dir / "tokenization.json"
     return results, samples, read_json(compared, what="metrics") if compared.is_file() else None

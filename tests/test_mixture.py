@@ -1,5 +1,5 @@
-"""The neural + n-gram mixture: its end points are the two models, its rows are distributions, and
-λ is the dev likelihood's maximum, chosen without looking at test."""
+"""The neural + n-gram mixture: its corners are its components, its rows are distributions, and its
+weights are the dev likelihood's maximum, chosen without looking at test."""
 
 import copy
 import json
@@ -16,8 +16,7 @@ from rnnlm.arpa import write_arpa
 from rnnlm.data import encode_split, load_encoded, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split, summarize
-from rnnlm.mixture import (evaluate_mixtures, fit_lambda, mixed_distributions,
-                           rnn_target_probabilities)
+from rnnlm.mixture import evaluate_mixtures, fit_weights, mixed_distributions, neural_target_probabilities
 from rnnlm.ngram import KneserNeyLM, fit_ngram
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
@@ -66,7 +65,7 @@ def assert_same_metrics(got, want, tol=1e-9):
 def test_lambda_one_is_the_recurrent_model(split, trained, ngram, vocab, splits):
     model = copy.deepcopy(trained[0]).double()  # float64 throughout, so both paths agree to rounding
     want = evaluate_split(model, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
-    (got,) = evaluate_mixtures([model], [1.0], ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
+    (got,) = evaluate_mixtures([([model], [1.0, 0.0])], ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
     if split == "dev":
         assert want["oov_rate"] > 0  # "luna", "sofia": u and f are unknown, and their <unk> is scored too
     assert_same_metrics(got, want)
@@ -75,14 +74,15 @@ def test_lambda_one_is_the_recurrent_model(split, trained, ngram, vocab, splits)
 @pytest.mark.parametrize("split", ["dev", "test"])
 def test_lambda_zero_is_the_ngram_model(split, trained, ngram, vocab, splits):
     want = summarize(*ngram.evaluate(splits[split], unk_id=vocab.unk_id))
-    (got,) = evaluate_mixtures([trained[0]], [0.0], ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
+    (got,) = evaluate_mixtures([([trained[0]], [0.0, 1.0])], ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
     assert_same_metrics(got, want)
 
 
 def test_mixed_rows_are_distributions_and_match_both_models_position_by_position(trained, ngram, vocab, splits):
     model, lam = trained[0], 0.3
     rows = []
-    for targets, _, ((_, dist),) in mixed_distributions([model], [lam], ngram, splits["dev"], vocab.pad_id, max_cells=60):
+    for targets, ((_, dist),) in mixed_distributions([([model], [lam, 1 - lam])], ngram, splits["dev"], vocab.pad_id,
+                                                     max_cells=60):
         assert dist.shape == (len(targets), len(vocab)) and dist.dtype == np.float64
         rows.append(dist)
     rows = np.concatenate(rows)  # small max_cells: several chunks, so chunk boundaries are covered too
@@ -105,7 +105,7 @@ def test_mixed_rows_are_distributions_and_match_both_models_position_by_position
 
 def test_target_probabilities_agree_with_the_models(trained, ngram, vocab, splits):
     model = trained[0]
-    p_rnn = rnn_target_probabilities(model, splits["test"], vocab.pad_id)
+    p_rnn = neural_target_probabilities(model, splits["test"], vocab.pad_id)
     p_ngram = ngram.target_probabilities(splits["test"])
     want_rnn = evaluate_split(model, splits["test"], vocab.pad_id)["loss"]
     want_ngram = summarize(*ngram.evaluate(splits["test"]))["loss"]
@@ -113,40 +113,73 @@ def test_target_probabilities_agree_with_the_models(trained, ngram, vocab, split
     assert -np.log(p_ngram).mean() == pytest.approx(want_ngram, rel=1e-12)
     # Position by position, in the order of the rows checked above (so λ is fit on aligned pairs).
     at_targets = {0.0: [], 1.0: []}
-    for targets, _, mixed in mixed_distributions([model, model], [0.0, 1.0], ngram, splits["test"], vocab.pad_id):
+    corners = [([model], [0.0, 1.0]), ([model], [1.0, 0.0])]
+    for targets, mixed in mixed_distributions(corners, ngram, splits["test"], vocab.pad_id):
         for lam, (_, dist) in zip((0.0, 1.0), mixed):
             at_targets[lam].append(dist[np.arange(len(targets)), targets])
     np.testing.assert_allclose(p_ngram, np.concatenate(at_targets[0.0]), rtol=1e-12)
     np.testing.assert_allclose(p_rnn, np.concatenate(at_targets[1.0]), rtol=1e-5)
 
 
-def log_likelihood(lam, p_rnn, p_ngram):
-    return np.log(lam * np.asarray(p_rnn) + (1 - lam) * np.asarray(p_ngram)).sum()
+def log_likelihood(weights, probabilities):
+    return np.log(np.asarray(weights) @ np.asarray(probabilities)).sum()
 
 
-def test_fit_lambda_finds_the_optimum_of_a_constructed_case():
+def test_fit_weights_finds_the_optimum_of_a_constructed_case():
     # Token A: rnn 0.9, ngram 0.1; token B: rnn 0.3, ngram 0.6. The derivative
     # 0.8 / (0.1 + 0.8 λ) - 0.3 / (0.6 - 0.3 λ) vanishes at 0.48 - 0.24 λ = 0.03 + 0.24 λ: λ = 0.9375.
-    p_rnn, p_ngram = [0.9, 0.3], [0.1, 0.6]
-    lam = fit_lambda(p_rnn, p_ngram)
-    assert lam == pytest.approx(0.9375, abs=1e-9)
+    p = [[0.9, 0.3], [0.1, 0.6]]
+    weights = fit_weights(p)
+    assert weights[0] == pytest.approx(0.9375, abs=1e-8) and weights.sum() == pytest.approx(1.0, abs=1e-15)
     grid = np.linspace(0, 1, 100_001)
-    assert log_likelihood(lam, p_rnn, p_ngram) >= max(log_likelihood(g, p_rnn, p_ngram) for g in grid) - 1e-12
+    assert log_likelihood(weights, p) >= max(log_likelihood([g, 1 - g], p) for g in grid) - 1e-12
 
 
-def test_fit_lambda_at_the_end_points():
-    assert fit_lambda([0.5, 0.4], [0.1, 0.2]) == 1.0   # the recurrent model is better everywhere
-    assert fit_lambda([0.1, 0.2], [0.5, 0.4]) == 0.0   # the n-gram model is better everywhere
-    assert fit_lambda([0.3, 0.3], [0.3, 0.3]) == 0.0   # no gain either way: the cheaper end
+def test_fit_weights_of_three_components_meets_the_optimality_conditions():
+    """At the maximum over the simplex, mean(p_k / P_mix) is 1 for a used component and at most 1 for
+    an unused one (the KKT conditions of this concave problem); no point of a grid does better."""
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 1.0, size=(3, 200))
+    p[2] *= 0.2  # a weak component, which the optimum drops
+    weights = fit_weights(p)
+    ratio = (p / (weights @ p)).mean(axis=1)
+    for w, r in zip(weights, ratio):
+        assert r == pytest.approx(1.0, abs=1e-6) if w > 1e-6 else r <= 1 + 1e-6
+    assert weights[2] < 1e-6
+    grid = [(a, b, 1 - a - b) for a in np.linspace(0, 1, 201) for b in np.linspace(0, 1, 201) if a + b <= 1]
+    assert log_likelihood(weights, p) >= max(log_likelihood(g, p) for g in grid) - 1e-9
+
+
+def test_fit_weights_at_the_corners():
+    assert fit_weights([[0.5, 0.4], [0.1, 0.2]])[0] == pytest.approx(1.0, abs=1e-6)  # the first model is better everywhere
+    assert fit_weights([[0.1, 0.2], [0.5, 0.4]])[0] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="same"):
-        fit_lambda([0.5], [0.5, 0.5])
+        fit_weights([[]])
 
 
-def test_bad_lambda_and_bad_kind_are_refused(trained, ngram, vocab, splits):
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        evaluate_mixtures([trained[0]], [1.5], ngram, splits["dev"], vocab.pad_id)
-    with pytest.raises(UserError, match=r"mixture\.news\.model must be one of"):
+def test_two_neural_models_mix_with_the_ngram_like_the_formula(trained, ngram, vocab, splits):
+    model = trained[0]
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(0.7)
+    weights = [0.5, 0.3, 0.2]
+    (got,) = evaluate_mixtures([([model, other], weights)], ngram, splits["test"], vocab.pad_id)
+    p = np.stack([neural_target_probabilities(model, splits["test"], vocab.pad_id),
+                  neural_target_probabilities(other, splits["test"], vocab.pad_id),
+                  ngram.target_probabilities(splits["test"])])
+    assert got["loss"] == pytest.approx(-np.log(np.asarray(weights) @ p).mean(), rel=1e-9)
+
+
+def test_bad_weights_and_bad_kind_are_refused(trained, ngram, vocab, splits):
+    with pytest.raises(ValueError, match="sum to 1"):
+        evaluate_mixtures([([trained[0]], [1.5, -0.5])], ngram, splits["dev"], vocab.pad_id)
+    with pytest.raises(ValueError, match="one weight per neural model"):
+        evaluate_mixtures([([trained[0]], [1.0])], ngram, splits["dev"], vocab.pad_id)
+    with pytest.raises(UserError, match=r"mixture\.news\.model\.0 must be one of"):
         mixture_config("news", **{"model": "bilstm"})
+    with pytest.raises(UserError, match="must not repeat a kind"):
+        mixture_config("news", **{"model": ["lstm", "lstm"]})
 
 
 # --- the stage ------------------------------------------------------------------------------------
@@ -187,22 +220,23 @@ def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab,
     swapped = dict(splits, test=splits["train"])
     save_encoded(tmp_path / "b.npz", swapped)
 
-    dev_lambda = fit_lambda(rnn_target_probabilities(model, splits["dev"], vocab.pad_id),
-                            ngram.target_probabilities(splits["dev"]))
-    test_lambda = fit_lambda(rnn_target_probabilities(model, swapped["test"], vocab.pad_id),
-                             ngram.target_probabilities(swapped["test"]))
+    dev_lambda = fit_weights([neural_target_probabilities(model, splits["dev"], vocab.pad_id),
+                              ngram.target_probabilities(splits["dev"])])[0]
+    test_lambda = fit_weights([neural_target_probabilities(model, swapped["test"], vocab.pad_id),
+                               ngram.target_probabilities(swapped["test"])])[0]
     assert 0 < dev_lambda < 1 and abs(dev_lambda - test_lambda) > 0.2  # the construction disagrees
 
     first, second = run_stage(tmp_path, "a.npz"), run_stage(tmp_path, "b.npz")
-    assert first["lambda"] == pytest.approx(dev_lambda, abs=1e-6) == second["lambda"]
+    lam = first["weights"]["lstm"]
+    assert lam == pytest.approx(dev_lambda, abs=1e-6) == second["weights"]["lstm"]
+    assert first["weights"]["ngram"] == pytest.approx(1 - lam, abs=1e-6)
     assert first["dev"] == second["dev"] and first["test"] != second["test"]
-    (want,) = evaluate_mixtures([model], [first["lambda"]], ngram, splits["test"], vocab.pad_id,
+    (want,) = evaluate_mixtures([([model], [lam, 1 - lam])], ngram, splits["test"], vocab.pad_id,
                                 unk_id=vocab.unk_id)
     assert first["test"]["loss"] == pytest.approx(want["loss"], abs=1e-5)
-    assert first["rnn"] == "lstm" and first["order"] == 3 and first["seed"] == 0
+    assert first["kinds"] == ["lstm"] and first["order"] == 3 and first["seed"] == 0
     assert first["params"] == model.num_parameters() + ngram.num_ngrams
-    assert first["seeds"]["lambda"] == {"mean": first["lambda"], "std": 0.0, "n": 2,
-                                        "min": first["lambda"], "max": first["lambda"]}
+    assert first["seeds"]["weight_lstm"] == {"mean": lam, "std": 0.0, "n": 2, "min": lam, "max": lam}
     assert first["seeds"]["test_loss"]["n"] == 2 and set(first["seeds"]) >= {"dev_loss", "test_perplexity"}
     # The mixture beats both of its components on dev (λ was chosen there).
     rnn_dev = evaluate_split(model, splits["dev"], vocab.pad_id)["loss"]
@@ -222,7 +256,7 @@ def test_stage_writes_the_headline_mixture_as_a_model_file(tmp_path, trained, vo
     save_encoded(tmp_path / "a.npz", splits)
     metrics = run_stage(tmp_path, "a.npz")
     spec = json.loads((tmp_path / "mixture.json").read_text(encoding="utf-8"))
-    assert spec["rnn"] == "models/lstm.pt" and spec["ngram"] == "ngram.arpa.gz" and spec["seed"] == 0
-    assert spec["lambda"] == pytest.approx(metrics["lambda"], abs=1e-6)
+    assert [c["file"] for c in spec["components"]] == ["models/lstm.pt", "ngram.arpa.gz"] and spec["seed"] == 0
+    assert spec["components"][0]["weight"] == pytest.approx(metrics["weights"]["lstm"], abs=1e-6)
     _, summary = score_lines(load_model(tmp_path / "mixture.json"), TEST)
     assert summary["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-6, abs=1e-6)

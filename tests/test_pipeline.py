@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # one test process builds this module's fixtures once (pyproject: --dist loadgroup)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
 
-MODELS = tuple(yaml.safe_load((ROOT / "params.yaml").read_text())["kinds"])
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+MODELS = tuple(PARAMS["kinds"])
+MIXED = {corpus: [m] if isinstance(m, str) else m for corpus, m in
+         ((corpus, section["model"]) for corpus, section in PARAMS["mixture"].items())}
 DATA_OUTPUTS = ["data/interim/names.jsonl", "data/interim/news.jsonl", "data/splits/names/train.txt",
                 "data/splits/news/test.txt", "data/splits/news/report.json", "data/vocab/names.json",
                 "data/vocab/news.json", "data/encoded/names.npz", "data/encoded/news.npz"]
@@ -149,9 +152,10 @@ def test_repro_builds_every_output(repo):
         curves = (repo / f"plots/{corpus}/loss.csv").read_text().splitlines()
         assert curves[0] == "model,curve,epoch,loss" and len(curves) == 1 + 2 * len(MODELS)
         mixture = json.loads((repo / f"metrics/{corpus}/mixture.json").read_text())
-        assert mixture["rnn"] == "lstm"  # mixture.<corpus>.model
-        assert 0 <= mixture["lambda"] <= 1 and mixture["seeds"]["test_loss"]["n"] == 2
-    assert "lstm+ngram" in (repo / "reports/summary.md").read_text()
+        assert mixture["kinds"] == MIXED[corpus]  # mixture.<corpus>.model
+        assert sum(mixture["weights"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert mixture["seeds"]["test_loss"]["n"] == 2
+    assert all("+".join(MIXED[c]) + "+ngram" in (repo / "reports/summary.md").read_text() for c in MIXED)
     tokenization = json.loads((repo / "metrics/news/tokenization.json").read_text())
     assert set(tokenization["levels"]) == {"word", "bpe", "char"}
     assert json.loads((repo / "metrics/names/tokenization.json").read_text())["levels"] == {}

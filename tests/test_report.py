@@ -43,9 +43,9 @@ def ngram(test_loss):
 
 def mixture(test_loss, lam, std):
     metrics = neural(test_loss, 0.004, 1_100_000)
-    metrics.update({"lambda": lam, "rnn": "lstm", "order": 3})
+    metrics.update({"weights": {"lstm": lam, "ngram": 1 - lam}, "kinds": ["lstm"], "order": 3})
     del metrics["train_tokens_per_s"]
-    metrics["seeds"]["lambda"] = {"mean": lam, "std": std, "n": 3, "min": lam - std, "max": lam + std}
+    metrics["seeds"]["weight_lstm"] = {"mean": lam, "std": std, "n": 3, "min": lam - std, "max": lam + std}
     return metrics
 
 
@@ -105,8 +105,8 @@ def test_mixture_row_is_labelled_and_explained():
     news = rows(md, "news")
     assert news[0][0] == "**lstm+ngram** (best)"
     assert news[0][1] == "1,100,000" and news[0][3] == "5.9000 (5.8960–5.9040)" and news[0][-1] == "—"
-    assert ("- lstm+ngram: λ·P(lstm) + (1 − λ)·P(ngram) token by token, λ fit on dev only "
-            "(λ = 0.612 (0.601–0.623))") in md
+    assert ("- lstm+ngram: Σ λ_k·P_k(w | h) token by token over its components, the weights λ fit on dev only "
+            "(headline seed: lstm 0.612, ngram 0.388)") in md
     assert "lstm+ngram" not in md.split("## news")[0]
 
 
@@ -160,9 +160,10 @@ def test_png_is_valid_and_byte_deterministic(tmp_path):
 STAGE_KINDS = ("gru", "lstm")
 STAGE_RESULTS = {
     "names": {"gru": neural(2.0521, 0.0031, 57000), "lstm": neural(2.06, 0.0050, 76000), "ngram": ngram(2.15),
-              "gru+ngram": mixture(2.0, 0.7, 0.01) | {"rnn": "gru"}},
+              "gru+ngram": mixture(2.0, 0.7, 0.01) | {"kinds": ["gru"], "weights": {"gru": 0.7, "ngram": 0.3}}},
     "news": {"gru": neural(6.2, 0.02, 800000), "lstm": neural(6.1, 0.02, 900000), "ngram": ngram(6.5),
-             "lstm+ngram": mixture(5.9, 0.6123, 0.0111) | {"rnn": "lstm"}},
+             "lstm+gru+ngram": mixture(5.9, 0.6123, 0.0111) | {"kinds": ["lstm", "gru"],
+                                                                "weights": {"lstm": 0.4, "gru": 0.3, "ngram": 0.3}}},
 }
 
 
@@ -205,16 +206,16 @@ def test_stage_writes_both_outputs_deterministically(tmp_path):
     assert (tmp_path / "reports" / "curves.png").read_bytes() == png
 
 
-def test_stage_shows_the_listed_kinds_and_names_the_mixture_by_its_kind(tmp_path):
+def test_stage_shows_the_listed_kinds_and_names_the_mixture_by_its_kinds(tmp_path):
     write_fixture(tmp_path)
     write_json(tmp_path / "metrics" / "news" / "neural" / "rnn.json", neural(5.0, 0.01, 10))  # not in kinds
     assert run_stage(tmp_path).returncode == 0
     summary = (tmp_path / "reports" / "summary.md").read_text(encoding="utf-8")
-    assert [r[0] for r in rows(summary, "news")] == ["**lstm+ngram** (best)", "lstm", "gru", "ngram"]
+    assert [r[0] for r in rows(summary, "news")] == ["**lstm+gru+ngram** (best)", "lstm", "gru", "ngram"]
     assert rows(summary, "names")[0][0] == "**gru+ngram** (best)"
-    write_json(tmp_path / "metrics" / "news" / "mixture.json", mixture(5.9, 0.6, 0.01) | {"rnn": "gpt"})
+    write_json(tmp_path / "metrics" / "news" / "mixture.json", mixture(5.9, 0.6, 0.01) | {"kinds": ["gpt"]})
     done = run_stage(tmp_path)
-    assert done.returncode == 2 and "mixed kind" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "mixed kinds" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_stage_without_metrics_names_dvc_repro(tmp_path):

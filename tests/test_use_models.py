@@ -56,7 +56,8 @@ def corpus(request, tmp_path_factory):
     ngram = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, 3, 0.75).fit(splits["train"])
     write_arpa(folder / "ngram.arpa.gz", ngram, vocab.tokens,
                header={"vocabulary": vocab.to_dict(), "order": 3, "discount": 0.75})
-    spec = mixture_spec(folder / "lstm.pt", folder / "ngram.arpa.gz", LAMBDA, folder / "lstm+ngram.json", kind="lstm")
+    spec = mixture_spec([folder / "lstm.pt", folder / "ngram.arpa.gz"], [LAMBDA, 1 - LAMBDA], folder / "lstm+ngram.json",
+                        kinds=["lstm"])
     (folder / "lstm+ngram.json").write_text(json.dumps(spec))
     (root / "test.txt").write_text("\n".join(test) + "\n")
     return {"root": root, "folder": folder, "vocab": vocab, "splits": splits, "ngram": ngram, "train": train}
@@ -70,7 +71,8 @@ def library_result(corpus, name):
     model = load_checkpoint(corpus["folder"] / "lstm.pt")[0] if name == "lstm+ngram" else \
         load_checkpoint(corpus["folder"] / f"{name}.pt")[0]
     if name == "lstm+ngram":
-        return evaluate_mixtures([model], [LAMBDA], corpus["ngram"], test, vocab.pad_id, unk_id=vocab.unk_id)[0]
+        return evaluate_mixtures([([model], [LAMBDA, 1 - LAMBDA])], corpus["ngram"], test, vocab.pad_id,
+                                 unk_id=vocab.unk_id)[0]
     return evaluate_split(model, test, vocab.pad_id, unk_id=vocab.unk_id)
 
 

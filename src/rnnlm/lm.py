@@ -5,11 +5,12 @@ Three kinds of file, told apart by their names:
 * ``*.pt``: a neural checkpoint of any kind (``rnnlm.checkpoint``);
 * ``*.arpa`` / ``*.arpa.gz``: the Kneser-Ney model as an ARPA file (``rnnlm.arpa``), whose header
   carries the vocabulary;
-* ``*.json``: a mixture, plain data naming its two component files (relative to the JSON's
-  folder) and λ::
+* ``*.json``: a mixture, plain data naming its component files (relative to the JSON's folder,
+  neural checkpoints and ARPA files) and their weights::
 
-      {"format": "rnnlm-mixture", "format_version": 1, "rnn": "lstm.pt", "ngram": "ngram.arpa.gz",
-       "lambda": 0.61, "kind": "lstm", "seed": 0}
+      {"format": "rnnlm-mixture", "format_version": 2, "components": [
+         {"file": "neural/lstm.pt", "weight": 0.31}, {"file": "neural/transformer.pt", "weight": 0.40},
+         {"file": "ngram.arpa.gz", "weight": 0.29}], "kinds": ["lstm", "transformer"], "seed": 0}
 
 Each loads into a :class:`LanguageModel` with one contract: ``vocab`` (with the corpus's
 normalization rules), ``target_losses(split)`` (−log P of every target of an ``EncodedSplit``, in
@@ -30,12 +31,12 @@ from .arpa import ArpaLM, file_stem, read_arpa
 from .checkpoint import load_checkpoint
 from .errors import UserError
 from .io import read_json, require_file
-from .mixture import mixed_losses, rnn_target_losses
+from .mixture import mixed_losses, neural_target_losses
 from .sampling import ModelStepper
 from .vocab import Vocabulary
 
 MIXTURE_FORMAT = "rnnlm-mixture"
-MIXTURE_VERSION = 1
+MIXTURE_VERSION = 2
 LN10 = math.log(10)
 
 
@@ -49,7 +50,7 @@ class NeuralLM:
             self.model.to(device)
 
     def target_losses(self, split):
-        return rnn_target_losses(self.model, split, self.vocab.pad_id)
+        return neural_target_losses(self.model, split, self.vocab.pad_id)
 
     def stepper(self):
         return ModelStepper(self.model)
@@ -120,22 +121,23 @@ class NgramStepper:
 
 
 class MixtureStepper:
-    """λ·P_rnn + (1 − λ)·P_ngram of each row, as log-probabilities (float64)."""
+    """Σ_k λ_k · P_k of each row, as log-probabilities (float64), from the components' steppers."""
 
-    def __init__(self, rnn, ngram, lam):
-        self.rnn, self.ngram = rnn, ngram
+    def __init__(self, steppers, weights):
+        self.steppers = steppers
         with np.errstate(divide="ignore"):
-            self.logs = (math.log(lam) if lam > 0 else -math.inf, math.log1p(-lam) if lam < 1 else -math.inf)
+            self.log_weights = np.log(np.asarray(weights, dtype=np.float64)).tolist()
 
-    def _mix(self, logits, log_ngram):
-        log_rnn = torch.log_softmax(logits.double(), dim=-1)
-        return torch.logaddexp(self.logs[0] + log_rnn, self.logs[1] + log_ngram)
+    def _mix(self, scores):
+        # each stepper's scores are log-probabilities up to a constant per row: normalize, then mix
+        logs = [w + torch.log_softmax(s.double(), dim=-1) for w, s in zip(self.log_weights, scores)]
+        return torch.logsumexp(torch.stack(logs), dim=0)
 
     def start(self, ids, n):
-        return self._mix(self.rnn.start(ids, n), self.ngram.start(ids, n))
+        return self._mix([stepper.start(ids, n) for stepper in self.steppers])
 
     def step(self, tokens):
-        return self._mix(self.rnn.step(tokens), self.ngram.step(tokens))
+        return self._mix([stepper.step(tokens) for stepper in self.steppers])
 
 
 class MixtureLM:
@@ -147,38 +149,44 @@ class MixtureLM:
         if not isinstance(self.spec, dict) or self.spec.get("format") != MIXTURE_FORMAT:
             raise UserError(f"{path}: not an rnnlm mixture (expected \"format\": \"{MIXTURE_FORMAT}\")")
         if self.spec.get("format_version") != MIXTURE_VERSION:
-            raise UserError(f"{path}: unsupported mixture format_version {self.spec.get('format_version')!r}")
-        lam = self.spec.get("lambda")
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam <= 1:
-            raise UserError(f"{path}: \"lambda\" must be a number in [0, 1], got {lam!r}")
-        self.lam = float(lam)
-        self.rnn = NeuralLM(self._component("rnn"), device)
-        self.ngram = NgramLM(self._component("ngram"))
-        if self.rnn.vocab != self.ngram.vocab:
-            raise UserError(f"{path}: its recurrent model and n-gram model use different vocabularies")
-        self.vocab = self.rnn.vocab
+            raise UserError(f"{path}: unsupported mixture format_version {self.spec.get('format_version')!r} "
+                            f"(this rnnlm reads {MIXTURE_VERSION}; rebuild it with `dvc repro`)")
+        components = self.spec.get("components")
+        if not isinstance(components, list) or not components or not all(
+                isinstance(c, dict) and isinstance(c.get("file"), str) for c in components):
+            raise UserError(f"{path}: \"components\" must be a list of {{\"file\": ..., \"weight\": ...}}")
+        weights = [c.get("weight") for c in components]
+        if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) \
+                or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
+            raise UserError(f"{path}: the weights must be numbers >= 0 that sum to 1, got {weights!r}")
+        self.weights = [float(w) for w in weights]
+        self.files = [self._component(c["file"]) for c in components]
+        self.components = [load_model(file, device) for file in self.files]
+        if any(isinstance(c, MixtureLM) for c in self.components):
+            raise UserError(f"{path}: a mixture's components are neural checkpoints and ARPA files, not mixtures")
+        self.vocab = self.components[0].vocab
+        if any(c.vocab != self.vocab for c in self.components):
+            raise UserError(f"{path}: its component models use different vocabularies")
 
-    def _component(self, key):
-        name = self.spec.get(key)
-        if not isinstance(name, str):
-            raise UserError(f"{self.path}: missing the path of its {key} model (\"{key}\")")
-        return require_file(self.path.parent / name, what=f"{key} model of {self.path}")
+    def _component(self, name):
+        return require_file(self.path.parent / name, what=f"component model of {self.path}")
 
     def target_losses(self, split):
-        return mixed_losses(self.rnn.target_losses(split), -self.ngram.target_losses(split), self.lam)
+        return mixed_losses(np.stack([c.target_losses(split) for c in self.components]), self.weights)
 
     def stepper(self):
-        return MixtureStepper(self.rnn.stepper(), self.ngram.stepper(), self.lam)
+        return MixtureStepper([c.stepper() for c in self.components], self.weights)
 
     def describe(self):
-        return {"model": f"mixture λ·P({self.spec.get('kind', 'rnn')}) + (1 − λ)·P(ngram)", "lambda": self.lam,
-                "components": {"rnn": str(self._component("rnn")), "ngram": str(self._component("ngram"))},
-                "parameters": self.rnn.model.num_parameters() + self.ngram.arpa.num_ngrams,
+        names = [model_name(file) for file in self.files]
+        return {"model": "mixture " + " + ".join(f"λ_{name}·P({name})" for name in names),
+                "components": [{"file": str(file), "weight": w} for file, w in zip(self.files, self.weights)],
+                "parameters": sum(c.describe()["parameters"] for c in self.components),
                 "seed": self.spec.get("seed")}
 
 
-def mixture_spec(rnn_path, ngram_path, lam, out_path, **extra):
-    """The mixture file's content: component paths relative to ``out_path``'s folder, λ, ``extra``."""
+def mixture_spec(paths, weights, out_path, **extra):
+    """The mixture file's content: component paths relative to ``out_path``'s folder, their weights, ``extra``."""
     folder = Path(out_path).resolve().parent
 
     def relative(p):
@@ -188,8 +196,8 @@ def mixture_spec(rnn_path, ngram_path, lam, out_path, **extra):
         except ValueError:
             return str(p)
 
-    return {"format": MIXTURE_FORMAT, "format_version": MIXTURE_VERSION, "rnn": relative(rnn_path),
-            "ngram": relative(ngram_path), "lambda": float(lam), **extra}
+    return {"format": MIXTURE_FORMAT, "format_version": MIXTURE_VERSION,
+            "components": [{"file": relative(p), "weight": float(w)} for p, w in zip(paths, weights)], **extra}
 
 
 def load_model(path, device=None):

@@ -1,21 +1,22 @@
-"""A recurrent model and the Kneser-Ney n-gram model mixed token by token.
+"""Neural models and the Kneser-Ney n-gram model mixed token by token.
 
 At every predicted position the mixture's distribution over the vocabulary is the linear
-interpolation of the two models' full distributions::
+interpolation of its components' full distributions: one or more trained neural models (any kind)
+and the n-gram model::
 
-    P_mix(w | h) = λ · P_rnn(w | h) + (1 − λ) · P_kn(w | h),      0 ≤ λ ≤ 1
+    P_mix(w | h) = Σ_k λ_k · P_k(w | h),      λ_k ≥ 0,  Σ_k λ_k = 1
 
 so it is itself a language model (each row sums to 1) and is scored with the metrics every model
 reports: loss = mean −log P_mix(target), perplexity, accuracy = argmax of the mixed distribution,
-bits per character. The two models err differently (the n-gram remembers exact local phrases, the
-recurrent model generalizes over longer contexts), which is why the mixture beats both.
+bits per character. The components err differently (the n-gram remembers exact local phrases, a
+recurrent model generalizes over the whole item, a Transformer attends to it), which is why the
+mixture beats each of them.
 
-λ is fit on the dev split only: it maximizes the dev log-likelihood ``Σ log(λ·p_rnn + (1 − λ)·p_kn)``
-of the targets' probabilities under both models. That function is concave in λ (a sum of logs of
-affine functions), so its maximum on [0, 1] is an end point or the one root of its derivative
-``Σ (p_rnn − p_kn) / P_mix``, which decreases in λ; Brent's method finds that root to 1e-12. This is
-the same maximum the classic EM update ``λ ← mean(λ·p_rnn / P_mix)`` converges to, found exactly and
-in a few dozen steps. Test data never enters the choice.
+The weights are fit on the dev split only: they maximize the dev log-likelihood
+``Σ_t log Σ_k λ_k p_k(t)`` of the targets' probabilities under every component. That function is
+concave in λ on the simplex, so the EM update ``λ_k ← mean_t(λ_k p_k(t) / P_mix(t))`` (the update
+SRILM's ``compute-best-mix`` runs) climbs to its maximum from any start; it stops when no weight
+moves by more than 1e-12. Test data never enters the choice.
 
 Positions are visited item by item in the split's order, the same targets (every token after an
 item's <s>) that :func:`rnnlm.evaluation.evaluate_split` and :meth:`KneserNeyLM.evaluate` score.
@@ -27,7 +28,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.optimize import brentq
 
 from .data import make_batch
 from .devices import to_device
@@ -37,13 +37,13 @@ from .ngram import MAX_CELLS, item_chunks
 
 
 @torch.no_grad()
-def _rnn_outputs(model, split, indices, pad_id, full=True):
+def _neural_outputs(model, split, indices, pad_id, full=True):
     """At every target of the items ``indices``, in item order (row by row, matching
-    ``KneserNeyLM.split_distributions``): ``(targets (N,), nll (N,) float64, P_rnn (N, V) float64 or None)``.
+    ``KneserNeyLM.split_distributions``): ``(targets (N,), nll (N,) float64, P (N, V) float64 or None)``.
 
     The per-target loss comes from :func:`rnnlm.models.token_losses`, the function the evaluate
-    stage scores with, so λ = 1 reproduces the model's own loss. The softmax is taken in float64:
-    in float32 its rows sum to 1 only within ~1e-7.
+    stage scores with, so a weight of 1 reproduces the model's own loss. The softmax is taken in
+    float64: in float32 its rows sum to 1 only within ~1e-7.
     """
     x, y = to_device(make_batch(split, indices, pad_id), next(model.parameters()).device)
     nll, logits, targets = token_losses(model, x, y, pad_id)
@@ -51,90 +51,96 @@ def _rnn_outputs(model, split, indices, pad_id, full=True):
     return targets.cpu().numpy(), nll.double().cpu().numpy(), probs
 
 
-def rnn_target_losses(model, split, pad_id, max_cells=MAX_CELLS):
-    """−log P_rnn(target | history) (nats) of every target of ``split``, in item order: (N,) float64."""
+def neural_target_losses(model, split, pad_id, max_cells=MAX_CELLS):
+    """−log P(target | history) (nats) of every target of ``split`` under a neural model, in item
+    order: (N,) float64."""
     model.eval()
-    nll = [_rnn_outputs(model, split, indices, pad_id, full=False)[1]
+    nll = [_neural_outputs(model, split, indices, pad_id, full=False)[1]
            for indices in item_chunks(split, model.config.vocab_size, max_cells)]
     return np.concatenate(nll)
 
 
-def rnn_target_probabilities(model, split, pad_id, max_cells=MAX_CELLS):
-    """P_rnn(target | history) of every target of ``split``, in item order: (N,) float64."""
-    return np.exp(-rnn_target_losses(model, split, pad_id, max_cells))
+def neural_target_probabilities(model, split, pad_id, max_cells=MAX_CELLS):
+    """P(target | history) of every target of ``split`` under a neural model, in item order: (N,) float64."""
+    return np.exp(-neural_target_losses(model, split, pad_id, max_cells))
 
 
-def mixed_losses(rnn_nll, log_p_ngram, lam):
-    """−log(λ·p_rnn + (1 − λ)·p_kn) per target, from the recurrent model's own loss ``rnn_nll`` and
-    the n-gram's log-probability, summed in log space (a float32-tiny p_rnn never becomes log 0)."""
-    with np.errstate(divide="ignore"):  # log 0 = -inf for λ = 0 or 1: logaddexp(x, -inf) = x exactly
-        log_lam, log_rest = np.log(lam), np.log1p(-lam)
-    return -np.logaddexp(log_lam - rnn_nll, log_rest + log_p_ngram)
+def mixed_losses(component_nll, weights):
+    """−log Σ_k λ_k p_k per target, from each component's own loss ``component_nll`` (K, N),
+    summed in log space (a float32-tiny probability never becomes log 0)."""
+    component_nll, weights = np.asarray(component_nll, dtype=np.float64), np.asarray(weights, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # log 0 = -inf for a weight of 0: logaddexp(x, -inf) = x exactly
+        log_weights = np.log(weights)
+    return -np.logaddexp.reduce(log_weights[:, None] - component_nll, axis=0)
 
 
-def fit_lambda(p_rnn, p_ngram):
-    """The λ in [0, 1] that maximizes ``Σ log(λ·p_rnn + (1 − λ)·p_ngram)`` (see the module docstring).
+def fit_weights(probabilities, tol=1e-12, max_iterations=100_000):
+    """The weights λ (K,) on the simplex that maximize ``Σ_t log Σ_k λ_k p_k(t)`` (module docstring).
 
-    ``p_rnn``, ``p_ngram``: each model's probability of the same targets (use the dev split).
+    ``probabilities`` (K, N): each component's probability of the same targets (use the dev
+    split). EM from equal weights; a component that never helps goes to 0.
     """
-    p_rnn, p_ngram = np.asarray(p_rnn, dtype=np.float64), np.asarray(p_ngram, dtype=np.float64)
-    if p_rnn.shape != p_ngram.shape or p_rnn.size == 0:
-        raise ValueError("need the two models' probabilities of the same, non-empty list of targets")
-    diff = p_rnn - p_ngram
-
-    def slope(lam):  # d/dλ of the log-likelihood: decreasing in λ (the function is concave)
-        with np.errstate(divide="ignore"):
-            return float(np.sum(diff / (p_ngram + lam * diff)))
-
-    if slope(0.0) <= 0:
-        return 0.0  # the n-gram alone is best: adding the recurrent model only loses likelihood
-    if slope(1.0) >= 0:
-        return 1.0
-    return float(brentq(slope, 0.0, 1.0, xtol=1e-12))
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] == 0:
+        raise ValueError("need each component's probabilities of the same, non-empty list of targets")
+    weights = np.full(p.shape[0], 1.0 / p.shape[0])
+    for _ in range(max_iterations):
+        responsibility = weights[:, None] * p / (weights @ p)   # (K, N): each component's share of P_mix
+        updated = responsibility.mean(axis=1)
+        done = np.max(np.abs(updated - weights)) <= tol
+        weights = updated
+        if done:
+            break
+    return weights / weights.sum()
 
 
-def _check_lambdas(models, lambdas):
-    if len(models) != len(lambdas):
-        raise ValueError("need one λ per model")
-    for lam in lambdas:
-        if not 0 <= lam <= 1:
-            raise ValueError(f"λ must be in [0, 1], got {lam}")
+def _check_weights(mixtures):
+    for models, weights in mixtures:
+        if len(weights) != len(models) + 1:
+            raise ValueError("need one weight per neural model and one for the n-gram model")
+        if any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-9):
+            raise ValueError(f"weights must be >= 0 and sum to 1, got {list(weights)}")
 
 
-def mixed_distributions(models, lambdas, ngram, split, pad_id, max_cells=MAX_CELLS):
-    """The one mixing routine: chunk by chunk over ``split``'s targets, yield ``targets (N,)``,
-    ``log P_kn(target) (N,)`` and per model ``(−log P_rnn(target) (N,), P_mix (N, V))``.
+def mixed_distributions(mixtures, ngram, split, pad_id, max_cells=MAX_CELLS):
+    """The one mixing routine: chunk by chunk over ``split``'s targets, yield ``targets (N,)`` and
+    per mixture ``(component losses (K + 1, N), P_mix (N, V))``.
 
-    ``models[i]`` is mixed with the n-gram at weight ``lambdas[i]``; the n-gram's distributions (the
-    costly part) are computed once per chunk and shared by all models, and each P_rnn array becomes
-    its P_mix in place (no further (N, V) array). λ = 1 and λ = 0 give each component's distribution
-    exactly (x·1 + 0 = x).
+    ``mixtures``: ``[(neural models, weights)]`` with one weight per neural model, then the
+    n-gram's (each seed's mixture is one entry). The n-gram's distributions (the costly part) are
+    computed once per chunk and shared by every mixture. A weight of 1 gives that component's
+    distribution exactly (x·1 + 0 = x).
     """
-    _check_lambdas(models, lambdas)
-    for model in models:
-        model.eval()
+    _check_weights(mixtures)
+    for models, _ in mixtures:
+        for model in models:
+            model.eval()
     for indices, targets, p_ngram in ngram.split_distributions(split, max_cells):
+        ngram_nll = -np.log(p_ngram[np.arange(len(targets)), targets])
         mixed = []
-        for model, lam in zip(models, lambdas):
-            _, nll, probs = _rnn_outputs(model, split, indices, pad_id)
-            probs *= lam
-            probs += (1.0 - lam) * p_ngram
-            mixed.append((nll, probs))
-        yield targets, np.log(p_ngram[np.arange(len(targets)), targets]), mixed
+        for models, weights in mixtures:
+            losses, dist = [], weights[-1] * p_ngram
+            for model, weight in zip(models, weights):
+                _, nll, probs = _neural_outputs(model, split, indices, pad_id)
+                probs *= weight
+                dist += probs
+                losses.append(nll)
+            mixed.append((np.stack(losses + [ngram_nll]), dist))
+        yield targets, mixed
 
 
-def evaluate_mixtures(models, lambdas, ngram, split, pad_id, unk_id=None, max_cells=MAX_CELLS):
+def evaluate_mixtures(mixtures, ngram, split, pad_id, unk_id=None, max_cells=MAX_CELLS):
     """Metrics (the shared schema of :func:`rnnlm.evaluation.summarize`) of each mixture on ``split``.
 
-    Loss: ``−log(λ·p_rnn + (1 − λ)·p_kn)`` of each target, summed in log space from the recurrent
-    model's own per-token loss (so a probability too small for float32 cannot turn into log 0).
-    Accuracy: the argmax of the mixed (N, V) distribution.
+    Loss: ``−log Σ_k λ_k p_k`` of each target, summed in log space from each neural model's own
+    per-token loss (so a probability too small for float32 cannot turn into log 0). Accuracy: the
+    argmax of the mixed (N, V) distribution.
     """
-    nll, correct = [0.0] * len(models), [0] * len(models)
+    nll, correct = [0.0] * len(mixtures), [0] * len(mixtures)
     tokens, unknown = 0, 0
-    for targets, log_ngram, mixed in mixed_distributions(models, lambdas, ngram, split, pad_id, max_cells):
-        for m, (rnn_nll, dist) in enumerate(mixed):
-            nll[m] += float(mixed_losses(rnn_nll, log_ngram, lambdas[m]).sum())
+    for targets, mixed in mixed_distributions(mixtures, ngram, split, pad_id, max_cells):
+        for m, (component_nll, dist) in enumerate(mixed):
+            nll[m] += float(mixed_losses(component_nll, mixtures[m][1]).sum())
             correct[m] += int((dist.argmax(axis=1) == targets).sum())
         tokens += len(targets)
         if unk_id is not None:
@@ -143,4 +149,4 @@ def evaluate_mixtures(models, lambdas, ngram, split, pad_id, unk_id=None, max_ce
         raise ValueError("a target has probability 0 under the mixture (<pad> or <s> inside an item?)")
     chars = int(split.chars.sum())
     return [summarize(nll[m], correct[m], tokens, chars, unknown if unk_id is not None else None)
-            for m in range(len(models))]
+            for m in range(len(mixtures))]

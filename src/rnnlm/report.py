@@ -13,13 +13,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .config import MODEL_KINDS, mixture_name
+from .config import MODEL_KINDS
 from .errors import UserError
 from .io import require_file, write_bytes
 
 BASELINES = ("ngram",)
-MIXTURES = tuple(mixture_name(kind) for kind in MODEL_KINDS)  # no loss curves, like the baselines
-MODEL_ORDER = MODEL_KINDS + BASELINES + MIXTURES  # table ties and colours follow this order
+MODEL_ORDER = MODEL_KINDS + BASELINES  # table ties and colours follow this order, then the mixtures
 DASH = "—"
 
 # One colour per model kind, the same in every subplot (matplotlib's tab10 palette).
@@ -145,8 +144,7 @@ def _table(corpus, models, samples=None):
             "oov": metrics["test"].get("oov_rate") if isinstance(metrics.get("test"), dict) else None,
             "oov_chars": metrics["test"].get("oov_char_share") if isinstance(metrics.get("test"), dict) else None,
             "order": metrics.get("order"),
-            "lambda": _spread_or_none(metrics, "lambda", where),
-            "rnn": metrics.get("rnn"),
+            "weights": metrics.get("weights") if isinstance(metrics.get("weights"), dict) else None,
         })
     rows.sort(key=lambda r: (r["sort"], _order_key(r["model"])))
     best = rows[0]["sort"] if rows else None
@@ -175,11 +173,10 @@ def _notes(rows, samples=None):
                      "(the epoch with the lowest dev loss, whose weights are kept, of the epochs trained), "
                      "training seconds and tokens/s are those of the headline (first) seed.")
     for row in rows:
-        if row["lambda"] is not None:
-            rnn = row["rnn"] if isinstance(row["rnn"], str) else "the recurrent model"
-            notes.append(f"{row['model']}: λ·P({rnn}) + (1 − λ)·P(ngram) token by token, λ fit on dev only "
-                         f"(λ = {_fmt_spread(*row['lambda'], 3)}); its parameters and training seconds add "
-                         "both models'.")
+        if row["weights"] is not None:
+            weights = ", ".join(f"{name} {_number(w, row['model']):.3f}" for name, w in row["weights"].items())
+            notes.append(f"{row['model']}: Σ λ_k·P_k(w | h) token by token over its components, the weights λ fit "
+                         f"on dev only (headline seed: {weights}); its parameters add its components'.")
     for row in rows:
         if row["n"] is None:
             order = f" (order {row['order']})" if isinstance(row["order"], int) else ""
