@@ -17,7 +17,7 @@ from rnnlm.lifecycle import exit_with_parent
 from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures, fit_lambda, rnn_target_probabilities
 from rnnlm.ngram import fit_ngram
-from rnnlm.summary import mean_std, seed_spread
+from rnnlm.summary import with_seed_spread
 from rnnlm.vocab import Vocabulary
 
 
@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--arpa", required=True, help="input: the ngram stage's ARPA model, named in the model file")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
     ap.add_argument("--model-file", required=True, help="output: the mixture as a model file (JSON)")
+    ap.add_argument("--speed", required=True, help="output: seconds of the n-gram fit and of the whole stage (JSON)")
     args = ap.parse_args()
     params = load_params()
     kind, trained = section(params, MixtureConfig, "mixture", args.corpus).model, pipeline(params).kinds
@@ -61,24 +62,24 @@ def main():
     ngram = fit_ngram(vocab, splits["train"], ngram_cfg)
     ngram_seconds = time.perf_counter() - fit_start
     p_ngram_dev = ngram.target_probabilities(splits["dev"])
-    models, lambdas, trainings = [], [], []
+    models, lambdas = [], []
     for seed in seeds:
         path = seeds_dir / f"seed{seed}.pt"
-        model, _, payload = load_checkpoint(path, expect_vocab=vocab)
+        model, _, _ = load_checkpoint(path, expect_vocab=vocab)
         # λ from the dev split only: test never influences the mixture.
         lambdas.append(fit_lambda(rnn_target_probabilities(model, splits["dev"], vocab.pad_id), p_ngram_dev))
         models.append(model)
-        trainings.append(payload["training"])
     results = {split: evaluate_mixtures(models, lambdas, ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
                for split in ("dev", "test")}
     per_seed = [{"dev": dev, "test": test} for dev, test in zip(results["dev"], results["test"])]
 
-    # Headline = first seed, as in the evaluate stage; parameters and training time count both components.
+    # Headline = first seed, as in the evaluate stage; its parameters count both components.
     headline = metrics_record(per_seed[0]["dev"], per_seed[0]["test"], seed=seeds[0], **{"lambda": lambdas[0]},
-                              params=models[0].num_parameters() + ngram.num_ngrams,
-                              train_seconds=trainings[0]["train_seconds"] + ngram_seconds,
-                              rnn=kind, order=ngram_cfg.order)
-    write_json(args.metrics, rounded(headline | {"seeds": seed_spread(per_seed) | {"lambda": mean_std(lambdas)}}))
+                              params=models[0].num_parameters() + ngram.num_ngrams, rnn=kind, order=ngram_cfg.order)
+    write_json(args.metrics, rounded(with_seed_spread(headline, per_seed, **{"lambda": lambdas})))
+    # Its training time is the headline run's (the train stage's speed file) plus this n-gram fit.
+    write_json(args.speed, rounded({"rnn": kind, "seed": seeds[0], "ngram_fit_seconds": ngram_seconds,
+                                    "seconds": time.perf_counter() - began}))
     # The model file is the headline mixture: the first seed's checkpoint (<kind>.pt holds its
     # weights) and its λ, exactly as in the metrics' headline numbers.
     write_json(args.model_file, mixture_spec(checkpoint, args.arpa, lambdas[0], args.model_file,
