@@ -5,7 +5,7 @@
     rnnlm info models/news/lstm.pt
     rnnlm novelty --model models/names/lstm.pt --train-split data/splits/names/train.txt
     rnnlm check-metrics [--rev HEAD] [--rtol 0.01] [--atol 1e-6] [--sample-k 3]
-    rnnlm check-lock
+    rnnlm check-lock [--rev HEAD]
 """
 
 import argparse
@@ -160,14 +160,16 @@ def cmd_check_metrics(args):
 
 
 def cmd_check_lock(args):
-    stale = gates.stale_stages(gates.dvc_status())
+    lock = gates.committed_lock(args.rev)
+    stages = gates.pipeline_stages()
+    stale = gates.stale_lock(lock, stages, gates.code_hashes(stages))
     if stale:
-        print("dvc.lock is out of date: these stages changed since it was written; "
-              "run `dvc repro` and commit dvc.lock and metrics/:")
+        print(f"dvc.lock at {args.rev} is out of date: these stages changed since it was written; "
+              "run `dvc repro` and commit dvc.lock with the outputs git keeps (metrics/, speed/, reports/, ...):")
         for stage, reasons in stale.items():
             print(f"  {stage}: {'; '.join(reasons)}")
         return 1
-    print("dvc.lock matches the code and params of every stage")
+    print(f"dvc.lock at {args.rev} matches the command, code and params of every stage ({len(stages)} stages)")
     return 0
 
 
@@ -234,7 +236,12 @@ def build_parser():
                     help="also ignore this metric name (timings are always ignored)")
     cm.set_defaults(func=cmd_check_metrics)
 
-    cl = sub.add_parser("check-lock", help="fail if a stage's code or params changed but dvc.lock was not updated")
+    cl = sub.add_parser(
+        "check-lock", help="fail if a stage's command, code or params changed since the committed dvc.lock",
+        description="Judge dvc.lock as committed at --rev against dvc.yaml, the code and params.yaml in the "
+                    "workspace. Data made by other stages is not judged (dvc status and check-metrics do that), "
+                    "so the verdict is the same before and after `dvc repro`.")
+    cl.add_argument("--rev", default="HEAD", help="git revision whose dvc.lock is judged (default HEAD)")
     cl.set_defaults(func=cmd_check_lock)
     return ap
 
