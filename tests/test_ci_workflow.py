@@ -63,7 +63,13 @@ def test_workflow_runs_ci_run_on_push_and_pull_request():
     assert set(events) == {"push", "pull_request"}
     steps = flow["jobs"]["ci"]["steps"]
     ci = next(i for i, step in enumerate(steps) if step.get("run") == ".ci/run")
-    assert steps[ci]["run"] == ".ci/run"
+    # on a pull request, after .ci/run: the comparison with the base branch, and its curves
+    after = steps[ci + 1:]
+    assert after and all(step.get("if") == "github.event_name == 'pull_request'" for step in after)
+    script = "\n".join(step.get("run", "") for step in after)
+    assert 'rnnlm compare "origin/$BASE_REF" >> "$GITHUB_STEP_SUMMARY"' in script
+    assert 'dvc plots diff "origin/$BASE_REF"' in script and "git fetch" in script
+    assert any(step.get("uses", "").startswith("actions/upload-artifact") for step in after)
     setup = next(step for step in steps if step.get("uses", "").startswith("actions/setup-python"))
     assert setup["with"]["cache"] == "pip" and setup["with"]["cache-dependency-path"] == "pyproject.toml"
     assert "secrets.DVC_REMOTE_URL" in WORKFLOW.read_text()
