@@ -98,9 +98,9 @@ def test_compare_shows_values_changes_marks_and_the_best_model(repo, capsys):
 def test_compare_with_the_same_metrics_and_a_wider_tolerance(repo, capsys):
     write_tree(repo, BASE)
     code, md, _ = compare(capsys)          # REV defaults to HEAD
-    assert code == 0 and "no value changed beyond the tolerance" in md and "⚠" not in md
+    assert code == 0 and "No value changed beyond the tolerance" in md and "⚠" not in md
     write_tree(repo, CHANGED)
-    assert "no value changed beyond" in compare(capsys, "--rtol", "0.1")[1]
+    assert "No value changed beyond" in compare(capsys, "--rtol", "0.1")[1]
 
 
 @pytest.mark.parametrize("rev, message", [("nosuch", "unknown revision 'nosuch'"),

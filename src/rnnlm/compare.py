@@ -91,7 +91,7 @@ def compare_markdown(old, new, rev, rtol=0.01, atol=1e-6, metrics_dir="metrics")
                   f"Best model (lowest dev loss): at {rev} {_best(before.get(corpus))}, "
                   f"now {_best(after.get(corpus))}.", ""]
     verdict = (f"{beyond} value(s) changed beyond the tolerance, marked {MARK}" if beyond
-               else "no value changed beyond the tolerance")
+               else "No value changed beyond the tolerance")
     head = [f"# Metrics: the workspace against {rev}", "",
             f"{verdict} (|change| > {atol:g} + {rtol:g} × |value at {rev}|, the rule of `rnnlm check-metrics`). "
             f"Loss in nats per token, lower is better; the curves: `dvc plots diff {rev}`.", ""]
