@@ -41,7 +41,7 @@ def run(folder, model, epochs, nproc, batch_size, env):
     cmd = [sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names",
            "--vocab", str(ROOT / "data/vocab/names.json"), "--encoded", str(ROOT / "data/encoded/names.npz"),
            "--models-dir", str(out / "models"), "--live-dir", str(out / "live"), "--curves", str(out / "loss.csv"),
-           "--progress", str(out / "training.json")]
+           "--progress", str(out / "training.json"), "--speed", str(out / "speed.json")]
     start = time.perf_counter()
     result = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, check=True,
                             env=os.environ | env)

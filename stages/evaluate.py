@@ -12,7 +12,7 @@ from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
-from rnnlm.summary import seed_spread
+from rnnlm.summary import with_seed_spread
 from rnnlm.vocab import Vocabulary
 
 
@@ -25,7 +25,8 @@ def evaluate_checkpoint(path, vocab, splits, batch_size, device):
 
 
 def evaluate_kind(seeds_dir, seeds, vocab, splits, cfg, oov_char_share):
-    """The metrics file of one kind: the first seed's numbers, and the spread over every seed."""
+    """The metrics file of one kind: the first seed's numbers, and with several seeds their spread.
+    Its training time is the train stage's (speed/): a timing is no metric."""
     per_seed = []
     for seed in seeds:
         model, training, result = evaluate_checkpoint(Path(seeds_dir) / f"seed{seed}.pt", vocab, splits,
@@ -34,11 +35,9 @@ def evaluate_kind(seeds_dir, seeds, vocab, splits, cfg, oov_char_share):
         if len(per_seed) == 1:  # the first seed is the headline model
             test = result["test"] | {"oov_char_share": oov_char_share}
             headline = metrics_record(result["dev"], test, params=model.num_parameters(), seed=seed,
-                                      train_seconds=training["train_seconds"],
-                                      train_tokens_per_s=training["tokens_per_s"],
                                       # the epoch whose weights were kept (lowest dev loss), of those trained
                                       best_epoch=training.get("best_epoch"), epochs_done=training["epochs_done"])
-    return rounded(headline | {"seeds": seed_spread(per_seed)})
+    return rounded(with_seed_spread(headline, per_seed))
 
 
 @exit_on_user_error

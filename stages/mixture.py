@@ -17,7 +17,7 @@ from rnnlm.lifecycle import exit_with_parent
 from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures, fit_weights, neural_target_probabilities
 from rnnlm.ngram import fit_ngram
-from rnnlm.summary import mean_std, seed_spread
+from rnnlm.summary import with_seed_spread
 from rnnlm.vocab import Vocabulary
 
 
@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--arpa", required=True, help="input: the ngram stage's ARPA model, named in the model file")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
     ap.add_argument("--model-file", required=True, help="output: the mixture as a model file (JSON)")
+    ap.add_argument("--speed", required=True, help="output: seconds of the n-gram fit and of the whole stage (JSON)")
     args = ap.parse_args()
     params = load_params()
     kinds, trained = section(params, MixtureConfig, "mixture", args.corpus).kinds, pipeline(params).kinds
@@ -58,7 +59,9 @@ def main():
     check_arpa_header(args.arpa, vocab, ngram_cfg)
     # The n-gram model fit exactly as the ngram stage fits it (same params, train split only): the
     # metrics stay bit-identical; the model file names the ARPA file, which scores the same to ~1e-12.
+    fit_start = time.perf_counter()
     ngram = fit_ngram(vocab, splits["train"], ngram_cfg)
+    ngram_seconds = time.perf_counter() - fit_start
     p_ngram_dev = ngram.target_probabilities(splits["dev"])
     mixtures = []
     for seed in seeds:  # one mixture per seed: each seed's models with their own weights
@@ -78,10 +81,11 @@ def main():
     headline = metrics_record(per_seed[0]["dev"], per_seed[0]["test"], seed=seeds[0], kinds=kinds,
                               weights=dict(zip(components, weights.tolist())), order=ngram_cfg.order,
                               params=sum(model.num_parameters() for model in models) + ngram.num_ngrams)
-    if len(seeds) > 1:  # a spread where there are seeds to spread
-        headline["seeds"] = seed_spread(per_seed) | {
-            f"weight_{name}": mean_std(w[i] for _, w in mixtures) for i, name in enumerate(components)}
-    write_json(args.metrics, rounded(headline))
+    spreads = {f"weight_{name}": [w[i] for _, w in mixtures] for i, name in enumerate(components)}
+    write_json(args.metrics, rounded(with_seed_spread(headline, per_seed, **spreads)))
+    # Its training time is the headline runs' (the train stage's speed file) plus this n-gram fit.
+    write_json(args.speed, rounded({"kinds": kinds, "seed": seeds[0], "ngram_fit_seconds": ngram_seconds,
+                                    "seconds": time.perf_counter() - began}))
     # The model file is the headline mixture: the first seed's checkpoints (<kind>.pt holds its
     # weights) and its weights, exactly as in the metrics' headline numbers.
     write_json(args.model_file, mixture_spec([models_dir / f"{kind}.pt" for kind in kinds] + [args.arpa], weights,

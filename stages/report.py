@@ -1,4 +1,5 @@
-"""Stage report: every corpus's metrics and loss curves -> a markdown table and a PNG of the curves."""
+"""Stage report: every corpus's metrics, timings and loss curves -> the results and the speed as markdown
+tables, and a PNG of the curves."""
 
 import argparse
 from pathlib import Path
@@ -9,7 +10,9 @@ from rnnlm.curves import read_corpus_curves
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.io import read_json, write_text
 from rnnlm.lifecycle import exit_with_parent
-from rnnlm.report import plot_curves, summary_markdown
+from rnnlm.report import plot_curves, speed_markdown, summary_markdown
+
+SPEED_STAGES = ("train", "ngram", "mixture", "tokenization")  # speed/<corpus>/<stage>.json
 
 
 def corpus_results(metrics_dir, kinds):
@@ -29,28 +32,39 @@ def corpus_results(metrics_dir, kinds):
     return results, samples, read_json(compared, what="metrics") if compared.is_file() else None
 
 
+def corpus_speed(speed_dir):
+    """{stage: its speed file} of one corpus."""
+    return {stage: read_json(Path(speed_dir) / f"{stage}.json", what="speed file") for stage in SPEED_STAGES}
+
+
 @exit_on_user_error
 def main():
     exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--metrics-dir", default="metrics", help="input: metrics/<corpus>/ (every stage's metrics)")
     ap.add_argument("--plots-dir", default="plots", help="input: plots/<corpus>/loss.csv (the train stage's curves)")
-    ap.add_argument("--summary", default="reports/summary.md", help="output: markdown tables")
+    ap.add_argument("--speed-dir", default="speed", help="input: speed/<corpus>/ (every stage's timings)")
+    ap.add_argument("--summary", default="reports/summary.md", help="output: markdown tables of the results")
+    ap.add_argument("--speed", default="reports/speed.md", help="output: markdown tables of the timings")
     ap.add_argument("--curves", default="reports/curves.png", help="output: loss curves (PNG)")
     args = ap.parse_args()
     built = pipeline(load_params())
 
-    results, curves, baselines, tokenization, samples = {}, {}, {}, {}, {}
+    results, curves, baselines, tokenization, samples, speed = {}, {}, {}, {}, {}, {}
     for corpus in built.corpora:
         results[corpus], samples[corpus], compared = corpus_results(Path(args.metrics_dir) / corpus, built.kinds)
         if compared is not None:
             tokenization[corpus] = compared
         curves[corpus] = read_corpus_curves(Path(args.plots_dir) / corpus / "loss.csv")
         baselines[corpus] = {"ngram": results[corpus]["ngram"]["dev"]["loss"]}
-    summary = summary_markdown(results, tokenization, samples)  # validates every metrics file before anything is written
+        speed[corpus] = corpus_speed(Path(args.speed_dir) / corpus)
+    # both tables validate their files before anything is written
+    summary, timings = summary_markdown(results, tokenization, samples), speed_markdown(speed)
     plot_curves(curves, args.curves, baselines)
     write_text(args.summary, summary)
-    print(f"report: {sum(map(len, results.values()))} model(s) on {', '.join(results)} -> {args.summary}, {args.curves}")
+    write_text(args.speed, timings)
+    print(f"report: {sum(map(len, results.values()))} model(s) on {', '.join(results)} -> {args.summary}, "
+          f"{args.speed}, {args.curves}")
 
 
 if __name__ == "__main__":

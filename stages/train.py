@@ -1,4 +1,4 @@
-"""Stage train: every model kind of one corpus, once per seed in params; checkpoints + dvclive curves."""
+"""Stage train: every model kind of one corpus, once per seed in params; checkpoints, dvclive curves, speed."""
 
 import argparse
 import shutil
@@ -11,8 +11,10 @@ from rnnlm.curves import ProgressFile, run_dir, write_corpus_curves
 from rnnlm.data import load_encoded
 from rnnlm.distributed import launched, process_group, relaunch
 from rnnlm.errors import exit_on_user_error
-from rnnlm.io import remove_stale_temporaries, write_bytes
+from rnnlm.evaluation import rounded
+from rnnlm.io import remove_stale_temporaries, write_bytes, write_json
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.speed import train_speed
 from rnnlm.training import train_runs
 from rnnlm.vocab import Vocabulary
 
@@ -29,6 +31,7 @@ def main():
     ap.add_argument("--live-dir", required=True, help="output: <kind>/seed<N>/, each run's dvclive log")
     ap.add_argument("--curves", required=True, help="output: the first seeds' curves in one table (DVC's chart)")
     ap.add_argument("--progress", required=True, help="output: each run's latest epoch, rewritten while training")
+    ap.add_argument("--speed", required=True, help="output: each run's training seconds and tokens/s (JSON)")
     args = ap.parse_args()
     params = load_params()
     base = section(params, TrainConfig, "train", args.corpus)
@@ -68,7 +71,8 @@ def train(args, base, configs, shard):
     remove_stale_runs(models_dir, configs, seeds)
     shutil.rmtree(live_dir, ignore_errors=True)  # logs start afresh: a resumed run logs its past epochs again
     with ProgressFile(args.progress, {(kind, seed): live for kind, _, seed, _, live in runs}):
-        train_runs(runs, vocab, splits, base.workers, shard=shard)
+        records = train_runs(runs, vocab, splits, base.workers, shard=shard)
+    write_json(args.speed, rounded(train_speed([(kind, seed) for kind, _, seed, _, _ in runs], records)))
     write_corpus_curves(args.curves, {kind: run_dir(live_dir, kind, seeds[0]) for kind in configs})
     for kind in configs:
         write_bytes(models_dir / f"{kind}.pt", (models_dir / f"{kind}.seeds" / f"seed{seeds[0]}.pt").read_bytes())

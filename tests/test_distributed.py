@@ -46,7 +46,7 @@ def run_stage(project, out, env=None, **train):
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     cmd = [sys.executable, str(STAGE), "--corpus", "names", "--vocab", "vocab.json",
            "--encoded", "encoded.npz", "--models-dir", out, "--live-dir", f"{out}-live", "--curves", f"{out}-curves.csv",
-           "--progress", f"{out}-training.json"]
+           "--progress", f"{out}-training.json", "--speed", f"{out}-speed.json"]
     return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=300,
                           env=os.environ | (env or {}))
 

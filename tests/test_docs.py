@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rnnlm import gates
 from rnnlm.config import (EvaluateConfig, GenerateConfig, IngestConfig, MixtureConfig, NgramConfig, Pipeline,
                           SplitConfig, TokenizationConfig, TrainConfig, VocabConfig)
 from rnnlm.errors import UserError
@@ -101,16 +102,21 @@ def exp_run_commands(text):
 
 
 def apply_overrides(params, pairs):
-    """params.yaml with each ``key=value`` applied as DVC does (value parsed as YAML)."""
+    """params.yaml with each ``key=value`` applied as DVC does (value parsed as YAML). A key with
+    ``+`` (or ``++``) in front may be new, as in Hydra's syntax that DVC uses: under a mapping such
+    as ``train.names.overrides``, which starts empty; the validation then judges it."""
     params = copy.deepcopy(params)
     for key, value in pairs:
-        *parents, leaf = key.split(".")
+        new = key.startswith("+")
+        *parents, leaf = key.lstrip("+").split(".")
         node = params
         for part in parents:
+            if new and isinstance(node, dict) and part not in node:
+                node[part] = {}
             if not isinstance(node, dict) or part not in node:
                 raise UserError(f"-S {key}: no section {part!r} in params.yaml")
             node = node[part]
-        if not isinstance(node, dict) or leaf not in node:
+        if not isinstance(node, dict) or (leaf not in node and not new):
             raise UserError(f"-S {key}: no key {leaf!r} in params.yaml")
         node[leaf] = yaml.safe_load(value)
     return params
@@ -177,6 +183,8 @@ def test_exp_run_overrides_and_targets_are_valid(page, command):
     ("dvc exp run -S 'train.names.seeds=[0,0]'", "must not repeat"),
     ("dvc exp run -S split.names.train=0.5", "must sum to 1"),          # the overrides of a command count together
     ("dvc exp run -S nosuch.names.x=1", "no section"),
+    ("dvc exp run -S '+train.names.overrides.gpt.hidden_size=8'", "unknown key 'gpt'"),  # a kind the code lacks
+    ("dvc exp run -S '+train.names.overrides.gru.hidden=8'", "unknown key train.names.overrides.gru.hidden"),
 ])
 def test_the_check_catches_stale_recipes(snippet, problem):
     [(_, pairs, _)] = exp_run_commands(f"```bash\n{snippet}\n```\n")
@@ -229,13 +237,80 @@ def test_stated_python_version_matches_pyproject():
 
 # --- results -------------------------------------------------------------------------------------
 
+def _tables(lines):
+    """The markdown tables among ``lines``: a list of (header cells, [row cells])."""
+    tables, current = [], None
+    for line in lines + [""]:
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if current is None:
+                current = (cells, [])
+            elif not re.match(r"^\|[-:| ]+\|$", line.strip()):
+                current[1].append(cells)
+        elif current is not None:
+            tables.append(current)
+            current = None
+    return tables
+
+
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def _row_name(cell):
+    """``**lstm+ngram** (best)`` -> ``("lstm+ngram", True)``."""
+    best = cell.endswith(" (best)")
+    return cell.removesuffix(" (best)").strip("*"), best
+
+
+def _cells_differ(column, readme, report, samples):
+    """Why a README cell is not the report's within the gate's tolerance, or None. The text around
+    the numbers must match exactly; each number is judged by the rule `rnnlm check-metrics` gives its
+    metric: counts exactly, sample statistics within their sampling band, others within 1%. The
+    chosen epoch is judged by its effect, as the gate does: another CPU may keep another epoch whose
+    losses (the row's other cells) are within tolerance."""
+    if NUMBER.sub("N", readme) != NUMBER.sub("N", report):
+        return "differs"
+    if column == "chosen epoch":
+        return None
+    for old, new in zip(NUMBER.findall(readme), NUMBER.findall(report)):
+        old, new = (float(v.replace(",", "")) if "." in v else int(v.replace(",", "")) for v in (old, new))
+        name, siblings = ("novel_share", {"samples": samples}) if column == "novel samples" else (column, {})
+        _, problem = gates.judge(name, old, new, siblings)
+        if problem:
+            return problem
+    return None
+
+
 def test_readme_results_are_the_report_tables():
-    """README's results block holds exactly the tables of reports/summary.md: paste them after a rerun."""
-    readme = [line for line in _marked_block(README.read_text(encoding="utf-8"), "results").splitlines()
-              if line.startswith("|")]
-    summary = [line for line in (ROOT / "reports" / "summary.md").read_text(encoding="utf-8").splitlines()
-               if line.startswith("|")]
-    assert readme == summary, "README.md's results tables differ from reports/summary.md: copy them over"
+    """README's results block holds the tables of reports/summary.md, to the gate's tolerance: a
+    `dvc repro` on another CPU (last digits, two models within noise in another order) keeps it true.
+    Paste the tables over after a rerun that changes a number."""
+    readme = _tables(_marked_block(README.read_text(encoding="utf-8"), "results").splitlines())
+    report = _tables((ROOT / "reports" / "summary.md").read_text(encoding="utf-8").splitlines())
+    corpora = list(PARAMS["corpora"])
+    assert len(readme) == len(report) == len(corpora), "README.md's results tables: one per corpus, as in the report"
+    for corpus, (header, rows), (report_header, report_rows) in zip(corpora, readme, report):
+        assert header == report_header, f"{corpus}: README's columns differ from reports/summary.md"
+        ours, theirs = ({_row_name(r[0])[0]: r for r in table} for table in (rows, report_rows))
+        assert set(ours) == set(theirs), f"{corpus}: README's models differ from reports/summary.md"
+        dev = header.index("dev loss")
+        for model, cells in ours.items():
+            samples = _samples_count(corpus, model)
+            for column, mine, reported in zip(header[1:], cells[1:], theirs[model][1:]):
+                problem = _cells_differ(column, mine, reported, samples)
+                assert problem is None, (f"{corpus}/{model}, {column}: README has {mine!r}, reports/summary.md "
+                                         f"{reported!r} ({problem}): copy the tables over")
+        # the best model may differ only between two models whose dev losses are within tolerance
+        best, report_best = (next(_row_name(r[0])[0] for r in table if _row_name(r[0])[1])
+                             for table in (rows, report_rows))
+        _, problem = gates.judge("loss", float(ours[best][dev]), float(theirs[report_best][dev]), {})
+        assert problem is None, f"{corpus}: README's best model is {best}, reports/summary.md's {report_best}"
+
+
+def _samples_count(corpus, model):
+    """How many samples a model's novelty was measured on (its sampling band), None without samples."""
+    path = ROOT / "metrics" / corpus / "samples" / f"{model}.json"
+    return json.loads(path.read_text(encoding="utf-8"))["samples"] if path.is_file() else None
 
 
 def _metrics_file(corpus, model):

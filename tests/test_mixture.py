@@ -12,12 +12,14 @@ import pytest
 import torch
 import yaml
 
+from rnnlm import gates
 from rnnlm.arpa import write_arpa
 from rnnlm.data import encode_split, load_encoded, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split, summarize
 from rnnlm.mixture import evaluate_mixtures, fit_weights, mixed_distributions, neural_target_probabilities
 from rnnlm.ngram import KneserNeyLM, fit_ngram
+from rnnlm.speed import is_timing
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
 from tests.conftest import TOY_NAMES
@@ -204,7 +206,7 @@ def run_stage(workdir, encoded):
     done = subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
                            "--vocab", "vocab.json", "--encoded", str(encoded), "--models-dir", "models",
                            "--arpa", "ngram.arpa.gz", "--metrics", "metrics/names/mixture.json",
-                           "--model-file", "mixture.json"],
+                           "--model-file", "mixture.json", "--speed", "speed/names/mixture.json"],
                           cwd=workdir, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return json.loads((workdir / "metrics" / "names" / "mixture.json").read_text(encoding="utf-8"))
@@ -238,6 +240,9 @@ def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab,
     assert first["params"] == model.num_parameters() + ngram.num_ngrams
     assert first["seeds"]["weight_lstm"] == {"mean": lam, "std": 0.0, "n": 2, "min": lam, "max": lam}
     assert first["seeds"]["test_loss"]["n"] == 2 and set(first["seeds"]) >= {"dev_loss", "test_perplexity"}
+    assert not [key for key in gates.flatten(first) if is_timing(key)]  # the seconds: speed/names/mixture.json
+    speed = json.loads((tmp_path / "speed" / "names" / "mixture.json").read_text(encoding="utf-8"))
+    assert speed["kinds"] == ["lstm"] and speed["seed"] == 0 and 0 < speed["ngram_fit_seconds"] <= speed["seconds"]
     # The mixture beats both of its components on dev (λ was chosen there).
     rnn_dev = evaluate_split(model, splits["dev"], vocab.pad_id)["loss"]
     ngram_dev = summarize(*ngram.evaluate(splits["dev"]))["loss"]

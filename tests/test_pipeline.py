@@ -7,6 +7,7 @@ ingest stage at them), tiny models and one epoch, so the whole DAG runs in a few
 import hashlib
 import json
 import random
+import re
 import shutil
 import subprocess
 import time
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnlm import cli
+from rnnlm import cli, gates
+from rnnlm.speed import is_timing
 
 ROOT = Path(__file__).resolve().parents[1]
 # one test process builds this module's fixtures once (pyproject: --dist loadgroup)
@@ -55,7 +57,8 @@ def make_corpora(repo):
     (repo / "fixtures" / "news.json").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
-def shrink(repo):
+def shrink(repo, adjust=None):
+    """Tiny models, one epoch; ``adjust`` (optional) changes the params further before they are written."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["corpora"] = {"names": "fixtures/names.txt", "news": "fixtures/news.json"}
     for corpus in ("names", "news"):
@@ -67,21 +70,24 @@ def shrink(repo):
     params["train"]["news"]["adaptive_cutoffs"] = [8, 16]  # the tiny corpus's vocabulary is far below 1,000
     # the tokenization comparison, on (tiny) news only: names keeps its empty default
     params["tokenization"]["news"].update(levels=["word", "bpe", "char"], epochs=1, bpe_vocab_size=300)
+    if adjust is not None:
+        adjust(params)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def shrunken_project(repo):
+def shrunken_project(repo, adjust=None):
     """Make ``repo`` a git repository of the project's files (as in the working tree), tiny corpora
-    and tiny models, with one commit and no pipeline outputs yet."""
+    and tiny models (``adjust``: see ``shrink``), with one commit and no pipeline outputs yet."""
     files = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).stdout.split()
     for name in files:
         # outputs are rebuilt, and the real raw data is not needed: the fixtures replace it
-        if (ROOT / name).is_file() and not name.startswith(("metrics/", "plots/", "reports/", "samples/", "data/raw/")):
+        if (ROOT / name).is_file() and not name.startswith(("metrics/", "speed/", "plots/", "live/", "reports/",
+                                                             "samples/", "data/raw/")):
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, repo / name)
     (repo / "dvc.lock").unlink(missing_ok=True)
     make_corpora(repo)
-    shrink(repo)
+    shrink(repo, adjust)
     sh("git", "init", "-q", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fixture", cwd=repo)
@@ -139,8 +145,10 @@ def test_repro_builds_every_output(repo):
             metrics = json.loads((repo / f"metrics/{corpus}/neural/{model}.json").read_text())
             assert set(metrics["dev"]) >= {"loss", "perplexity", "accuracy", "bits_per_char"}
             assert set(metrics["test"]) >= {"loss", "perplexity", "accuracy", "bits_per_char", "oov_rate"}
-            assert metrics["seeds"]["test_loss"]["n"] == 2
-            assert metrics["params"] > 0 and metrics["train_tokens_per_s"] > 0
+            assert metrics["seeds"]["test_loss"]["n"] == 2 and metrics["params"] > 0
+            speed = json.loads((repo / f"speed/{corpus}/train.json").read_text())[model]
+            assert set(speed) == {"seed0", "seed1"} and speed["seed0"]["tokens_per_s"] > 0
+            assert speed["seed1"]["epochs"] == 1 and speed["seed1"]["train_seconds"] > 0
             assert (repo / f"models/{corpus}/neural/{model}.pt").is_file()
             assert (repo / f"samples/{corpus}/{model}.txt").read_text().strip()
             for seed in (0, 1):  # each run's dvclive log: its one epoch, its latest epoch in training.json
@@ -155,9 +163,16 @@ def test_repro_builds_every_output(repo):
         assert mixture["kinds"] == MIXED[corpus]  # mixture.<corpus>.model
         assert sum(mixture["weights"].values()) == pytest.approx(1.0, abs=1e-5)
         assert mixture["seeds"]["test_loss"]["n"] == 2
-    assert all("+".join(MIXED[c]) + "+ngram" in (repo / "reports/summary.md").read_text() for c in MIXED)
+    for corpus, kinds in MIXED.items():
+        name = re.escape("+".join(kinds) + "+ngram")
+        assert re.search(rf"^\| {name} ", (repo / "reports/summary.md").read_text(), flags=re.M)
+        assert re.search(rf"^\| {name} +\| +0 \|", (repo / "reports/speed.md").read_text(), flags=re.M)  # timings
+    timings = [f"{path}: {key}" for path in repo.glob("metrics/**/*.json")
+               for key in gates.flatten(json.loads(path.read_text())) if is_timing(key)]
+    assert not timings, timings
     tokenization = json.loads((repo / "metrics/news/tokenization.json").read_text())
     assert set(tokenization["levels"]) == {"word", "bpe", "char"}
+    assert set(json.loads((repo / "speed/news/tokenization.json").read_text())["levels"]) == {"word", "bpe", "char"}
     assert json.loads((repo / "metrics/names/tokenization.json").read_text())["levels"] == {}
     assert "## news: tokenization" in (repo / "reports/summary.md").read_text()
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=repo).stdout
@@ -195,12 +210,26 @@ def test_data_stages_are_byte_identical_on_rerun(repo):
 
 
 def test_training_and_evaluation_metrics_repeat_exactly(repo):
-    before = json.loads((repo / "metrics/names/neural/gru.json").read_text())
+    """Retrained and re-evaluated on the same machine, every kind and seed gives the committed metrics:
+    `dvc metrics diff` lists no row (no timing in a metrics file), the speed comparison the new timings.
+    (Another CPU, and a one-key experiment: tests/test_metrics_diff.py.)"""
+    commit(repo, "the pipeline's outputs")
     sh("dvc", "repro", "--force", "--single-item", "train@names", "evaluate@names", cwd=repo)
-    after = json.loads((repo / "metrics/names/neural/gru.json").read_text())
-    for key in ("train_seconds", "train_tokens_per_s"):
-        before.pop(key), after.pop(key)
-    assert after == before
+    assert metrics_diff(repo) == {}
+    speed = metrics_diff(repo, "--targets", "speed", "-R")
+    assert {key for path, key in speed if path == "speed/names/train.json"} >= {"gru.seed0.train_seconds",
+                                                                               "lstm.seed1.tokens_per_s"}, speed
+
+
+def commit(repo, message):
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message, cwd=repo)
+
+
+def metrics_diff(repo, *args):
+    """``dvc metrics diff --json``'s rows: {(file, metric): (old, new)}."""
+    shown = json.loads(sh("dvc", "metrics", "diff", "--json", *args, cwd=repo).stdout or "{}")
+    return {(path, key): (row.get("old"), row.get("new")) for path, rows in shown.items() for key, row in rows.items()}
 
 
 def test_experiments_set_queue_and_show(repo):

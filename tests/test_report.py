@@ -1,4 +1,5 @@
-"""The report: markdown table numbers (mean and seed range, order by dev loss, n-gram row, novelty) and a deterministic PNG."""
+"""The report: markdown table numbers (mean and seed range, order by dev loss, n-gram row, novelty), the
+speed tables apart from them, and a deterministic PNG."""
 
 import json
 import subprocess
@@ -9,7 +10,7 @@ import matplotlib.image
 import pytest
 
 from rnnlm.errors import UserError
-from rnnlm.report import plot_curves, summary_markdown
+from rnnlm.report import plot_curves, speed_markdown, summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -23,8 +24,7 @@ def neural(test_loss, std, params, n=3):
     return {
         "dev": {**split, "loss": test_loss - 0.02},
         "test": {**split, "loss": test_loss + 0.01, "oov_rate": 0.0},
-        "params": params, "seed": 0, "train_seconds": 12.345, "train_tokens_per_s": 45678.9,
-        "best_epoch": 7, "epochs_done": 10,
+        "params": params, "seed": 0, "best_epoch": 7, "epochs_done": 10,
         "seeds": {
             "dev_loss": spread(test_loss - 0.02, std), "test_loss": spread(test_loss, std),
             "test_perplexity": spread(2.718281828 ** test_loss, 0.0123),
@@ -38,13 +38,12 @@ def neural(test_loss, std, params, n=3):
 def ngram(test_loss):
     split = {"loss": test_loss, "perplexity": 9.87654, "accuracy": 0.25, "bits_per_char": 3.1, "tokens": 1000}
     return {"dev": {**split, "loss": test_loss - 0.01}, "test": {**split, "oov_rate": 0.0},
-            "params": 5432, "train_seconds": 0.5, "order": 3, "discount": 0.75}
+            "params": 5432, "order": 3, "discount": 0.75}
 
 
 def mixture(test_loss, lam, std):
     metrics = neural(test_loss, 0.004, 1_100_000)
     metrics.update({"weights": {"lstm": lam, "ngram": 1 - lam}, "kinds": ["lstm"], "order": 3})
-    del metrics["train_tokens_per_s"]
     metrics["seeds"]["weight_lstm"] = {"mean": lam, "std": std, "n": 3, "min": lam - std, "max": lam + std}
     return metrics
 
@@ -74,9 +73,27 @@ def test_table_formats_mean_and_range_and_sorts_by_dev_loss():
     assert gru[3] == "2.0521 (2.0490–2.0552)"   # test loss
     assert gru[4].endswith(")") and "±" not in md
     assert gru[5] == f"0.3123 ({0.31234 - 0.00456:.4f}–{0.31234 + 0.00456:.4f})"
-    assert gru[7:] == ["—", "7 of 10", "12.3", "45,679"]  # no samples given; chosen epoch of those trained
+    assert gru[7:] == ["—", "7 of 10"]  # no samples given; chosen epoch of those trained
     assert "n = 3 training seeds" in md and "mean (lowest–highest)" in md
-    assert "Sorted by mean dev loss" in md and "the test split chooses nothing" in md
+    assert "Sorted by dev loss" in md and "the test split chooses nothing" in md
+
+
+def one_seed(metrics):
+    """A metrics file of a one-seed run: no ``seeds`` spread (it would repeat the headline)."""
+    return {key: value for key, value in metrics.items() if key != "seeds"}
+
+
+def test_one_seed_files_give_single_values_and_say_so():
+    md = summary_markdown({"names": {"gru": one_seed(neural(2.0, 0.01, 1000)), "ngram": ngram(2.5),
+                                     "lstm+ngram": one_seed(mixture(1.9, 0.61, 0.0))}})
+    table = rows(md, "names")
+    assert [r[0] for r in table] == ["**lstm+ngram** (best)", "gru", "ngram"]
+    assert table[1][2:4] == ["1.9800", "2.0100"] and all("(" not in cell for cell in table[1][2:7])
+    assert "- Neural models: one training run each (one seed), so single values" in md
+    assert "Training times: reports/speed.md" in md
+    assert "(headline seed: lstm 0.610, ngram 0.390)" in md and "mean (lowest–highest)" not in md
+    # the n-gram keeps its own note; the one-seed neural models do not get it
+    assert "- ngram (order 3): a single deterministic fit" in md and "gru (order" not in md
 
 
 def test_best_is_chosen_on_dev_not_on_test():
@@ -104,7 +121,8 @@ def test_mixture_row_is_labelled_and_explained():
     md = summary_markdown(RESULTS)
     news = rows(md, "news")
     assert news[0][0] == "**lstm+ngram** (best)"
-    assert news[0][1] == "1,100,000" and news[0][3] == "5.9000 (5.8960–5.9040)" and news[0][-1] == "—"
+    assert news[0][1] == "1,100,000" and news[0][3] == "5.9000 (5.8960–5.9040)" and news[0][7] == "—"
+    assert "training seconds" not in md and "tokens/s" not in md  # timings: reports/speed.md
     assert ("- lstm+ngram: Σ λ_k·P_k(w | h) token by token over its components, the weights λ fit on dev only "
             "(headline seed: lstm 0.612, ngram 0.388)") in md
     assert "lstm+ngram" not in md.split("## news")[0]
@@ -113,7 +131,7 @@ def test_mixture_row_is_labelled_and_explained():
 def test_ngram_row_has_single_values_and_dashes():
     news = rows(summary_markdown(RESULTS), "news")[1:]  # after the mixture, the best
     assert news[0][0] == "lstm"
-    assert news[1] == ["ngram", "5,432", "6.4900", "6.5000", "9.88", "0.2500", "3.1000", "—", "—", "0.5", "—"]
+    assert news[1] == ["ngram", "5,432", "6.4900", "6.5000", "9.88", "0.2500", "3.1000", "—", "—"]
     assert all("(" not in cell for cell in news[1])
     assert "- ngram (order 3): a single deterministic fit" in summary_markdown(RESULTS)
 
@@ -123,7 +141,7 @@ def test_one_table_per_corpus_with_the_columns():
     headers = [[cell.strip() for cell in line.strip("|").split("|")] for line in md.splitlines()
                if line.startswith("| model ")]
     assert headers == [["model", "parameters", "dev loss", "test loss", "test perplexity", "test accuracy",
-                        "test bits/char", "novel samples", "chosen epoch", "training seconds", "tokens/s"]] * 2
+                        "test bits/char", "novel samples", "chosen epoch"]] * 2
     assert md.index("## names") < md.index("## news")
     assert summary_markdown(RESULTS) == md
 
@@ -167,6 +185,40 @@ STAGE_RESULTS = {
 }
 
 
+def speed(mixed=("lstm",), levels=None):
+    """A corpus's speed files (speed/<corpus>/<stage>.json) for the stage kinds, one seed each."""
+    train = {kind: {"seed0": {"train_seconds": 10.0 * (i + 1), "tokens_per_s": 1234.5 / (i + 1), "epochs": 4,
+                              "epoch_seconds": 2.5 * (i + 1)}} for i, kind in enumerate(STAGE_KINDS)}
+    return {"train": train, "ngram": {"fit_seconds": 0.25},
+            "mixture": {"kinds": mixed, "seed": 0, "ngram_fit_seconds": 0.3, "seconds": 2.0},
+            "tokenization": {"levels": levels or {}}}
+
+
+STAGE_SPEED = {"names": speed(["gru"]),
+               "news": speed(["lstm", "gru"], {"word": {"seconds": 30.2, "train_seconds": 25.0}})}
+
+
+def test_speed_tables_list_every_run_the_ngram_and_the_mixture():
+    md = speed_markdown(STAGE_SPEED)
+    names = rows(md, "names")
+    assert names == [["gru", "0", "10.0", "4", "2.50", "1,234"], ["lstm", "0", "20.0", "4", "5.00", "617"],
+                     ["ngram", "—", "0.2", "—", "—", "—"], ["gru+ngram", "0", "10.3", "—", "—", "—"]]
+    assert rows(md.split("### news")[0], "news")[-1] == ["lstm+gru+ngram", "0", "30.3", "—", "—", "—"]
+    assert rows(md, "news")[-1] == ["word", "30", "25"]  # the tokenization comparison's levels
+    assert "dvc metrics diff --targets speed -R" in md
+    assert "\n### news: tokenization\n" in md and md.index("- lstm+gru+ngram: the training seconds of lstm, gru") < md.index("### news")
+    assert "names: tokenization" not in md  # no levels compared there
+
+
+def test_speed_of_a_run_without_epochs_is_a_dash_and_a_bad_value_an_error():
+    runs = speed()
+    runs["train"]["gru"]["seed0"] |= {"epoch_seconds": None, "tokens_per_s": None}
+    assert rows(speed_markdown({"names": runs}), "names")[0][4:] == ["—", "—"]
+    runs["train"]["gru"]["seed0"]["train_seconds"] = "fast"
+    with pytest.raises(UserError, match="train.gru.seed0: train_seconds"):
+        speed_markdown({"names": runs})
+
+
 def write_json(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -182,6 +234,8 @@ def write_fixture(root):
             write_json(metrics / ("neural" if model in STAGE_KINDS else "") / f"{name}.json", result)
         for kind in STAGE_KINDS:
             write_json(metrics / "samples" / f"{kind}.json", {"novel_share": 0.5, "samples": 4})
+        for stage, record in STAGE_SPEED[corpus].items():
+            write_json(root / "speed" / corpus / f"{stage}.json", record)
         table = "".join(f"{kind},{curve},{epoch},{loss:.6f}\n" for kind in STAGE_KINDS
                         for epoch, train, dev in CURVES[corpus][kind] for curve, loss in (("train", train), ("dev", dev)))
         (root / "plots" / corpus).mkdir(parents=True)
@@ -201,6 +255,7 @@ def test_stage_writes_both_outputs_deterministically(tmp_path):
     png = (tmp_path / "reports" / "curves.png").read_bytes()
     samples = {corpus: dict.fromkeys(STAGE_KINDS, {"novel_share": 0.5, "samples": 4}) for corpus in STAGE_RESULTS}
     assert summary == summary_markdown(STAGE_RESULTS, samples=samples)
+    assert (tmp_path / "reports" / "speed.md").read_text(encoding="utf-8") == speed_markdown(STAGE_SPEED)
     assert png.startswith(PNG_SIGNATURE)
     assert run_stage(tmp_path).returncode == 0
     assert (tmp_path / "reports" / "curves.png").read_bytes() == png
@@ -224,6 +279,15 @@ def test_stage_without_metrics_names_dvc_repro(tmp_path):
     done = run_stage(tmp_path)
     assert done.returncode == 2
     assert "dvc repro" in done.stderr and "gru.json" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_stage_without_a_speed_file_names_dvc_repro_and_writes_nothing(tmp_path):
+    write_fixture(tmp_path)
+    (tmp_path / "speed" / "news" / "train.json").unlink()
+    done = run_stage(tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "speed file speed/news/train.json not found: run `dvc repro`" in done.stderr
+    assert not (tmp_path / "reports").exists()
 
 
 def test_chosen_epoch_cell_with_and_without_the_epochs_trained():

@@ -4,8 +4,9 @@
     rnnlm sample --model models/names/ngram.arpa.gz -n 10 --prompt Em --temperature 0.8 --top-k 5
     rnnlm info models/news/lstm.pt
     rnnlm novelty --model models/names/lstm.pt --train-split data/splits/names/train.txt
+    rnnlm compare [REV] [--rtol 0.01]
     rnnlm check-metrics [--rev HEAD] [--rtol 0.01] [--atol 1e-6] [--sample-k 3]
-    rnnlm check-lock
+    rnnlm check-lock [--rev HEAD]
 """
 
 import argparse
@@ -16,6 +17,7 @@ import sys
 import torch
 
 from . import __version__, gates
+from .compare import compare
 from .config import Positive, Temperature, TopK, check_value
 from .devices import DEVICES, resolve_device
 from .errors import UserError, exit_on_user_error
@@ -159,15 +161,22 @@ def cmd_check_metrics(args):
     return 0
 
 
+def cmd_compare(args):
+    print(compare(args.rev, args.rtol, args.atol, args.metrics_dir))
+    return 0
+
+
 def cmd_check_lock(args):
-    stale = gates.stale_stages(gates.dvc_status())
+    lock = gates.committed_lock(args.rev)
+    stages = gates.pipeline_stages()
+    stale = gates.stale_lock(lock, stages, gates.code_hashes(stages))
     if stale:
-        print("dvc.lock is out of date: these stages changed since it was written; "
-              "run `dvc repro` and commit dvc.lock and metrics/:")
+        print(f"dvc.lock at {args.rev} is out of date: these stages changed since it was written; "
+              "run `dvc repro` and commit dvc.lock with the outputs git keeps (metrics/, speed/, reports/, ...):")
         for stage, reasons in stale.items():
             print(f"  {stage}: {'; '.join(reasons)}")
         return 1
-    print("dvc.lock matches the code and params of every stage")
+    print(f"dvc.lock at {args.rev} matches the command, code and params of every stage ({len(stages)} stages)")
     return 0
 
 
@@ -234,7 +243,23 @@ def build_parser():
                     help="also ignore this metric name (timings are always ignored)")
     cm.set_defaults(func=cmd_check_metrics)
 
-    cl = sub.add_parser("check-lock", help="fail if a stage's code or params changed but dvc.lock was not updated")
+    cp = sub.add_parser(
+        "compare", help="Markdown: every model's dev and test loss and perplexity at REV beside the workspace's",
+        description="Compare the metrics committed at REV with the workspace's: for each corpus and model, dev and "
+                    "test loss and perplexity on both sides, the change, and a mark where it goes beyond the "
+                    "tolerance of check-metrics; then the best model (lowest dev loss) of each side.")
+    cp.add_argument("rev", nargs="?", default="HEAD", help="git revision to compare with (default HEAD), e.g. main")
+    cp.add_argument("--rtol", type=float, default=0.01, help="relative tolerance, as check-metrics (default 0.01)")
+    cp.add_argument("--atol", type=float, default=1e-6, help="absolute slack, as check-metrics (default 1e-6)")
+    cp.add_argument("--metrics-dir", default="metrics")
+    cp.set_defaults(func=cmd_compare)
+
+    cl = sub.add_parser(
+        "check-lock", help="fail if a stage's command, code or params changed since the committed dvc.lock",
+        description="Judge dvc.lock as committed at --rev against dvc.yaml, the code and params.yaml in the "
+                    "workspace. Data made by other stages is not judged (dvc status and check-metrics do that), "
+                    "so the verdict is the same before and after `dvc repro`.")
+    cl.add_argument("--rev", default="HEAD", help="git revision whose dvc.lock is judged (default HEAD)")
     cl.set_defaults(func=cmd_check_lock)
     return ap
 

@@ -1,21 +1,27 @@
-"""CI gates: reproduced metrics versus committed ones, and dvc.lock versus the code.
+"""CI gates: reproduced metrics versus committed ones, and the committed dvc.lock versus the code.
 
 ``dvc metrics diff`` shows what changed but cannot say whether a change is within tolerance, and
 ``dvc status`` mixes "stage code changed without re-running" (a mistake) with "outputs not built
-yet" (normal on a fresh clone). These two checks draw those lines.
+yet" (normal on a fresh clone); after a ``dvc repro`` it is clean whatever the commit held. These
+two checks draw those lines.
 """
 
+import hashlib
 import json
 import math
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from .errors import UserError
+from .speed import is_timing
 
 # What each committed metric is compared with is decided by its key and shape, never by a list of
 # files, so metrics files added later are judged by the same rules:
 #
-#   timing    keys ending in "seconds", "_per_s" or "_ms": machine and load; never compared.
+#   timing    keys ending in "seconds", "_per_s" or "_ms" (rnnlm.speed): machine and load; never
+#             compared. The pipeline keeps them out of metrics/ (speed/), older revisions did not.
 #   count     an int in both files (tokens, n, params, samples, seed, best_epoch...): exact.
 #   spread    "std" beside a "mean" (the spread over seeds): |new - old| <= atol + rtol*|mean|.
 #             A std is a difference of nearly equal numbers, so last-digit noise in the runs is a
@@ -37,7 +43,6 @@ from .errors import UserError
 #             different epoch passes when every other value of its file passes its own rule
 #             (the dev loss it was chosen by, and the test metrics of its weights); else it fails.
 # A NaN passes only where the committed value was NaN too.
-TIMING_SUFFIXES = ("seconds", "_per_s", "_ms")
 CHOSEN_EPOCH_KEYS = ("best_epoch", "epochs_done")
 SAMPLE_COUNT_KEY = "samples"
 
@@ -81,7 +86,7 @@ def sample_band(name, value, siblings, k):
 def judge(key, old, new, siblings, rtol=0.01, atol=1e-6, k=3.0):
     """(rule, problem or None) for one metric; ``siblings`` is the committed dict that holds it."""
     name = key.split(".")[-1]
-    if name.endswith(TIMING_SUFFIXES):
+    if is_timing(name):
         return "timing", None
     if not (_is_number(old) and _is_number(new)):
         return "exact", None if old == new else "differs (compared exactly)"
@@ -119,11 +124,25 @@ def _run(args, missing_hint):
 
 
 def _git(*args):
-    return _run(["git", *args], "check-metrics compares with a git revision")
+    return _run(["git", *args], "the gates compare with a git revision")
+
+
+def check_revision(rev):
+    """A UserError unless ``rev`` names a commit of the git repository here."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise UserError("git not found: the gates compare with a git revision") from None
+    if done.returncode != 0:
+        if "not a git repository" in done.stderr:
+            raise UserError("not inside a git repository: run this from the project's clone")
+        raise UserError(f"unknown revision {rev!r}: not a commit, branch or tag of this repository "
+                        "(fetch it first, e.g. `git fetch origin main`)")
 
 
 def committed_metrics(rev, metrics_dir):
     """{path: parsed JSON} of every .json under ``metrics_dir`` at git revision ``rev``."""
+    check_revision(rev)
     names = _git("ls-tree", "-r", "--name-only", rev, "--", str(metrics_dir)).split()
     return {name: json.loads(_git("show", f"{rev}:{name}")) for name in names if name.endswith(".json")}
 
@@ -180,30 +199,93 @@ def format_rows(rows):
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
 
 
-def stale_stages(status):
-    """Stages whose code, params or command changed since dvc.lock, from ``dvc status --json``.
+def committed_lock(rev):
+    """dvc.lock as committed at git revision ``rev``, parsed."""
+    check_revision(rev)
+    try:
+        text = subprocess.run(["git", "show", f"{rev}:dvc.lock"], check=True, capture_output=True, text=True).stdout
+    except subprocess.CalledProcessError:
+        raise UserError(f"no dvc.lock at {rev}: run `dvc repro` and commit dvc.lock") from None
+    return yaml.safe_load(text) or {}
 
-    Outputs that are missing (a fresh clone has no models) and dependencies that are missing
-    because an upstream stage has not run yet are expected, and not reported.
+
+def pipeline_stages():
+    """The stages of dvc.yaml as DVC resolves them (``foreach`` expanded), with the current params:
+    ``{name: {"cmd", "deps": [path], "params": {params file: {key: value}}, "outs": [path]}}``."""
+    from dvc.dependency.param import ParamsDependency  # DVC starts slowly: only the lock check needs it
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            stages = {}
+            for stage in repo.index.stages:
+                if getattr(stage, "cmd", None) is None:  # a .dvc file, not a pipeline stage
+                    continue
+                params = [dep for dep in stage.deps if isinstance(dep, ParamsDependency)]
+                stages[stage.addressing] = {
+                    "cmd": stage.cmd,
+                    "deps": [dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)],
+                    "params": {dep.def_path: dep.read_params() for dep in params},
+                    "outs": [out.def_path for out in stage.outs]}
+            return stages
+    except DvcException as err:
+        raise UserError(f"dvc.yaml: {err}") from None
+
+
+def code_hashes(stages):
+    """``{path: md5}`` of every dependency that is code or raw data rather than a stage's output: the
+    files git tracks (the md5 of their bytes, as dvc.lock records it) and the files a ``.dvc`` file
+    tracks (the md5 that file records)."""
+    tracked = set(_git("ls-files", "-z").split("\0"))
+    outputs = {out for stage in stages.values() for out in stage["outs"]}
+    hashes = {}
+    for path in {dep for stage in stages.values() for dep in stage["deps"]}:
+        if any(path == out or path.startswith(f"{out}/") for out in outputs):
+            continue  # judged by reproducing it (dvc status, check-metrics), not here
+        if path in tracked and Path(path).is_file():
+            hashes[path] = hashlib.md5(Path(path).read_bytes()).hexdigest()
+        elif f"{path}.dvc" in tracked:
+            outs = (yaml.safe_load(Path(f"{path}.dvc").read_text(encoding="utf-8")) or {}).get("outs") or [{}]
+            hashes[path] = outs[0].get("md5")
+    return hashes
+
+
+def stale_lock(lock, stages, hashes):
+    """``{stage: [reasons]}`` for every stage whose command, code, params or outputs in dvc.yaml differ
+    from ``lock`` (a parsed dvc.lock); ``hashes``: the current md5 of each code dependency.
+
+    Data a stage reads from another stage is left out: its hash changes with the machine (the
+    models) and is judged by reproducing it. So the verdict is the same before and after a
+    ``dvc repro``: a lock committed stale stays stale, whatever the workspace's dvc.lock says now.
     """
+    locked_stages = lock.get("stages") or {}
     stale = {}
-    for stage, changes in status.items():
-        if stage.endswith(".dvc"):
+    for name, stage in stages.items():
+        locked = locked_stages.get(name)
+        if locked is None:
+            stale[name] = ["not in dvc.lock (never run)"]
             continue
-        reasons = []
-        for change in changes:
-            if change == "changed command":
-                reasons.append("command changed")
-            elif isinstance(change, dict) and "changed deps" in change:
-                for dep, what in change["changed deps"].items():
-                    if isinstance(what, dict):  # a params file: {key: "modified" | "new" | "deleted"}
-                        reasons += [f"param {key} {state}" for key, state in what.items()]
-                    elif what != "deleted":
-                        reasons.append(f"{dep} {what}")
+        reasons = ["command changed"] if locked.get("cmd") != stage["cmd"] else []
+        locked_deps = {dep["path"]: dep.get("md5") for dep in locked.get("deps") or []}
+        for path in stage["deps"]:
+            if path not in locked_deps:
+                reasons.append(f"{path} new")
+            elif path in hashes and hashes[path] != locked_deps[path]:
+                reasons.append(f"{path} modified")
+        reasons += [f"{path} deleted" for path in sorted(set(locked_deps) - set(stage["deps"]))]
+        for params_file, values in stage["params"].items():
+            locked_values = (locked.get("params") or {}).get(params_file) or {}
+            for key in sorted(set(values) | set(locked_values)):
+                if key not in locked_values:
+                    reasons.append(f"param {key} new")
+                elif key not in values:
+                    reasons.append(f"param {key} deleted")
+                elif values[key] != locked_values[key]:
+                    reasons.append(f"param {key} modified")
+        locked_outs = {out["path"] for out in locked.get("outs") or []}
+        reasons += [f"output {path} new" for path in stage["outs"] if path not in locked_outs]
+        reasons += [f"output {path} deleted" for path in sorted(locked_outs - set(stage["outs"]))]
         if reasons:
-            stale[stage] = reasons
+            stale[name] = reasons
     return stale
-
-
-def dvc_status():
-    return json.loads(_run(["dvc", "status", "--json"], "install the project first (see README)") or "{}")

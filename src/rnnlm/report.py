@@ -1,6 +1,7 @@
-"""The comparison report: a markdown table of every model's metrics and a figure of its loss curves.
+"""The comparison report: a markdown table of every model's metrics, one of their timings (apart: a
+timing changes with the machine) and a figure of the loss curves.
 
-Both outputs are byte-deterministic: equal inputs give equal files (the PNG embeds no software
+Every output is byte-deterministic: equal inputs give equal files (the PNG embeds no software
 version or timestamp), so the report stage's outputs only change when the numbers do.
 """
 
@@ -13,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .config import MODEL_KINDS
+from .config import MODEL_KINDS, mixture_name
 from .errors import UserError
 from .io import require_file, write_bytes
 
@@ -33,18 +34,19 @@ _METRIC_COLUMNS = [
     ("test accuracy", "test", "accuracy", 4),
     ("test bits/char", "test", "bits_per_char", 4),
 ]
-_COLUMNS = (["model", "parameters"] + [c[0] for c in _METRIC_COLUMNS]
-            + ["novel samples", "chosen epoch", "training seconds", "tokens/s"])
+_COLUMNS = ["model", "parameters"] + [c[0] for c in _METRIC_COLUMNS] + ["novel samples", "chosen epoch"]
 
 
-def _markdown(rows, titles):
-    """Rows of formatted cells -> a markdown table: names left-aligned, numbers right-aligned.
+def markdown_table(rows, titles, names=1):
+    """Rows of formatted cells -> a markdown table: the first ``names`` columns left-aligned, the
+    numbers right-aligned.
 
     The cells are already formatted strings; ``disable_numparse`` keeps tabulate from reading them
     back as numbers (it would print "0.2000" as "0.2").
     """
     return pd.DataFrame(rows, columns=titles).to_markdown(
-        index=False, tablefmt="pipe", colalign=["left"] + ["right"] * (len(titles) - 1), disable_numparse=True)
+        index=False, tablefmt="pipe", colalign=["left"] * names + ["right"] * (len(titles) - names),
+        disable_numparse=True)
 
 
 def _order_key(model):
@@ -125,6 +127,14 @@ def _novelty(samples, model, where):
     return f"{_field(samples[model], f'{where} (samples)', 'novel_share'):.2f}"
 
 
+def _seeds_trained(metrics, n):
+    """How many training seeds a row's numbers come from: ``n`` with a ``seeds`` spread, 1 for a
+    trained model's single run (a ``seed`` and no spread), None for a deterministic fit (the n-gram)."""
+    if metrics.get("seeds") is not None:
+        return n
+    return 1 if "seed" in metrics else None
+
+
 def _table(corpus, models, samples=None):
     rows = []
     for model, metrics in models.items():
@@ -135,12 +145,10 @@ def _table(corpus, models, samples=None):
         rows.append({
             "model": model,
             "sort": cells["dev loss"][0],   # chosen on dev: the test split never picks anything
-            "n": cells["test loss"][2] if metrics.get("seeds") is not None else None,
+            "n": _seeds_trained(metrics, cells["test loss"][2]),
             "cells": [_optional(metrics, "params", where, lambda v: f"{v:,.0f}")]
             + [_fmt_spread(*cells[title], decimals) for title, _, _, decimals in _METRIC_COLUMNS]
-            + [_novelty(samples, model, where), _chosen_epoch(metrics, where),
-               _optional(metrics, "train_seconds", where, lambda v: f"{v:,.1f}"),
-               _optional(metrics, "train_tokens_per_s", where, lambda v: f"{v:,.0f}")],
+            + [_novelty(samples, model, where), _chosen_epoch(metrics, where)],
             "oov": metrics["test"].get("oov_rate") if isinstance(metrics.get("test"), dict) else None,
             "oov_chars": metrics["test"].get("oov_char_share") if isinstance(metrics.get("test"), dict) else None,
             "order": metrics.get("order"),
@@ -149,29 +157,33 @@ def _table(corpus, models, samples=None):
     rows.sort(key=lambda r: (r["sort"], _order_key(r["model"])))
     best = rows[0]["sort"] if rows else None
 
-    table = _markdown([[f"**{row['model']}** (best)" if row["sort"] == best else row["model"], *row["cells"]]
-                       for row in rows], _COLUMNS)
+    table = markdown_table([[f"**{row['model']}** (best)" if row["sort"] == best else row["model"], *row["cells"]]
+                            for row in rows], _COLUMNS)
     return "\n".join([f"## {corpus}", "", table, "", *_notes(rows, samples)])
 
 
 def _notes(rows, samples=None):
-    notes = ["Sorted by mean dev loss (nats/token, lower is better), and \"best\" is the lowest dev loss: the "
-             "test split chooses nothing, it only reports. Bits/char divides the total negative log-likelihood "
-             "in bits by the characters covered, so it compares char- and word-level models."]
+    notes = ["Sorted by dev loss (nats/token, lower is better; the mean over seeds where there are several), and "
+             "\"best\" is the lowest dev loss: the test split chooses nothing, it only reports. Bits/char divides "
+             "the total negative log-likelihood in bits by the characters covered, so it compares char- and "
+             "word-level models."]
     if samples:
         notes.append("Novel samples: the share of the generate stage's unprompted samples (headline seed, "
                      "generate params) that are not in the training split; "
                      f"{DASH} for models the generate stage does not sample.")
     seeded = [r for r in rows if r["n"] is not None]
-    if seeded:
+    chosen = ("Chosen epoch: the epoch with the lowest dev loss, whose weights are kept, of the epochs trained. "
+              "Training times: reports/speed.md.")
+    if seeded and max(r["n"] for r in seeded) == 1:
+        notes.append(f"Neural models: one training run each (one seed), so single values. {chosen}")
+    elif seeded:
         counts = sorted({r["n"] for r in seeded})
         if len(counts) == 1:
             n = f"n = {counts[0]} training seeds per neural model"
         else:
             n = "n training seeds per model: " + ", ".join(f"{r['model']} {r['n']}" for r in seeded)
-        notes.append(f"Neural models: mean (lowest–highest) over {n}; parameters, chosen epoch "
-                     "(the epoch with the lowest dev loss, whose weights are kept, of the epochs trained), "
-                     "training seconds and tokens/s are those of the headline (first) seed.")
+        notes.append(f"Neural models: mean (lowest–highest) over {n}; parameters and the chosen epoch are those "
+                     f"of the headline (first) seed. {chosen}")
     for row in rows:
         if row["weights"] is not None:
             weights = ", ".join(f"{name} {_number(w, row['model']):.3f}" for name, w in row["weights"].items())
@@ -199,7 +211,6 @@ _TOKENIZATION_COLUMNS = [
     ("tokens/char", "tokens_per_char", "{:.3f}"),
     ("OOV tokens", "oov_rate", "{:.2%}"),
     ("OOV characters", "oov_char_share", "{:.2%}"),
-    ("seconds", "seconds", "{:,.0f}"),
 ]
 
 
@@ -214,12 +225,13 @@ def tokenization_table(corpus, comparison):
     for level, result in comparison["levels"].items():
         cells = []
         for _, key, fmt in _TOKENIZATION_COLUMNS:
-            keys = (key,) if key in ("vocab_size", "params", "seconds") else ("test", key)
+            keys = (key,) if key in ("vocab_size", "params") else ("test", key)
             cells.append(fmt.format(_field(result, f"{where}.{level}", *keys)))
         rows.append((_field(result, f"{where}.{level}", "test", "bits_per_char"), level, cells))
     rows.sort()
-    table = _markdown([[f"**{level}** (best)" if i == 0 else level, *cells] for i, (_, level, cells) in enumerate(rows)],
-                      ["level"] + [c[0] for c in _TOKENIZATION_COLUMNS])
+    table = markdown_table([[f"**{level}** (best)" if i == 0 else level, *cells]
+                            for i, (_, level, cells) in enumerate(rows)],
+                           ["level"] + [c[0] for c in _TOKENIZATION_COLUMNS])
     lines = [f"## {corpus}: tokenization", "", table, "",
              f"- One {comparison.get('kind', 'model')} per level, the same settings "
              f"({comparison.get('epochs', '?')} epoch(s), seed {comparison.get('seed', '?')}), each vocabulary fit "
@@ -243,6 +255,70 @@ def summary_markdown(results, tokenization=None, samples=None):
         table = tokenization_table(corpus, tokenization[corpus]) if corpus in tokenization else ""
         if table:
             parts += [table, ""]
+    return "\n".join(parts)
+
+
+def _speed_cell(record, key, where, fmt):
+    """A speed value formatted, or a dash where the record has none (``None``: e.g. no epoch trained)."""
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object (rerun `dvc repro`)")
+    return DASH if record.get(key) is None else fmt(_number(record[key], f"{where}: {key}"))
+
+
+_SPEED_COLUMNS = ["model", "seed", "training seconds", "epochs", "seconds/epoch", "tokens/s"]
+
+
+def speed_table(corpus, speed):
+    """One corpus's timings -> a markdown table: every training run, the n-gram fit, the mixture.
+
+    ``speed``: {stage: the stage's speed file} (``train``, ``ngram``, ``mixture``, ``tokenization``).
+    The mixture's training time is its headline run's plus the mixture stage's own n-gram fit.
+    """
+    where = f"speed of {corpus}"
+    train = speed.get("train", {})
+    rows, notes = [], []
+    for kind in sorted(train, key=_order_key):
+        for seed, run in train[kind].items():
+            at = f"{where}/train.{kind}.{seed}"
+            rows.append([kind, seed.removeprefix("seed"), _speed_cell(run, "train_seconds", at, "{:,.1f}".format),
+                         _speed_cell(run, "epochs", at, "{:.0f}".format),
+                         _speed_cell(run, "epoch_seconds", at, "{:,.2f}".format),
+                         _speed_cell(run, "tokens_per_s", at, "{:,.0f}".format)])
+    if "ngram" in speed:
+        rows.append(["ngram", DASH, _speed_cell(speed["ngram"], "fit_seconds", f"{where}/ngram", "{:,.1f}".format),
+                     DASH, DASH, DASH])
+    mixture = speed.get("mixture")
+    mixed = mixture.get("kinds") if isinstance(mixture, dict) else None
+    if isinstance(mixed, list) and mixed and all(kind in train for kind in mixed):
+        seed = mixture.get("seed")
+        parts = [(train[kind].get(f"seed{seed}") or {}).get("train_seconds") for kind in mixed]
+        parts.append(mixture.get("ngram_fit_seconds"))
+        total = DASH if None in parts else f"{sum(_number(p, f'{where}/mixture') for p in parts):,.1f}"
+        rows.append([mixture_name(mixed), str(seed), total, DASH, DASH, DASH])
+        notes.append(f"{mixture_name(mixed)}: the training seconds of {', '.join(mixed)} seed {seed} plus the "
+                     "mixture stage's own n-gram fit.")
+    lines = [f"## {corpus}", "", markdown_table(rows, _SPEED_COLUMNS)]
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
+    levels = speed.get("tokenization", {}).get("levels") or {}
+    if levels:
+        level_rows = [[level, _speed_cell(t, "seconds", f"{where}/tokenization.{level}", "{:,.0f}".format),
+                       _speed_cell(t, "train_seconds", f"{where}/tokenization.{level}", "{:,.0f}".format)]
+                      for level, t in levels.items()]
+        lines += ["", f"### {corpus}: tokenization", "",
+                  markdown_table(level_rows, ["level", "seconds (fit, encode, train, test)", "training seconds"])]
+    return "\n".join(lines)
+
+
+def speed_markdown(speed):
+    """``speed``: {corpus: {stage: its speed file}} -> reports/speed.md, one table per corpus."""
+    parts = ["# Speed", "",
+             "Seconds of the run that wrote `speed/`: they change with the machine and its load, so they stay "
+             "out of `metrics/` and the results (`reports/summary.md`). Compare two revisions with "
+             "`dvc metrics diff --targets speed -R`. The runs of a corpus train side by side in "
+             "`train.<corpus>.workers` processes; tokens/s counts one run's training tokens.", ""]
+    for corpus, stages in speed.items():
+        parts += [speed_table(corpus, stages), ""]
     return "\n".join(parts)
 
 

@@ -1,0 +1,58 @@
+"""Speed records: the timings a stage measures, kept apart from its metrics.
+
+A metrics file holds what a run of the same code reproduces: losses, counts, sample statistics.
+A timing changes with the machine and its load on every run, so it never goes there (``dvc
+metrics diff`` would list it on every run, and a reviewer would look past it to find a real
+change). Each stage that measures a time writes it to ``speed/<corpus>/<stage>.json`` instead,
+declared in ``dvc.yaml`` as an output that git keeps but that is not a metric, and compared on
+request::
+
+    dvc metrics diff --targets speed -R     # the timings of two revisions
+    dvc metrics show --targets speed -R
+
+A key is a timing when its name ends in one of ``TIMING_SUFFIXES``: the same rule by which
+``rnnlm check-metrics`` never compares one.
+"""
+
+TIMING_SUFFIXES = ("seconds", "_per_s", "_ms")
+
+
+def is_timing(key):
+    """Whether the (possibly dotted) key names a timing: ``train_seconds``, ``test.tokens_per_s``."""
+    return str(key).split(".")[-1].endswith(TIMING_SUFFIXES)
+
+
+def split_timings(record):
+    """``record`` (nested dicts) -> ``(the record without timings, the timings alone)``.
+
+    A dict left empty on either side is dropped, so ``{"a": {"seconds": 1}}`` has no ``a`` without
+    its timings.
+    """
+    kept, timings = {}, {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            inner_kept, inner_timings = split_timings(value)
+            if inner_kept or not inner_timings:
+                kept[key] = inner_kept
+            if inner_timings:
+                timings[key] = inner_timings
+        elif is_timing(key):
+            timings[key] = value
+        else:
+            kept[key] = value
+    return kept, timings
+
+
+def run_speed(record):
+    """The speed of one training run, from its record (``rnnlm.training.train_model``)."""
+    epochs = record["epochs_done"]
+    return {"train_seconds": record["train_seconds"], "tokens_per_s": record.get("tokens_per_s"),
+            "epochs": epochs, "epoch_seconds": record["train_seconds"] / epochs if epochs else None}
+
+
+def train_speed(runs, records):
+    """``{kind: {"seed<N>": run_speed}}`` of the runs ``(kind, seed)`` and their records, in order."""
+    speed = {}
+    for (kind, seed), record in zip(runs, records):
+        speed.setdefault(kind, {})[f"seed{seed}"] = run_speed(record)
+    return speed
