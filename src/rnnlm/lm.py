@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .arpa import ArpaLM, file_stem, read_arpa
-from .checkpoint import load_checkpoint
+from .arpa import ArpaLM, file_stem, read_arpa, read_arpa_header, require_complete_arpa
+from .checkpoint import load_checkpoint, read_checkpoint
 from .errors import UserError
-from .io import read_json, require_file
+from .io import pipeline_hint, read_json, require_file
 from .mixture import mixed_losses, rnn_target_losses
 from .sampling import ModelStepper
 from .vocab import Vocabulary
@@ -37,6 +37,10 @@ from .vocab import Vocabulary
 MIXTURE_FORMAT = "rnnlm-mixture"
 MIXTURE_VERSION = 1
 LN10 = math.log(10)
+MODEL_FILES = "a .pt checkpoint, an .arpa/.arpa.gz n-gram or a mixture .json"
+# What the pipeline writes, for the hint on a missing one (README, "Using the models").
+PIPELINE_MODELS = "models/<corpus>/neural/<kind>.pt, models/<corpus>/ngram.arpa.gz, models/<corpus>/mixture.json"
+MODEL_HINT = f"run `dvc repro` to build the pipeline's models ({PIPELINE_MODELS})"
 
 
 class NeuralLM:
@@ -68,9 +72,9 @@ class NgramLM:
 
     def __init__(self, path):
         self.path = Path(path)
-        header, self.arpa = _read_arpa_with_vocab(path)
-        self.vocab = Vocabulary.from_dict(header["vocabulary"], source=f"{path} (vocabulary)")
-        self.arpa = self.arpa(self.vocab)
+        header, grams = read_arpa(path)
+        self.vocab = arpa_vocabulary(path, header)
+        self.arpa = ArpaLM(grams, self.vocab.tokens, self.vocab.bos_id)
         self.header = header
 
     def target_losses(self, split):
@@ -85,13 +89,13 @@ class NgramLM:
                 "trained_with": {k: v for k, v in self.header.items() if k != "vocabulary"}}
 
 
-def _read_arpa_with_vocab(path):
-    """The header of an ARPA file written by rnnlm, and a function binding its n-grams to a vocabulary."""
-    header, grams = read_arpa(path)
+def arpa_vocabulary(path, header):
+    """The vocabulary in the header of an ARPA file written by rnnlm (``header``: its parsed header)."""
     if not isinstance(header, dict) or not isinstance(header.get("vocabulary"), dict):
-        raise UserError(f"{path}: an ARPA file without rnnlm's vocabulary header (written by another tool?); "
-                        "score it with that tool, or rebuild it with `dvc repro`")
-    return header, lambda vocab: ArpaLM(grams, vocab.tokens, vocab.bos_id)
+        raise UserError(f"{path}: an ARPA file without rnnlm's vocabulary header (written by another tool?): "
+                        "rnnlm reads the ARPA files of its ngram stage, which carry their vocabulary; "
+                        "score this one with the tool that wrote it")
+    return Vocabulary.from_dict(header["vocabulary"], source=f"{path} (vocabulary)")
 
 
 class NgramStepper:
@@ -143,15 +147,8 @@ class MixtureLM:
 
     def __init__(self, path, device=None):
         self.path = Path(path)
-        self.spec = read_json(path, what="mixture model")
-        if not isinstance(self.spec, dict) or self.spec.get("format") != MIXTURE_FORMAT:
-            raise UserError(f"{path}: not an rnnlm mixture (expected \"format\": \"{MIXTURE_FORMAT}\")")
-        if self.spec.get("format_version") != MIXTURE_VERSION:
-            raise UserError(f"{path}: unsupported mixture format_version {self.spec.get('format_version')!r}")
-        lam = self.spec.get("lambda")
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam <= 1:
-            raise UserError(f"{path}: \"lambda\" must be a number in [0, 1], got {lam!r}")
-        self.lam = float(lam)
+        self.spec = read_mixture_spec(path)
+        self.lam = float(self.spec["lambda"])
         self.rnn = NeuralLM(self._component("rnn"), device)
         self.ngram = NgramLM(self._component("ngram"))
         if self.rnn.vocab != self.ngram.vocab:
@@ -159,10 +156,7 @@ class MixtureLM:
         self.vocab = self.rnn.vocab
 
     def _component(self, key):
-        name = self.spec.get(key)
-        if not isinstance(name, str):
-            raise UserError(f"{self.path}: missing the path of its {key} model (\"{key}\")")
-        return require_file(self.path.parent / name, what=f"{key} model of {self.path}")
+        return mixture_component(self.path, self.spec, key)
 
     def target_losses(self, split):
         return mixed_losses(self.rnn.target_losses(split), -self.ngram.target_losses(split), self.lam)
@@ -175,6 +169,29 @@ class MixtureLM:
                 "components": {"rnn": str(self._component("rnn")), "ngram": str(self._component("ngram"))},
                 "parameters": self.rnn.model.num_parameters() + self.ngram.arpa.num_ngrams,
                 "seed": self.spec.get("seed")}
+
+
+def read_mixture_spec(path):
+    """The content of a mixture file, checked: its format, version and λ."""
+    spec = read_json(path, what="mixture model")
+    if not isinstance(spec, dict) or spec.get("format") != MIXTURE_FORMAT:
+        raise UserError(f"{path}: not an rnnlm mixture (expected \"format\": \"{MIXTURE_FORMAT}\")")
+    if spec.get("format_version") != MIXTURE_VERSION:
+        raise UserError(f"{path}: unsupported mixture format_version {spec.get('format_version')!r}")
+    lam = spec.get("lambda")
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam <= 1:
+        raise UserError(f"{path}: \"lambda\" must be a number in [0, 1], got {lam!r}")
+    return spec
+
+
+def mixture_component(path, spec, key):
+    """The file of a mixture's ``key`` model (``rnn`` or ``ngram``), named relative to the mixture file."""
+    name = spec.get(key)
+    if not isinstance(name, str):
+        raise UserError(f"{path}: missing the path of its {key} model (\"{key}\")")
+    component = Path(path).parent / name
+    return require_file(component, what=f"{key} model of mixture {path}:", hint=pipeline_hint(component, MODEL_HINT),
+                        empty_ok=False)
 
 
 def mixture_spec(rnn_path, ngram_path, lam, out_path, **extra):
@@ -192,17 +209,44 @@ def mixture_spec(rnn_path, ngram_path, lam, out_path, **extra):
             "ngram": relative(ngram_path), "lambda": float(lam), **extra}
 
 
-def load_model(path, device=None):
+_LOADERS = {".pt": ("checkpoint", NeuralLM), ".arpa": ("ARPA model", NgramLM), ".arpa.gz": ("ARPA model", NgramLM),
+            ".json": ("mixture model", MixtureLM)}
+
+
+def model_file(path, hint=MODEL_HINT):
+    """``(path, loader class)`` of a model file, after the checks every command makes: a folder, an unknown
+    suffix, a missing file (its error ends with ``hint``; None: no hint) and an empty file are errors.
+
+    A command passes ``hint=pipeline_hint(path, MODEL_HINT)``, so that only the pipeline's own files
+    get "run `dvc repro`".
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a model file ({MODEL_FILES})")
+    suffix = next((s for s in _LOADERS if path.name.endswith(s)), None)
+    if suffix is None:
+        raise UserError(f"{path}: not a model file (expected {MODEL_FILES})")
+    what, loader = _LOADERS[suffix]
+    return require_file(path, what=what, hint=hint, empty_ok=False), loader
+
+
+def load_model(path, device=None, hint=MODEL_HINT):
     """The model in ``path``: a recurrent checkpoint, an ARPA n-gram or a mixture (by file name)."""
-    name = Path(path).name
-    if name.endswith(".pt"):
-        return NeuralLM(path, device)
-    if name.endswith((".arpa", ".arpa.gz")):
-        return NgramLM(path)
-    if name.endswith(".json"):
-        return MixtureLM(path, device)
-    raise UserError(f"{path}: not a model file (expected a .pt checkpoint, an .arpa/.arpa.gz n-gram "
-                    "or a mixture .json)")
+    path, loader = model_file(path, hint)
+    return loader(path) if loader is NgramLM else loader(path, device)
+
+
+def load_vocabulary(path, hint=MODEL_HINT):
+    """The vocabulary (with its normalization rules) of any model file, without reading its weights or
+    n-grams: an ARPA file's header, a checkpoint's vocabulary, a mixture's recurrent component's."""
+    path, loader = model_file(path, hint)
+    if loader is NgramLM:
+        vocab = arpa_vocabulary(path, read_arpa_header(path))
+        require_complete_arpa(path)
+        return vocab
+    if loader is MixtureLM:
+        return load_vocabulary(mixture_component(path, read_mixture_spec(path), "rnn"))
+    return Vocabulary.from_dict(read_checkpoint(path)["vocab"], source=f"{path} (vocabulary)")
 
 
 def model_name(path):
