@@ -150,6 +150,22 @@ def read_arpa_header(path):
     return None
 
 
+def require_complete_arpa(path, block=1 << 20):
+    """A user error unless the ARPA file ``path`` reads to its end: its last line is ``\\end\\`` (and a
+    ``.gz`` passes gzip's own length and CRC checks). One pass at gzip's speed, parsing nothing: for a
+    reader of the header alone (``read_arpa_header``), which would not notice a truncated file."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    tail = b""
+    try:
+        with opener(path, "rb") as f:
+            while chunk := f.read(block):
+                tail = (tail + chunk)[-64:]
+    except (OSError, EOFError) as err:
+        raise UserError(f"{path}: not a readable ARPA file ({err})") from None
+    if tail.rstrip().splitlines()[-1:] != [b"\\end\\"]:
+        raise UserError(f"{path}: not a complete ARPA file (it does not end with \\end\\: truncated?)")
+
+
 def read_arpa(path):
     """``(header dict or None, {k: {word tuple: (log10 P, log10 β)}})`` of an ARPA file (``.gz`` too)."""
     path = require_file(path, what="ARPA model")

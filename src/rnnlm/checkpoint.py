@@ -6,6 +6,7 @@ someone else cannot execute anything on load.
 """
 
 import pickle
+import zipfile
 
 import torch
 
@@ -56,9 +57,25 @@ def save_checkpoint(path, model, vocab, training, optimizer=None, rng_state=None
         torch.save(payload, f)
 
 
+def _check_archive(path):
+    """A user error unless ``path`` is a whole zip archive, as torch.save writes, whose members match
+    their CRC-32 (torch.load reads the weights without checking it: a corrupt file would load silently).
+    torch.load's own message for a file that is no archive talks of pickles and weights_only, which
+    would send the user the wrong way."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise UserError(f"{path}: not a readable checkpoint (not the zip archive torch.save writes, "
+                        "or a truncated one)") from None
+    if bad is not None:
+        raise UserError(f"{path}: corrupt checkpoint ({bad} fails its CRC-32 check)")
+
+
 def read_checkpoint(path):
     """The raw checkpoint dict, loaded safely; a user error if it is missing, unsafe or malformed."""
-    path = require_file(path, what="checkpoint")
+    path = require_file(path, what="checkpoint", empty_ok=False)
+    _check_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -67,7 +84,7 @@ def read_checkpoint(path):
             f"{path}: refused to load: not a plain checkpoint (weights_only load failed: {first})"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise UserError(f"{path}: not a readable checkpoint ({err})") from None
+        raise UserError(f"{path}: not a readable checkpoint, corrupt ({str(err).strip().splitlines()[0]})") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path}: not an rnnlm checkpoint (format_version {FORMAT_VERSION} expected)")
     for key in ("model", "model_config", "vocab", "training"):

@@ -1,17 +1,23 @@
-"""The ``rnnlm`` command: use any model file (score, sample, info, novelty), and the CI gates.
+"""The ``rnnlm`` command: use any model file (score, tokenize, sample, info, novelty, export), and the CI gates.
 
-    rnnlm score --model models/names/lstm+ngram.json names.txt [--format jsonl|csv] [--device cpu]
+    rnnlm score --model models/names/mixture.json names.txt [--format jsonl|csv] [--device cpu]
+    rnnlm tokenize --model models/news/ngram.arpa.gz data/splits/news/test.txt
     rnnlm sample --model models/names/ngram.arpa.gz -n 10 --prompt Em --temperature 0.8 --top-k 5
-    rnnlm info models/news/lstm.pt
-    rnnlm novelty --model models/names/lstm.pt --train-split data/splits/names/train.txt
+    rnnlm info models/news/neural/lstm.pt
+    rnnlm novelty --model models/names/neural/lstm.pt --train-split data/splits/names/train.txt
+    rnnlm export --model models/names/neural/lstm.pt --onnx lstm.onnx
     rnnlm compare [REV] [--rtol 0.01]
     rnnlm check-metrics [--rev HEAD] [--rtol 0.01] [--atol 1e-6] [--sample-k 3]
     rnnlm check-lock [--rev HEAD]
+
+Every subcommand's ``--help`` ends with examples that run on the pipeline's models (tests/test_examples.py
+runs each one).
 """
 
 import argparse
 import csv
 import json
+import os
 import sys
 
 import torch
@@ -21,11 +27,14 @@ from .compare import compare
 from .config import Positive, Temperature, TopK, check_value
 from .devices import DEVICES, resolve_device
 from .errors import UserError, exit_on_user_error
-from .io import read_lines
-from .lm import load_model, recorded_metrics
+from .export import export_onnx
+from .ingest import decode_lines
+from .io import pipeline_hint, read_lines, require_file, require_output_path, write_json
+from .lm import (MODEL_FILES, MODEL_HINT, PIPELINE_MODELS, NeuralLM, load_model, load_vocabulary, model_file,
+                 recorded_metrics)
 from .novelty import novelty_grid
 from .sampling import join_text, sample_ids
-from .scoring import score_lines
+from .scoring import printable_tokens, read_items, score_lines
 
 
 CHECK_METRICS_RULES = """\
@@ -57,8 +66,31 @@ def _check_sampling(args):
 def _model(args):
     path = args.model or getattr(args, "checkpoint", None)
     if path is None:
-        raise UserError("name a model file: --model FILE (a .pt checkpoint, an .arpa/.arpa.gz n-gram or a mixture .json)")
-    return load_model(path, resolve_device(getattr(args, "device", "cpu")))
+        raise UserError(f"name a model file: --model FILE ({MODEL_FILES})")
+    return load_model(path, resolve_device(getattr(args, "device", "cpu")), hint=pipeline_hint(path, MODEL_HINT))
+
+
+def _model_loader(args):
+    """The checks of --model's file alone (missing, a folder, no model suffix, empty), made before anything
+    slow or waiting (reading stdin, loading); returns the class that loads it."""
+    return model_file(args.model, hint=pipeline_hint(args.model, MODEL_HINT))[1]
+
+
+def input_lines(path):
+    """The lines of the user's input, a file or stdin (``-``): texts, and bytes for a line that is not
+    valid UTF-8 (``rnnlm.scoring.read_items`` rejects it as the ingest stage would)."""
+    if path == "-":
+        lines = list(decode_lines(sys.stdin.buffer))
+    else:
+        with open(require_file(path, what="input file", hint=pipeline_hint(path)), "rb") as f:
+            lines = list(decode_lines(f))
+    if not lines:
+        raise UserError(f"{'stdin' if path == '-' else f'input file {path}'} is empty: nothing to read")
+    return [raw if text is None else text for _, text, raw in lines]
+
+
+def _source(path):
+    return "stdin" if path == "-" else path
 
 
 def prompt_ids(vocab, prompt, warn):
@@ -83,20 +115,24 @@ def cmd_sample(args):
     return 0
 
 
+class ExamplesFormatter(argparse.HelpFormatter):
+    """Wraps a description as argparse does, and keeps an epilog of examples (see ``examples``) line by line."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
 CSV_COLUMNS = ["line", "text", "tokens", "logprob_nats", "logprob_bits", "perplexity", "bits_per_char", "oov",
                "rejected", "detail", "loss"]
 
 
 def cmd_score(args):
-    lm = _model(args)
-    if args.input == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
-        lines = read_lines(args.input, what="input")
-    records, summary = score_lines(lm, lines)
+    _model_loader(args)
+    lines = input_lines(args.input)  # a bad input is told before the model loads
+    records, summary = score_lines(_model(args), lines)
     if not summary["items"]:
-        raise UserError(f"no line of {args.input if args.input != '-' else 'stdin'} could be scored "
-                        f"({summary['rejected']} rejected)")
+        raise UserError(f"no line of {_source(args.input)} could be scored ({summary['rejected']} rejected)")
     if args.format == "jsonl":
         for record in records + [summary]:
             print(json.dumps(record, ensure_ascii=False))
@@ -111,8 +147,48 @@ def cmd_score(args):
     return 0
 
 
+def cmd_tokenize(args):
+    _model_loader(args)
+    lines = input_lines(args.input)
+    vocab = load_vocabulary(args.model)  # the file's vocabulary alone: no weights, no n-grams
+    printed = 0
+    for record in read_items(vocab, lines):
+        if "rejected" in record:
+            print(f"{_source(args.input)}:{record['line']}: rejected ({record['rejected']}: {record['detail']}): "
+                  f"{record['text']!r}", file=sys.stderr)
+        else:
+            print(printable_tokens(vocab, record["text"]))
+            printed += 1
+    if not printed:
+        raise UserError(f"no line of {_source(args.input)} could be tokenized (every line was rejected)")
+    return 0
+
+
+def cmd_export(args):
+    out = require_output_path(args.onnx, what="--onnx")
+    if out.suffix != ".onnx":
+        raise UserError(f"--onnx {out}: name the graph file OUT.onnx (its description goes beside it, OUT.json)")
+    if _model_loader(args) is not NeuralLM:
+        raise UserError(f"{args.model}: rnnlm export writes a neural checkpoint (.pt) as ONNX; an n-gram is "
+                        "already an ARPA file, and a mixture names its .pt and its ARPA file")
+    lm = _model(args)
+    description = export_onnx(lm.model, lm.vocab, out, source=args.model)
+
+    def signature(values):
+        return ", ".join(f"{v['name']} ({', '.join(map(str, v['shape']))}) {v['dtype']}" for v in values)
+
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, ONNX opset {description['opset']}): "
+          f"{description['kind']}, {lm.model.num_parameters():,} parameters")
+    print(f"  inputs:  {signature(description['inputs'])}")
+    print(f"  outputs: {signature(description['outputs'])}")
+    print(f"wrote {out.with_suffix('.json')}: vocabulary ({lm.vocab.level} level, {len(lm.vocab):,} tokens, "
+          f"normalization {lm.vocab.normalization.normalize if lm.vocab.normalization else None}), "
+          "initial state, inputs and outputs")
+    return 0
+
+
 def cmd_info(args):
-    lm = load_model(args.model)
+    lm = load_model(args.model, hint=pipeline_hint(args.model, MODEL_HINT))
     vocab = lm.vocab
     info = {"file": args.model, "kind": lm.kind, **lm.describe(),
             "vocabulary": {"level": vocab.level, "size": len(vocab),
@@ -126,8 +202,9 @@ def cmd_novelty(args):
     check_value(Positive, args.n, "-n")
     check_value(list[Temperature], args.temperatures, "--temperatures")
     check_value(list[TopK], [k or None for k in args.top_k], "--top-k (0: no cut)")
+    json_path = require_output_path(args.json, what="--json") if args.json else None
     lm = _model(args)
-    train = read_lines(args.train_split, what="training split")
+    train = read_lines(args.train_split, what="training split", hint=pipeline_hint(args.train_split))
     rows = novelty_grid(lm, train, args.temperatures, [k or None for k in args.top_k], n=args.n,
                         max_tokens=args.max_tokens, seed=args.seed)
     print("temperature  top_k  novel_share  distinct_share  loglik/token  loglik/sample")
@@ -135,9 +212,8 @@ def cmd_novelty(args):
         print(f"{row['temperature']:>11g}  {row['top_k'] or '-':>5}  {row['novel_share']:>11.3f}  "
               f"{row['distinct_share']:>14.3f}  {row['mean_loglik_per_token']:>12.4f}  "
               f"{row['mean_loglik_per_sample']:>13.3f}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+    if json_path:
+        write_json(json_path, rows)
     return 0
 
 
@@ -180,14 +256,31 @@ def cmd_check_lock(args):
     return 0
 
 
+def examples(*commands):
+    """A help epilog listing example commands; tests/test_examples.py runs each on the pipeline's models."""
+    return "examples:\n" + "".join(f"  {command}\n" for command in commands)
+
+
+def add_model_and_input(parser, model_help):
+    """--model and the text input (a file, or stdin) of a command that reads text with a model."""
+    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("input", nargs="?", default="-", help="a text file, one item per line (default: stdin)")
+
+
 def build_parser():
-    ap = argparse.ArgumentParser(prog="rnnlm", description="Recurrent language models in a DVC pipeline. "
-                                 "The pipeline itself runs with `dvc repro`; these are the tools around it.")
+    ap = argparse.ArgumentParser(
+        prog="rnnlm", formatter_class=ExamplesFormatter,
+        description="Recurrent language models in a DVC pipeline. The pipeline itself runs with `dvc repro`; "
+                    "these are the tools around it. Model files: " + PIPELINE_MODELS + ".",
+        epilog=examples("rnnlm info models/names/neural/lstm.pt", "rnnlm score --help"))
     ap.add_argument("--version", action="version", version=f"rnnlm {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    model_help = "a .pt checkpoint, an .arpa/.arpa.gz n-gram or a mixture .json (e.g. models/names/lstm+ngram.json)"
-    sp = sub.add_parser("sample", help="generate text from any model file")
+    model_help = f"{MODEL_FILES} (e.g. models/names/mixture.json)"
+    sp = sub.add_parser("sample", help="generate text from any model file", formatter_class=ExamplesFormatter,
+                        epilog=examples("rnnlm sample --model models/names/neural/lstm.pt -n 5 --prompt Em",
+                                        'rnnlm sample --model models/news/mixture.json -n 3 --prompt "he was expected" '
+                                        "--top-k 20"))
     source = sp.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help=model_help)
     source.add_argument("--checkpoint", help="the same as --model (kept for older commands)")
@@ -201,19 +294,31 @@ def build_parser():
     sp.add_argument("--device", default="cpu", choices=DEVICES, help="where a recurrent model runs (default cpu)")
     sp.set_defaults(func=cmd_sample)
 
-    sc = sub.add_parser("score", help="log-probability, perplexity and bits/char of text, one line per item")
-    sc.add_argument("--model", required=True, help=model_help)
-    sc.add_argument("input", nargs="?", default="-", help="a text file, one item per line (default: stdin)")
+    sc = sub.add_parser(
+        "score", help="log-probability, perplexity and bits/char of text, one line per item",
+        formatter_class=ExamplesFormatter,
+        description="Score each line of INPUT as one item, normalized as the corpus was (the model file carries "
+                    "the rules). A line the ingest stage would reject (not UTF-8, empty, characters outside the "
+                    "alphabet) is a record with its line number and reason instead of a score.",
+        epilog=examples('echo "Emma" | rnnlm score --model models/names/neural/lstm.pt',
+                        "rnnlm score --model models/names/mixture.json data/splits/names/test.txt | tail -1",
+                        "rnnlm score --model models/news/ngram.arpa.gz my_texts.txt --format csv"))
+    add_model_and_input(sc, model_help)
     sc.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                     help="one JSON object per line, or CSV rows; the summary comes last (default jsonl)")
     sc.add_argument("--device", default="cpu", choices=DEVICES, help="where a recurrent model runs (default cpu)")
     sc.set_defaults(func=cmd_score)
 
-    inf = sub.add_parser("info", help="what a model file is: kind, sizes, vocabulary, training params, metrics")
+    inf = sub.add_parser("info", help="what a model file is: kind, sizes, vocabulary, training params, metrics",
+                         formatter_class=ExamplesFormatter,
+                         epilog=examples("rnnlm info models/news/neural/lstm.pt", "rnnlm info models/names/mixture.json"))
     inf.add_argument("model", help=model_help)
     inf.set_defaults(func=cmd_info)
 
-    nv = sub.add_parser("novelty", help="novel share and log-likelihood of samples over temperatures and top-k")
+    nv = sub.add_parser("novelty", help="novel share and log-likelihood of samples over temperatures and top-k",
+                        formatter_class=ExamplesFormatter,
+                        epilog=examples("rnnlm novelty --model models/names/neural/lstm.pt "
+                                        "--train-split data/splits/names/train.txt --temperatures 1.0 --top-k 0 -n 50"))
     nv.add_argument("--model", required=True, help=model_help)
     nv.add_argument("--train-split", required=True, help="the training items, e.g. data/splits/names/train.txt")
     nv.add_argument("--temperatures", type=float, nargs="+", default=[0.6, 0.8, 1.0, 1.2])
@@ -224,6 +329,34 @@ def build_parser():
     nv.add_argument("--device", default="cpu", choices=DEVICES)
     nv.add_argument("--json", help="also write the rows to this JSON file")
     nv.set_defaults(func=cmd_novelty)
+
+    tk = sub.add_parser(
+        "tokenize", help="each item as the model reads it: its tokens, separated by spaces (for KenLM, SRILM)",
+        formatter_class=ExamplesFormatter,
+        description="Print each line of INPUT as the model reads it: normalized as `rnnlm score` normalizes it, "
+                    "then its tokens separated by single spaces (characters at char level, words at word level, "
+                    "BPE pieces at bpe level), each written as the model's ARPA file writes it (whitespace inside "
+                    "a token, such as a char-level space, as <U+0020>). A token the vocabulary lacks is printed "
+                    "as written; KenLM and SRILM read it as <unk>, as the model does. A rejected line is not "
+                    "printed: stdout has one line per kept item, and stderr names each rejected line with its "
+                    "number and reason.",
+        epilog=examples("rnnlm tokenize --model models/news/ngram.arpa.gz data/splits/news/test.txt > test.tok",
+                        "echo \"Don't stop-believing!\" | rnnlm tokenize --model models/news/neural/lstm.pt",
+                        "echo Zoë | rnnlm tokenize --model models/names/mixture.json"))
+    add_model_and_input(tk, model_help)
+    tk.set_defaults(func=cmd_tokenize)
+
+    ex = sub.add_parser(
+        "export", help="write a neural checkpoint (any kind) as an ONNX graph, with a JSON describing it",
+        formatter_class=ExamplesFormatter,
+        description="Write the checkpoint as OUT.onnx: inputs ids (batch, time) and the model's state tensors, "
+                    "outputs log_probs (batch, time, vocab) and the new state (docs/other-tools.md). OUT.json "
+                    "beside it holds the vocabulary with its normalization, the kind, the input and output names "
+                    "and shapes, and how to build the initial state.",
+        epilog=examples("rnnlm export --model models/names/neural/lstm.pt --onnx lstm.onnx"))
+    ex.add_argument("--model", required=True, help="a neural checkpoint, models/<corpus>/neural/<kind>.pt")
+    ex.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the graph file to write (its folder must exist)")
+    ex.set_defaults(func=cmd_export)
 
     cm = sub.add_parser(
         "check-metrics", help="compare workspace metrics with committed ones, each with the tolerance that fits it",
@@ -267,7 +400,15 @@ def build_parser():
 @exit_on_user_error
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    sys.exit(args.func(args))
+    try:
+        code = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of stdout left (`rnnlm score ... | head -1`): stop quietly, as Unix tools do. Python
+        # would otherwise print a traceback, and another at exit while flushing: point stdout at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
+    sys.exit(code)
 
 
 if __name__ == "__main__":

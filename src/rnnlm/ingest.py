@@ -24,6 +24,7 @@ MISSING_FIELD = "missing_field"
 NULL_FIELD = "null_field"
 WRONG_TYPE = "wrong_type"
 SNIPPET = 200  # characters of a rejected row kept in the rejects file
+NOT_UTF8 = (INVALID_UTF8, "the line is not valid UTF-8")  # (reason, detail) of such a line
 
 
 @dataclass
@@ -67,22 +68,30 @@ def raw_file_hint(path):
 
 
 def read_raw_lines(path):
-    """Yield ``(line_number, text_or_None, raw_bytes)``; text is None when not valid UTF-8.
-
-    Handles CRLF endings and a UTF-8 byte-order mark; a last line without newline is read too.
-    """
+    """Yield ``(line_number, text_or_None, raw_bytes)`` of a raw file (see ``decode_lines``)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"raw file {path} not found: {raw_file_hint(path)}")
     with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            raw = raw.rstrip(b"\n").rstrip(b"\r")
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield number, raw.decode("utf-8"), raw
-            except UnicodeDecodeError:
-                yield number, None, raw
+        yield from decode_lines(f)
+
+
+def decode_lines(binary):
+    """Yield ``(line_number, text_or_None, raw_bytes)`` of a binary file object; text is None when the
+    line is not valid UTF-8 (a rejected row, reason ``invalid_utf8``), so one bad line costs only itself.
+
+    Lines end at "\n"; handles CRLF endings and a UTF-8 byte-order mark; a last line without newline
+    is read too. ``rnnlm score`` and ``rnnlm tokenize`` read their input (a file or stdin) through this
+    too, so a line is split and decoded exactly as the ingest stage would.
+    """
+    for number, raw in enumerate(binary, start=1):
+        raw = raw.rstrip(b"\n").rstrip(b"\r")
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            yield number, raw.decode("utf-8"), raw
+        except UnicodeDecodeError:
+            yield number, None, raw
 
 
 def _snippet(raw):
@@ -117,7 +126,7 @@ def ingest_lines(path, cfg):
     for number, text, raw in read_raw_lines(path):
         row, problem = {"line": number}, None
         if text is None:
-            problem = (INVALID_UTF8, "the line is not valid UTF-8")
+            problem = NOT_UTF8
         elif cfg.format == "jsonl":
             if not text.strip():
                 problem = (EMPTY, "blank line")

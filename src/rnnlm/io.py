@@ -15,6 +15,11 @@ import numpy as np
 
 from .errors import UserError
 
+REPRO_HINT = "run `dvc repro` to build it"
+# The folders of a DVC project that its pipeline writes (dvc.yaml's outs): files there come from `dvc repro`.
+PIPELINE_OUTPUTS = ("models", "metrics", "plots", "reports", "samples", "live", "data/interim", "data/splits",
+                    "data/vocab", "data/encoded")
+
 
 def _current_umask():
     mask = os.umask(0)
@@ -78,8 +83,8 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def read_json(path, what="file"):
-    path = require_file(path, what=what)
+def read_json(path, what="file", hint=REPRO_HINT):
+    path = require_file(path, what=what, hint=hint, empty_ok=False)
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -87,21 +92,21 @@ def read_json(path, what="file"):
         raise UserError(f"{path}: not valid JSON ({err})") from None
 
 
-def read_lines(path, what="file"):
+def read_lines(path, what="file", hint=REPRO_HINT):
     """Read a UTF-8 text file written by an earlier stage, one item per line."""
-    return list(iter_lines(path, what=what))
+    return list(iter_lines(path, what=what, hint=hint))
 
 
-def iter_lines(path, what="file", block_chars=1 << 20):
+def iter_lines(path, what="file", block_chars=1 << 20, hint=REPRO_HINT):
     """Yield the lines of a UTF-8 text file one by one, holding one block in memory.
 
     The lines are exactly those of ``str.splitlines`` on the whole text (every line boundary it
     knows, not only "\n"), so streaming a file never changes what a stage reads.
     """
-    path = require_file(path, what=what)
+    path = require_file(path, what=what, hint=hint)
     with open(path, encoding="utf-8", newline="") as f:
         pending = ""
-        while block := f.read(block_chars):
+        while block := _read_text(f, block_chars, path, what):
             pieces = (pending + block).splitlines(keepends=True)
             # The last piece may be cut mid-line, or be "...\r" with its "\n" in the next block.
             pending = pieces.pop()
@@ -111,12 +116,48 @@ def iter_lines(path, what="file", block_chars=1 << 20):
             yield pending.splitlines()[0]
 
 
-def require_file(path, what="file", hint=None):
-    """Return ``path`` as a Path if it exists, else raise a UserError saying how to get it."""
+def _read_text(f, chars, path, what):
+    try:
+        return f.read(chars)
+    except UnicodeDecodeError as err:
+        raise UserError(f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start} of a block)") from None
+
+
+def require_file(path, what="file", hint=REPRO_HINT, empty_ok=True):
+    """Return ``path`` as a Path if it is a file (a non-empty one unless ``empty_ok``), else raise a
+    UserError saying which of those it is not, and ``hint`` (how to get it; None: no hint) if it is missing.
+
+    The default hint suits the pipeline's own files, which stages read; a command reading a file the
+    user names passes ``pipeline_hint(path)`` instead, so the user's own file never gets "run `dvc repro`".
+    """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder, not a file")
     if not path.is_file():
-        how = hint or "run `dvc repro` to build it"
-        raise UserError(f"{what} {path} not found: {how}")
+        raise UserError(f"{what} {path} not found" + (f": {hint}" if hint else ""))
+    if not empty_ok and path.stat().st_size == 0:
+        raise UserError(f"{what} {path} is empty")
+    return path
+
+
+def pipeline_hint(path, hint=REPRO_HINT):
+    """``hint`` if ``path`` lies in one of the pipeline's output folders of the DVC project around it
+    (the nearest folder above it holding a ``dvc.yaml``), else None: the file is the user's own."""
+    path = Path(path).resolve()
+    for root in path.parents:
+        if (root / "dvc.yaml").is_file():
+            inside = path.relative_to(root).as_posix()
+            return hint if inside.startswith(tuple(f"{folder}/" for folder in PIPELINE_OUTPUTS)) else None
+    return None
+
+
+def require_output_path(path, what="output"):
+    """``path`` as a Path where a new file can be written: its folder exists and it is not a folder itself."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder: name a file in it")
+    if not path.parent.is_dir():
+        raise UserError(f"{what} {path}: folder {path.parent} does not exist")
     return path
 
 

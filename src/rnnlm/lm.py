@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .arpa import ArpaLM, file_stem, read_arpa
-from .checkpoint import load_checkpoint
+from .arpa import ArpaLM, file_stem, read_arpa, read_arpa_header, require_complete_arpa
+from .checkpoint import load_checkpoint, read_checkpoint
 from .errors import UserError
-from .io import read_json, require_file
+from .io import pipeline_hint, read_json, require_file
 from .mixture import mixed_losses, neural_target_losses
 from .sampling import ModelStepper
 from .vocab import Vocabulary
@@ -38,6 +38,10 @@ from .vocab import Vocabulary
 MIXTURE_FORMAT = "rnnlm-mixture"
 MIXTURE_VERSION = 2
 LN10 = math.log(10)
+MODEL_FILES = "a .pt checkpoint, an .arpa/.arpa.gz n-gram or a mixture .json"
+# What the pipeline writes, for the hint on a missing one (README, "Using the models").
+PIPELINE_MODELS = "models/<corpus>/neural/<kind>.pt, models/<corpus>/ngram.arpa.gz, models/<corpus>/mixture.json"
+MODEL_HINT = f"run `dvc repro` to build the pipeline's models ({PIPELINE_MODELS})"
 
 
 class NeuralLM:
@@ -69,9 +73,9 @@ class NgramLM:
 
     def __init__(self, path):
         self.path = Path(path)
-        header, self.arpa = _read_arpa_with_vocab(path)
-        self.vocab = Vocabulary.from_dict(header["vocabulary"], source=f"{path} (vocabulary)")
-        self.arpa = self.arpa(self.vocab)
+        header, grams = read_arpa(path)
+        self.vocab = arpa_vocabulary(path, header)
+        self.arpa = ArpaLM(grams, self.vocab.tokens, self.vocab.bos_id)
         self.header = header
 
     def target_losses(self, split):
@@ -86,13 +90,13 @@ class NgramLM:
                 "trained_with": {k: v for k, v in self.header.items() if k != "vocabulary"}}
 
 
-def _read_arpa_with_vocab(path):
-    """The header of an ARPA file written by rnnlm, and a function binding its n-grams to a vocabulary."""
-    header, grams = read_arpa(path)
+def arpa_vocabulary(path, header):
+    """The vocabulary in the header of an ARPA file written by rnnlm (``header``: its parsed header)."""
     if not isinstance(header, dict) or not isinstance(header.get("vocabulary"), dict):
-        raise UserError(f"{path}: an ARPA file without rnnlm's vocabulary header (written by another tool?); "
-                        "score it with that tool, or rebuild it with `dvc repro`")
-    return header, lambda vocab: ArpaLM(grams, vocab.tokens, vocab.bos_id)
+        raise UserError(f"{path}: an ARPA file without rnnlm's vocabulary header (written by another tool?): "
+                        "rnnlm reads the ARPA files of its ngram stage, which carry their vocabulary; "
+                        "score this one with the tool that wrote it")
+    return Vocabulary.from_dict(header["vocabulary"], source=f"{path} (vocabulary)")
 
 
 class NgramStepper:
@@ -145,31 +149,15 @@ class MixtureLM:
 
     def __init__(self, path, device=None):
         self.path = Path(path)
-        self.spec = read_json(path, what="mixture model")
-        if not isinstance(self.spec, dict) or self.spec.get("format") != MIXTURE_FORMAT:
-            raise UserError(f"{path}: not an rnnlm mixture (expected \"format\": \"{MIXTURE_FORMAT}\")")
-        if self.spec.get("format_version") != MIXTURE_VERSION:
-            raise UserError(f"{path}: unsupported mixture format_version {self.spec.get('format_version')!r} "
-                            f"(this rnnlm reads {MIXTURE_VERSION}; rebuild it with `dvc repro`)")
-        components = self.spec.get("components")
-        if not isinstance(components, list) or not components or not all(
-                isinstance(c, dict) and isinstance(c.get("file"), str) for c in components):
-            raise UserError(f"{path}: \"components\" must be a list of {{\"file\": ..., \"weight\": ...}}")
-        weights = [c.get("weight") for c in components]
-        if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) \
-                or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
-            raise UserError(f"{path}: the weights must be numbers >= 0 that sum to 1, got {weights!r}")
-        self.weights = [float(w) for w in weights]
-        self.files = [self._component(c["file"]) for c in components]
+        self.spec = read_mixture_spec(path)
+        self.weights = [float(c["weight"]) for c in self.spec["components"]]
+        self.files = [mixture_component(path, c["file"]) for c in self.spec["components"]]
         self.components = [load_model(file, device) for file in self.files]
         if any(isinstance(c, MixtureLM) for c in self.components):
             raise UserError(f"{path}: a mixture's components are neural checkpoints and ARPA files, not mixtures")
         self.vocab = self.components[0].vocab
         if any(c.vocab != self.vocab for c in self.components):
             raise UserError(f"{path}: its component models use different vocabularies")
-
-    def _component(self, name):
-        return require_file(self.path.parent / name, what=f"component model of {self.path}")
 
     def target_losses(self, split):
         return mixed_losses(np.stack([c.target_losses(split) for c in self.components]), self.weights)
@@ -183,6 +171,32 @@ class MixtureLM:
                 "components": [{"file": str(file), "weight": w} for file, w in zip(self.files, self.weights)],
                 "parameters": sum(c.describe()["parameters"] for c in self.components),
                 "seed": self.spec.get("seed")}
+
+
+def read_mixture_spec(path):
+    """The content of a mixture file, checked: its format, version, components and weights."""
+    spec = read_json(path, what="mixture model")
+    if not isinstance(spec, dict) or spec.get("format") != MIXTURE_FORMAT:
+        raise UserError(f"{path}: not an rnnlm mixture (expected \"format\": \"{MIXTURE_FORMAT}\")")
+    if spec.get("format_version") != MIXTURE_VERSION:
+        raise UserError(f"{path}: unsupported mixture format_version {spec.get('format_version')!r} "
+                        f"(this rnnlm reads {MIXTURE_VERSION}; rebuild it with `dvc repro`)")
+    components = spec.get("components")
+    if not isinstance(components, list) or not components or not all(
+            isinstance(c, dict) and isinstance(c.get("file"), str) for c in components):
+        raise UserError(f"{path}: \"components\" must be a list of {{\"file\": ..., \"weight\": ...}}")
+    weights = [c.get("weight") for c in components]
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) \
+            or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
+        raise UserError(f"{path}: the weights must be numbers >= 0 that sum to 1, got {weights!r}")
+    return spec
+
+
+def mixture_component(path, name):
+    """The file of one of a mixture's components, named relative to the mixture file."""
+    component = Path(path).parent / name
+    return require_file(component, what=f"component model of mixture {path}:",
+                        hint=pipeline_hint(component, MODEL_HINT), empty_ok=False)
 
 
 def mixture_spec(paths, weights, out_path, **extra):
@@ -200,17 +214,44 @@ def mixture_spec(paths, weights, out_path, **extra):
             "components": [{"file": relative(p), "weight": float(w)} for p, w in zip(paths, weights)], **extra}
 
 
-def load_model(path, device=None):
+_LOADERS = {".pt": ("checkpoint", NeuralLM), ".arpa": ("ARPA model", NgramLM), ".arpa.gz": ("ARPA model", NgramLM),
+            ".json": ("mixture model", MixtureLM)}
+
+
+def model_file(path, hint=MODEL_HINT):
+    """``(path, loader class)`` of a model file, after the checks every command makes: a folder, an unknown
+    suffix, a missing file (its error ends with ``hint``; None: no hint) and an empty file are errors.
+
+    A command passes ``hint=pipeline_hint(path, MODEL_HINT)``, so that only the pipeline's own files
+    get "run `dvc repro`".
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a model file ({MODEL_FILES})")
+    suffix = next((s for s in _LOADERS if path.name.endswith(s)), None)
+    if suffix is None:
+        raise UserError(f"{path}: not a model file (expected {MODEL_FILES})")
+    what, loader = _LOADERS[suffix]
+    return require_file(path, what=what, hint=hint, empty_ok=False), loader
+
+
+def load_model(path, device=None, hint=MODEL_HINT):
     """The model in ``path``: a recurrent checkpoint, an ARPA n-gram or a mixture (by file name)."""
-    name = Path(path).name
-    if name.endswith(".pt"):
-        return NeuralLM(path, device)
-    if name.endswith((".arpa", ".arpa.gz")):
-        return NgramLM(path)
-    if name.endswith(".json"):
-        return MixtureLM(path, device)
-    raise UserError(f"{path}: not a model file (expected a .pt checkpoint, an .arpa/.arpa.gz n-gram "
-                    "or a mixture .json)")
+    path, loader = model_file(path, hint)
+    return loader(path) if loader is NgramLM else loader(path, device)
+
+
+def load_vocabulary(path, hint=MODEL_HINT):
+    """The vocabulary (with its normalization rules) of any model file, without reading its weights or
+    n-grams: an ARPA file's header, a checkpoint's vocabulary, a mixture's first component's."""
+    path, loader = model_file(path, hint)
+    if loader is NgramLM:
+        vocab = arpa_vocabulary(path, read_arpa_header(path))
+        require_complete_arpa(path)
+        return vocab
+    if loader is MixtureLM:
+        return load_vocabulary(mixture_component(path, read_mixture_spec(path)["components"][0]["file"]))
+    return Vocabulary.from_dict(read_checkpoint(path)["vocab"], source=f"{path} (vocabulary)")
 
 
 def model_name(path):

@@ -5,38 +5,72 @@ rules), so raw text scores as the pipeline's own splits do; a line ingest would 
 with its reason instead of being scored. The summary's ``loss`` is the mean negative log-likelihood
 per predicted token (every token after <s>, </s> included) and ``bits_per_char`` divides the total
 in bits by the characters covered (each item's end counted as one): the numbers of ``metrics/``.
+
+Input lines are split and decoded as the ingest stage reads a raw file (``rnnlm.ingest.decode_lines``):
+a line that is not valid UTF-8 is one rejected record (``invalid_utf8``), and the others are scored.
+``printable_tokens`` writes an item as its tokens separated by spaces, for tools that read whitespace
+tokens beside the ARPA file (KenLM, SRILM: ``rnnlm tokenize``).
 """
 
 import math
 
 import numpy as np
 
+from .arpa import arpa_token
 from .data import encode_split
 from .evaluation import summarize
+from .ingest import NOT_UTF8
 from .text import EMPTY
 
 LN2 = math.log(2)
 
 
 def normalize_line(vocab, raw):
-    """``(item, None)`` or ``(None, (reason, detail))``: the vocabulary's rules, or a bare strip without."""
+    """``(item, None)`` or ``(None, (reason, detail))``: the vocabulary's rules, or a bare strip without.
+
+    ``raw`` is the line's text, or its bytes where it is not valid UTF-8 (``rnnlm.ingest.decode_lines``
+    gives such a line no text): rejected as ``invalid_utf8``, as the ingest stage rejects it.
+    """
+    if isinstance(raw, bytes):
+        return None, NOT_UTF8
     if vocab.normalization is not None:
         return vocab.normalization.apply(raw)
     text = raw.strip()
     return (text, None) if text else (None, (EMPTY, "blank line"))
 
 
-def score_lines(lm, lines):
-    """``(records, summary)`` for the texts ``lines``: one record per line (scored or rejected)."""
-    vocab = lm.vocab
-    records, kept = [], []
+def read_items(vocab, lines):
+    """One record per line of ``lines`` (texts, or bytes for a line that is not UTF-8), numbered from 1:
+    ``{"line", "text"}`` holding the normalized item, or ``{"line", "text", "rejected", "detail"}``
+    holding the line as written (undecodable bytes shown as U+FFFD) and why ingest would reject it."""
+    records = []
     for number, raw in enumerate(lines, start=1):
         item, problem = normalize_line(vocab, raw)
-        if problem is not None:
-            records.append({"line": number, "text": raw, "rejected": problem[0], "detail": problem[1]})
-        else:
-            kept.append(len(records))
+        if problem is None:
             records.append({"line": number, "text": item})
+        else:
+            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+            records.append({"line": number, "text": text, "rejected": problem[0], "detail": problem[1]})
+    return records
+
+
+def printable_tokens(vocab, item):
+    """One normalized item as the model reads it, for other tools: its tokens joined by single spaces.
+
+    Each token is written as the ARPA file writes it (``rnnlm.arpa.arpa_token``: whitespace inside a
+    token, such as a char-level space, becomes ``<U+0020>``), so KenLM or SRILM, which split on
+    whitespace, read back exactly the model's tokens; a token the vocabulary lacks is printed as
+    written, and such a reader maps it to ``<unk>`` as the model does.
+    """
+    return " ".join(arpa_token(token) for token in vocab.token_strings(item))
+
+
+def score_lines(lm, lines):
+    """``(records, summary)`` for the texts ``lines`` (see ``read_items``): one record per line
+    (scored or rejected)."""
+    vocab = lm.vocab
+    records = read_items(vocab, lines)
+    kept = [i for i, record in enumerate(records) if "rejected" not in record]
     split = encode_split(vocab, [records[i]["text"] for i in kept])
     nll = lm.target_losses(split) if len(split) else np.empty(0)
     ends = np.cumsum(split.lengths - 1)

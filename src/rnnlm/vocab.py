@@ -140,6 +140,15 @@ class Vocabulary:
     def _tokenizer(self):
         return self._bpe_tokenizer if self.level == "bpe" else self.word_tokenizer()
 
+    def token_strings(self, item):
+        """The tokens one normalized ``item`` is read as, as strings (without <s> and </s>): its
+        characters, its words, or its BPE pieces; a piece the vocabulary lacks (read as <unk>) as written."""
+        if self.level == "char":
+            return list(item)
+        if self.level == "bpe":
+            return self._bpe_tokenizer.encode(item, add_special_tokens=False).tokens
+        return tokenize(item, "word")
+
     def unknown_tokens(self, item):
         """The pieces of one normalized ``item`` that encode as ``<unk>``: characters or words, in order."""
         if self.level == "char":
