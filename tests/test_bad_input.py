@@ -29,8 +29,6 @@ from rnnlm.vocab import Vocabulary
 
 from .conftest import TOY_NAMES
 
-pytestmark = pytest.mark.xdist_group("bad_input")  # one process builds the project fixture once
-
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 GOOD = "emma\nava\n"
 

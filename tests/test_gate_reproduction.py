@@ -29,9 +29,6 @@ from rnnlm.data import encode_split, save_encoded
 from rnnlm.vocab import Vocabulary
 from tests.configs import PLAIN_TRAIN, params_section
 
-# one test process builds this module's fixtures once (pyproject: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("gate_reproduction")
-
 ROOT = Path(__file__).resolve().parents[1]
 
 # Runs a stage script with every initial weight scaled by (1 + 1e-4): a CPU that rounds differently.

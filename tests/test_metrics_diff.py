@@ -36,15 +36,17 @@ ONE_KEY = "+train.names.overrides.gru.hidden_size=12"   # one setting of one mod
 
 def names_two_kinds_one_seed(params):
     params["corpora"] = {"names": params["corpora"]["names"]}
-    params["kinds"] = ["gru", "lstm"]           # lstm: the mixed kind (mixture.names.model)
+    params["kinds"] = ["gru", "lstm"]           # the mixture mixes the lstm alone: the transformer is not trained
     params["train"]["names"]["seeds"] = [0]
 
 
 def test_metrics_diff_shows_what_changed_and_only_that(tmp_path):
     """One test, in order: a module fixture shared by several tests would be built once per test
-    process where pytest-xdist splits the module (its xdist_group marks have no effect with pytest 9)."""
+    process if the tests of one module were shared out between processes."""
     repo = shrunken_project(tmp_path / "rnnlm", adjust=names_two_kinds_one_seed)
-    sh("dvc", "repro", cwd=repo)
+    built = sh("dvc", "repro", cwd=repo)
+    assert "mixture names: transformer not in kinds, mixing lstm with the n-gram" in built.stdout
+    assert json.loads((repo / "metrics/names/mixture.json").read_text())["kinds"] == ["lstm"]
     commit(repo, "the pipeline's outputs")
     committed_files_hold_no_timing_and_no_spread_of_one_seed(repo)
     a_rerun_on_another_cpu_lists_no_timing_and_stays_within_the_gate(repo)

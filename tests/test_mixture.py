@@ -25,9 +25,6 @@ from rnnlm.vocab import Vocabulary
 from tests.conftest import TOY_NAMES
 from tests.configs import mixture_config, ngram_config, params_section, train_config
 
-# one test process builds this module's fixtures once (pyproject: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("mixture")
-
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, DEV, TEST = TOY_NAMES[:14], TOY_NAMES[14:17], TOY_NAMES[17:] + ["zoe"]
 

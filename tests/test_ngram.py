@@ -30,9 +30,6 @@ from rnnlm.evaluation import summarize
 from rnnlm.ngram import KneserNeyLM
 from rnnlm.vocab import Vocabulary
 
-# one test process builds this module's fixtures once (pyproject: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("ngram")
-
 TRAIN = ["ab", "abb", "ba"]
 D = 0.75
 

@@ -24,9 +24,6 @@ from .configs import params_section, train_config
 from .conftest import TOY_NAMES
 from .test_cli_gates import ROOT
 
-# one test process builds this module's fixtures once (pyproject: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("sample_gate")
-
 N = 200  # samples: enough that halving novelty is far outside the band
 
 

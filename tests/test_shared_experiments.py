@@ -13,8 +13,7 @@ import yaml
 
 from tests.test_pipeline import experiments_shown, sh, shrunken_project
 
-# one test process builds this module's fixtures once (pyproject: --dist loadgroup)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("shared_experiments")]
+pytestmark = pytest.mark.slow
 
 METRICS = "metrics/names/neural/gru.json"
 

@@ -21,9 +21,6 @@ from rnnlm.tokenization import compare_tokenizations
 from rnnlm.vocab import SPECIALS, Vocabulary
 from tests.configs import train_config, vocab_config
 
-# one test process builds this module's fixtures once (pyproject: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("tokenization")
-
 NEWS = [
     "the president said on tuesday that he would not stop the talks",
     "she's the first woman to lead the company since it was founded in 1902",

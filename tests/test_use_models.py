@@ -25,9 +25,6 @@ from rnnlm.vocab import Vocabulary
 
 from .conftest import TOY_NAMES
 
-# one test process builds this module's fixtures once (pyproject: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("use_models")
-
 KINDS = ("rnn_scratch", "rnn", "gru", "lstm")
 LAMBDA = 0.37
 CORPORA = {
