@@ -46,13 +46,12 @@ def main():
     params = load_params()
     listed, trained = section(params, MixtureConfig, "mixture", args.corpus).kinds, pipeline(params).kinds
     # The listed kinds that this run trains: `-S 'kinds=[gru,lstm]'` still gets its mixture.
-    kinds = [kind for kind in listed if kind in trained]
+    kinds, skipped = [k for k in listed if k in trained], [k for k in listed if k not in trained]
     if not kinds:
         raise UserError(f"params: mixture.{args.corpus}.model lists {', '.join(listed)}, none of which is trained "
                         f"(kinds lists {', '.join(trained)}): name one of those")
-    if kinds != listed:
-        print(f"mixture {args.corpus}: {', '.join(k for k in listed if k not in kinds)} not in kinds, "
-              f"mixing {' + '.join(kinds)} with the n-gram")
+    if skipped:
+        print(f"mixture {args.corpus}: {', '.join(skipped)} not in kinds, mixing {' + '.join(kinds)} with the n-gram")
     ngram_cfg = section(params, NgramConfig, "ngram")
     seeds = section(params, TrainConfig, "train", args.corpus).seeds
     models_dir = Path(args.models_dir)

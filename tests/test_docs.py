@@ -10,6 +10,7 @@
 """
 
 import copy
+import functools
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import yaml
 
 from rnnlm import gates
 from rnnlm.config import (EvaluateConfig, GenerateConfig, IngestConfig, MixtureConfig, NgramConfig, Pipeline,
-                          SplitConfig, TokenizationConfig, TrainConfig, VocabConfig)
+                          SplitConfig, TokenizationConfig, TrainConfig, VocabConfig, mixture_name)
 from rnnlm.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,24 +315,33 @@ def _samples_count(corpus, model):
 
 
 def _metrics_file(corpus, model):
-    """The metrics file of a report row: a kind, ``ngram`` or the mixture (``lstm+ngram``)."""
-    name = "mixture" if "+" in model else model if model == "ngram" else f"neural/{model}"
+    """The metrics file of a report row: a kind, ``ngram`` or the mixture (``mixture``, or its row's
+    name, ``lstm+transformer+ngram``)."""
+    name = "mixture" if model == "mixture" or "+" in model else model if model == "ngram" else f"neural/{model}"
     return ROOT / "metrics" / corpus / f"{name}.json"
+
+
+def _metrics(corpus, model):
+    """A report row's metrics file, read (``model`` as in ``_metrics_file``)."""
+    return json.loads(_metrics_file(corpus, model).read_text(encoding="utf-8"))
 
 
 def _dev_loss(corpus, model, side):
     """A model's dev loss from metrics/: its best (side='min') or worst (side='max') seed."""
-    data = json.loads(_metrics_file(corpus, model).read_text(encoding="utf-8"))
+    data = _metrics(corpus, model)
     spread = data.get("seeds", {}).get("dev_loss")
     if spread and side in spread:
         return spread[side]
     return data["dev"]["loss"]
 
 
+_names_dev, _news_dev = functools.partial(_dev_loss, "names"), functools.partial(_dev_loss, "news")
+
+
 def test_readme_claims_about_the_results_hold():
     """Each claim under README's results, with the margins it states, over every seed's dev loss."""
     recurrent, gated, plain = ("rnn_scratch", "rnn", "gru", "lstm"), ("gru", "lstm"), ("rnn_scratch", "rnn")
-    names, news = (lambda m, side: _dev_loss("names", m, side)), (lambda m, side: _dev_loss("news", m, side))
+    names, news = _names_dev, _news_dev
     # names: every recurrent model beats the trigram by more than 0.2 nats
     assert names("ngram", "min") - max(names(m, "max") for m in recurrent) > 0.2
     # names: the gated models beat both plain RNNs by more than 0.03 nats
@@ -343,7 +353,7 @@ def test_readme_claims_about_the_results_hold():
     assert names("mlp", "min") - names("lstm", "max") > 0.1
     assert names("transformer", "min") - names("lstm", "max") > 0.05
     # news: the mixture is the best model by more than 0.1 nats
-    mixture = "+".join(json.loads(_metrics_file("news", "x+ngram").read_text(encoding="utf-8"))["kinds"]) + "+ngram"
+    mixture = mixture_name(_metrics("news", "mixture")["kinds"])
     assert mixture == "lstm+transformer+ngram" and mixture in README.read_text(encoding="utf-8")
     others = ("rnn_scratch", "rnn", "gru", "lstm", "mlp", "transformer", "ngram")
     assert min(news(m, "min") for m in others) - news(mixture, "max") > 0.1
@@ -352,14 +362,14 @@ def test_readme_claims_about_the_results_hold():
     assert news("ngram", "min") - news("lstm", "max") > 0.1
     assert min(news(m, "min") for m in (*plain, "transformer", "mlp")) - news("ngram", "max") > 0.026
     # news: the perplexities and the ratio README quotes
-    lstm, ngram = (json.loads(_metrics_file("news", m).read_text(encoding="utf-8"))["test"] for m in ("lstm", "ngram"))
+    lstm, ngram = (_metrics("news", m)["test"] for m in ("lstm", "ngram"))
     claim = re.search(r"test perplexity ([\d.]+) against ([\d.]+), ([\d.]+)×", README.read_text(encoding="utf-8"))
     assert claim, "README's news claim names the two test perplexities and their ratio"
     stated = [float(v) for v in claim.groups()]
     assert stated[0] == pytest.approx(lstm["perplexity"], rel=0.01) and stated[1] == pytest.approx(ngram["perplexity"], rel=0.01)
     assert stated[2] == pytest.approx(lstm["perplexity"] / ngram["perplexity"], abs=0.01)
     # news: the OOV share README quotes
-    test = json.loads(_metrics_file("news", "lstm").read_text(encoding="utf-8"))["test"]
+    test = _metrics("news", "lstm")["test"]
     assert f"{100 * test['oov_rate']:.2f}% of news test tokens" in README.read_text(encoding="utf-8")
 
 
@@ -373,12 +383,12 @@ def test_the_comparison_of_kinds_in_the_manual_holds():
         assert header[:6] == ["model", "what it reads", "parameters", "dev loss", "test loss", "test perplexity"]
         assert {row[0] for row in rows} == {"ngram", *PARAMS["kinds"]}
         for model, _, params, dev, test, perplexity, *_ in rows:
-            data = json.loads(_metrics_file(corpus, model).read_text(encoding="utf-8"))
+            data = _metrics(corpus, model)
             assert int(params.replace(",", "")) == data["params"], (corpus, model)
             for stated, value in ((dev, data["dev"]["loss"]), (test, data["test"]["loss"]),
                                   (perplexity, data["test"]["perplexity"])):
                 assert float(stated) == pytest.approx(value, rel=0.01), (corpus, model, stated, value)
-    names, news = (lambda m, side: _dev_loss("names", m, side)), (lambda m, side: _dev_loss("news", m, side))
+    names, news = _names_dev, _news_dev
     recurrent, plain = ("rnn_scratch", "rnn", "gru", "lstm"), ("rnn_scratch", "rnn")
     assert names("ngram", "min") - names("mlp", "max") > 0.1           # a window beats counting on names
     assert news("mlp", "min") - news("ngram", "max") > 0.15            # not on news
@@ -390,7 +400,7 @@ def test_the_comparison_of_kinds_in_the_manual_holds():
     assert news("transformer", "min") - news("lstm", "max") > 0.15
     assert names("transformer", "min") - max(names(m, "max") for m in plain) > 0.011
     for corpus in ("names", "news"):
-        mixture = json.loads(_metrics_file(corpus, "x+ngram").read_text(encoding="utf-8"))
+        mixture = _metrics(corpus, "mixture")
         assert mixture["weights"]["transformer"] > 0.1
         assert mixture["dev"]["loss"] < min(_dev_loss(corpus, m, "min") for m in (*PARAMS["kinds"], "ngram"))
 
