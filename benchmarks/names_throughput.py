@@ -45,7 +45,9 @@ def measure_project(data, kind, threads, epochs):
     import torch
     import yaml
 
-    from rnnlm.config import IngestConfig, SplitConfig, TrainConfig
+    from rnnlm.schema.ingest import IngestConfig
+    from rnnlm.schema.split import SplitConfig
+    from rnnlm.schema.train import TrainConfig
     from rnnlm.data import encode_split
     from rnnlm.ingest import ingest
     from rnnlm.models import build_model

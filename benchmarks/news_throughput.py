@@ -37,7 +37,8 @@ def measure_project(data, batches, warmup, output="full"):
     import torch
     import yaml
 
-    from rnnlm.config import IngestConfig, TrainConfig
+    from rnnlm.schema.ingest import IngestConfig
+    from rnnlm.schema.train import TrainConfig
     from rnnlm.data import batch_indices, encode_split, make_batch
     from rnnlm.ingest import ingest
     from rnnlm.models import token_losses

@@ -2,7 +2,6 @@
 
 import yaml
 
-from rnnlm.config import Pipeline
 from rnnlm.errors import UserError
 
 PARAMS_FILE = "params.yaml"
@@ -32,7 +31,3 @@ def section(params, cls, name, corpus=None):
         data, where = data[corpus], f"{name}.{corpus}"
     return cls.from_params(data, where)
 
-
-def pipeline(params):
-    """params.yaml's top-level ``corpora`` and ``kinds``, validated: what the pipeline builds."""
-    return Pipeline.from_params({key: params[key] for key in Pipeline.model_fields if key in params}, "")

@@ -3,9 +3,10 @@
 import argparse
 from pathlib import Path
 
-from _params import load_params, pipeline, section
+from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.config import EvaluateConfig, TrainConfig
+from rnnlm.schema.evaluate import EvaluateConfig
+from rnnlm.schema.train import TrainConfig
 from rnnlm.data import load_encoded
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
@@ -14,6 +15,7 @@ from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.summary import with_seed_spread
 from rnnlm.vocab import Vocabulary
+from rnnlm.schema.pipeline import Pipeline
 
 
 def evaluate_checkpoint(path, vocab, splits, batch_size, device):
@@ -52,7 +54,7 @@ def main():
     ap.add_argument("--metrics-dir", required=True, help="output: <kind>.json per kind")
     args = ap.parse_args()
     params = load_params()
-    kinds = pipeline(params).kinds
+    kinds = Pipeline.of(params).kinds_of(args.corpus)
     cfg = section(params, EvaluateConfig, "evaluate")
     seeds = section(params, TrainConfig, "train", args.corpus).seeds
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from _params import load_params, pipeline, section
+from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.config import GenerateConfig
+from rnnlm.schema.generate import GenerateConfig
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import rounded
@@ -15,6 +15,7 @@ from rnnlm.io import read_lines, write_json, write_text
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.sampling import generate, sample_statistics
 from rnnlm.seeding import seed_everything
+from rnnlm.schema.pipeline import Pipeline
 
 
 def samples_of(checkpoint, cfg):
@@ -45,7 +46,7 @@ def main():
     ap.add_argument("--metrics-dir", required=True, help="output: <kind>.json, sample statistics per kind")
     args = ap.parse_args()
     params = load_params()
-    kinds = pipeline(params).kinds
+    kinds = Pipeline.of(params).kinds_of(args.corpus)
     cfg = section(params, GenerateConfig, "generate", args.corpus)
 
     train_items = set(read_lines(args.train_split, what="training split"))

@@ -4,7 +4,7 @@ import argparse
 import json
 
 from _params import load_params, section
-from rnnlm.config import IngestConfig
+from rnnlm.schema.ingest import IngestConfig
 from rnnlm.errors import exit_on_user_error
 from rnnlm.ingest import IngestTally, ingest_lines, require_rows
 from rnnlm.io import atomic_write, write_json

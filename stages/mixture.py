@@ -5,10 +5,12 @@ import argparse
 import time
 from pathlib import Path
 
-from _params import load_params, pipeline, section
+from _params import load_params, section
 from rnnlm.arpa import read_arpa_header
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.config import MixtureConfig, NgramConfig, TrainConfig, mixture_name
+from rnnlm.schema.mixture import MixtureConfig, mixture_name
+from rnnlm.schema.ngram import NgramConfig
+from rnnlm.schema.train import TrainConfig
 from rnnlm.data import load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded
@@ -19,6 +21,7 @@ from rnnlm.mixture import evaluate_mixtures, fit_weights, neural_target_probabil
 from rnnlm.ngram import fit_ngram
 from rnnlm.summary import with_seed_spread
 from rnnlm.vocab import Vocabulary
+from rnnlm.schema.pipeline import Pipeline
 
 
 def check_arpa_header(path, vocab, cfg):
@@ -44,14 +47,15 @@ def main():
     ap.add_argument("--speed", required=True, help="output: seconds of the n-gram fit and of the whole stage (JSON)")
     args = ap.parse_args()
     params = load_params()
-    listed, trained = section(params, MixtureConfig, "mixture", args.corpus).kinds, pipeline(params).kinds
-    # The listed kinds that this run trains: `-S 'kinds=[gru,lstm]'` still gets its mixture.
+    listed = section(params, MixtureConfig, "mixture", args.corpus).kinds
+    trained = Pipeline.of(params).kinds_of(args.corpus)
+    # The listed kinds that this run trains: `-S 'kinds.names=[gru,lstm]'` still gets its mixture.
     kinds, skipped = [k for k in listed if k in trained], [k for k in listed if k not in trained]
     if not kinds:
         raise UserError(f"params: mixture.{args.corpus}.model lists {', '.join(listed)}, none of which is trained "
-                        f"(kinds lists {', '.join(trained)}): name one of those")
+                        f"(kinds.{args.corpus} lists {', '.join(trained)}): name one of those")
     if skipped:
-        print(f"mixture {args.corpus}: {', '.join(skipped)} not in kinds, mixing {' + '.join(kinds)} with the n-gram")
+        print(f"mixture {args.corpus}: {', '.join(skipped)} not in kinds.{args.corpus}, mixing {' + '.join(kinds)} with the n-gram")
     ngram_cfg = section(params, NgramConfig, "ngram")
     seeds = section(params, TrainConfig, "train", args.corpus).seeds
     models_dir = Path(args.models_dir)

@@ -6,7 +6,7 @@ import time
 
 from _params import load_params, section
 from rnnlm.arpa import write_arpa
-from rnnlm.config import NgramConfig
+from rnnlm.schema.ngram import NgramConfig
 from rnnlm.data import load_encoded
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded, summarize

@@ -4,13 +4,15 @@ tables, and a PNG of the curves."""
 import argparse
 from pathlib import Path
 
-from _params import load_params, pipeline
-from rnnlm.config import MODEL_KINDS, mixture_name
+from _params import load_params
+from rnnlm.kinds import MODEL_KINDS
+from rnnlm.schema.mixture import mixture_name
 from rnnlm.curves import read_corpus_curves
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.io import read_json, write_text
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.report import plot_curves, speed_markdown, summary_markdown
+from rnnlm.schema.pipeline import Pipeline
 
 SPEED_STAGES = ("train", "ngram", "mixture", "tokenization")  # speed/<corpus>/<stage>.json
 
@@ -48,11 +50,12 @@ def main():
     ap.add_argument("--speed", default="reports/speed.md", help="output: markdown tables of the timings")
     ap.add_argument("--curves", default="reports/curves.png", help="output: loss curves (PNG)")
     args = ap.parse_args()
-    built = pipeline(load_params())
+    built = Pipeline.of(load_params())
 
     results, curves, baselines, tokenization, samples, speed = {}, {}, {}, {}, {}, {}
     for corpus in built.corpora:
-        results[corpus], samples[corpus], compared = corpus_results(Path(args.metrics_dir) / corpus, built.kinds)
+        results[corpus], samples[corpus], compared = corpus_results(Path(args.metrics_dir) / corpus,
+                                                                     built.kinds_of(corpus))
         if compared is not None:
             tokenization[corpus] = compared
         curves[corpus] = read_corpus_curves(Path(args.plots_dir) / corpus / "loss.csv")

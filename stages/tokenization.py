@@ -4,7 +4,10 @@ import argparse
 from pathlib import Path
 
 from _params import load_params, section
-from rnnlm.config import EvaluateConfig, TokenizationConfig, TrainConfig, VocabConfig
+from rnnlm.schema.evaluate import EvaluateConfig
+from rnnlm.schema.tokenization import TokenizationConfig
+from rnnlm.schema.train import TrainConfig
+from rnnlm.schema.vocab import VocabConfig
 from rnnlm.errors import exit_on_user_error
 from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent

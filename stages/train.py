@@ -5,8 +5,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from _params import load_params, pipeline, section
-from rnnlm.config import TrainConfig
+from _params import load_params, section
+from rnnlm.schema.train import TrainConfig
 from rnnlm.curves import ProgressFile, run_dir, write_corpus_curves
 from rnnlm.data import load_encoded
 from rnnlm.distributed import launched, process_group, relaunch
@@ -17,6 +17,7 @@ from rnnlm.lifecycle import exit_with_parent
 from rnnlm.speed import train_speed
 from rnnlm.training import train_runs
 from rnnlm.vocab import Vocabulary
+from rnnlm.schema.pipeline import Pipeline
 
 
 @exit_on_user_error
@@ -35,7 +36,8 @@ def main():
     args = ap.parse_args()
     params = load_params()
     base = section(params, TrainConfig, "train", args.corpus)
-    configs = {kind: base.for_kind(kind, f"train.{args.corpus}") for kind in pipeline(params).kinds}
+    kinds = Pipeline.of(params).kinds_of(args.corpus)
+    configs = {kind: base.for_kind(kind, f"train.{args.corpus}") for kind in kinds}
     if base.nproc > 1 and not launched():
         return relaunch(base.nproc, sys.argv)  # this script again, in nproc processes under torchrun
     with process_group() as shard:  # None in a single process

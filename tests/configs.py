@@ -8,8 +8,14 @@ from pathlib import Path
 
 import yaml
 
-from rnnlm.config import (GenerateConfig, IngestConfig, MixtureConfig, NgramConfig, SplitConfig, TokenizationConfig,
-                          TrainConfig, VocabConfig)
+from rnnlm.schema.generate import GenerateConfig
+from rnnlm.schema.ingest import IngestConfig
+from rnnlm.schema.mixture import MixtureConfig
+from rnnlm.schema.ngram import NgramConfig
+from rnnlm.schema.split import SplitConfig
+from rnnlm.schema.tokenization import TokenizationConfig
+from rnnlm.schema.train import TrainConfig
+from rnnlm.schema.vocab import VocabConfig
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))
 

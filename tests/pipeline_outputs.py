@@ -9,7 +9,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-CORPORA, KINDS = sorted(PARAMS["corpora"]), list(PARAMS["kinds"])
+CORPORA = sorted(PARAMS["corpora"])
+KINDS = {corpus: list(PARAMS["kinds"][corpus]) for corpus in CORPORA}  # params.yaml's kinds.<corpus>
 
 
 def setup_command():
@@ -20,7 +21,7 @@ def setup_command():
 
 
 def model_files(corpus):
-    return [*(f"models/{corpus}/neural/{kind}.pt" for kind in KINDS), f"models/{corpus}/ngram.arpa.gz",
+    return [*(f"models/{corpus}/neural/{kind}.pt" for kind in KINDS[corpus]), f"models/{corpus}/ngram.arpa.gz",
             f"models/{corpus}/mixture.json"]
 
 

@@ -18,7 +18,7 @@ import torch
 from rnnlm.arpa import write_arpa
 from rnnlm.checkpoint import save_checkpoint
 from rnnlm.cli import main
-from rnnlm.config import IngestConfig
+from rnnlm.schema.ingest import IngestConfig
 from rnnlm.data import encode_split
 from rnnlm.ingest import ingest
 from rnnlm.lm import mixture_spec

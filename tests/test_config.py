@@ -1,6 +1,12 @@
 import pytest
 
-from rnnlm.config import GenerateConfig, IngestConfig, NgramConfig, Pipeline, SplitConfig, TrainConfig, VocabConfig
+from rnnlm.schema.generate import GenerateConfig
+from rnnlm.schema.ingest import IngestConfig
+from rnnlm.schema.ngram import NgramConfig
+from rnnlm.schema.pipeline import Pipeline
+from rnnlm.schema.split import SplitConfig
+from rnnlm.schema.train import TrainConfig
+from rnnlm.schema.vocab import VocabConfig
 from rnnlm.errors import UserError
 from tests.configs import PARAMS, params_section, train_config
 
@@ -53,16 +59,20 @@ SECTIONS = {TrainConfig: "train", SplitConfig: "split", VocabConfig: "vocab", Ge
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"kinds": ["gru", "bilstm"]}, r"^params: kinds\.1 must be one of rnn_scratch, rnn, gru, lstm, mlp, transformer, got 'bilstm'$"),
-    ({"kinds": ["gru", "gru"]}, r"kinds lists a kind twice"),
-    ({"kinds": []}, r"kinds must not be empty"),
+    ({"kinds": {"names": ["gru", "bilstm"], "news": ["gru"]}},
+     r"^params: kinds\.names\.1 must be one of rnn_scratch, rnn, gru, lstm, mlp, transformer, got 'bilstm'$"),
+    ({"kinds": {"names": ["gru", "gru"], "news": ["gru"]}}, r"kinds\.names lists a kind twice"),
+    ({"kinds": {"names": [], "news": ["gru"]}}, r"kinds\.names must not be empty"),
+    ({"kinds": {"names": ["gru"]}}, r"kinds has no list for the corpus news"),
+    ({"kinds": {"names": ["gru"], "news": ["gru"], "poems": ["gru"]}}, r"kinds lists kinds for poems, which is not"),
+    ({"kinds": ["gru"]}, r"^params: kinds must be a mapping"),
     ({"corpora": {}}, r"corpora must not be empty"),
     ({"corpora": {"my corpus": "x.txt"}}, r"^params: corpora has a bad key 'my corpus': string should match"),
     ({"corpora": {"names": ""}}, r"corpora\.names must not be empty"),
 ])
 def test_the_lists_of_corpora_and_kinds_are_checked(data, message):
-    good = {"corpora": params_section("corpora", None), "kinds": PARAMS["kinds"]}
-    assert Pipeline.from_params(good, "").kinds == PARAMS["kinds"]
+    good = {"corpora": {"names": "names.txt", "news": "news.json"}, "kinds": {"names": ["gru"], "news": ["lstm"]}}
+    assert Pipeline.from_params(good, "").kinds_of("news") == ["lstm"]
     with pytest.raises(UserError, match=message):
         Pipeline.from_params(good | data, "")
 

@@ -41,7 +41,7 @@ def project(tmp_path):
 
 
 def run_stage(project, out, env=None, **train):
-    params = {"corpora": {"names": "names.txt"}, "kinds": ["gru"], "train": {"names": params_section("train") | PLAIN_TRAIN | dict(embedding_size=8, hidden_size=8, optimizer="sgd", lr=0.5, grad_clip=None,
+    params = {"corpora": {"names": "names.txt"}, "kinds": {"names": ["gru"]}, "train": {"names": params_section("train") | PLAIN_TRAIN | dict(embedding_size=8, hidden_size=8, optimizer="sgd", lr=0.5, grad_clip=None,
                                       epochs=2, seeds=[0], workers=1) | train}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     cmd = [sys.executable, str(STAGE), "--corpus", "names", "--vocab", "vocab.json",

@@ -61,7 +61,7 @@ KERNELS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
                     "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}}
 
 # 10 epochs of small batches: the nudge grows into differences at 6 digits, including the spreads.
-PARAMS = yaml.safe_dump({"corpora": {"toy": "toy.txt"}, "kinds": ["gru"], "train": {"toy": params_section("train") | PLAIN_TRAIN | dict(
+PARAMS = yaml.safe_dump({"corpora": {"toy": "toy.txt"}, "kinds": {"toy": ["gru"]}, "train": {"toy": params_section("train") | PLAIN_TRAIN | dict(
     embedding_size=16, hidden_size=16, batch_size=8, epochs=10, seeds=[0, 1], workers=1, lr=0.02)},
     "evaluate": params_section("evaluate") | {"batch_size": 64}})
 

@@ -192,7 +192,7 @@ def train_stage_output(workdir, checkpoint):
 
 
 def run_stage(workdir, encoded):
-    params = {"corpora": {"names": "names.txt"}, "kinds": ["lstm"], "mixture": {"names": {"model": "lstm"}}, "ngram": params_section("ngram"),
+    params = {"corpora": {"names": "names.txt"}, "kinds": {"names": ["lstm"]}, "mixture": {"names": {"model": "lstm"}}, "ngram": params_section("ngram"),
               "train": {"names": params_section("train") | {"seeds": [0, 1]}}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     # the ngram stage's output: the ARPA file with its header

@@ -8,7 +8,7 @@ inputs; the AWD-LSTM regularizers (weight drop, embedding dropout, AR/TAR).
 import pytest
 import torch
 
-from rnnlm.config import MODEL_KINDS
+from rnnlm.kinds import MODEL_KINDS
 from rnnlm.errors import UserError
 from rnnlm.models import ModelConfig, build_model, token_losses
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlm.config import MODEL_KINDS
+from rnnlm.kinds import MODEL_KINDS
 from rnnlm.data import make_batch
 from rnnlm.models import ModelConfig, ScratchRNN, build_model, token_losses
 

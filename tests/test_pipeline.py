@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-MODELS = tuple(PARAMS["kinds"])
+MODELS = {corpus: tuple(kinds) for corpus, kinds in PARAMS["kinds"].items()}  # kinds.<corpus>
 MIXED = {corpus: [m] if isinstance(m, str) else m for corpus, m in
          ((corpus, section["model"]) for corpus, section in PARAMS["mixture"].items())}
 DATA_OUTPUTS = ["data/interim/names.jsonl", "data/interim/news.jsonl", "data/splits/names/train.txt",
@@ -145,7 +145,7 @@ def test_repro_builds_every_output(repo):
     split_report = json.loads((repo / "data/splits/news/report.json").read_text())
     assert set(split_report["categories"]["test"]) == {"POLITICS", "SPORTS", "WELLNESS"}
     for corpus in ("names", "news"):
-        for model in MODELS:
+        for model in MODELS[corpus]:
             metrics = json.loads((repo / f"metrics/{corpus}/neural/{model}.json").read_text())
             assert set(metrics["dev"]) >= {"loss", "perplexity", "accuracy", "bits_per_char"}
             assert set(metrics["test"]) >= {"loss", "perplexity", "accuracy", "bits_per_char", "oov_rate"}
@@ -162,7 +162,7 @@ def test_repro_builds_every_output(repo):
                 training = json.loads((repo / f"metrics/{corpus}/training.json").read_text())[model][f"seed{seed}"]
                 assert training["epoch"] == 1 and training["dev_loss"] > 0
         curves = (repo / f"plots/{corpus}/loss.csv").read_text().splitlines()
-        assert curves[0] == "model,curve,epoch,loss" and len(curves) == 1 + 2 * len(MODELS)
+        assert curves[0] == "model,curve,epoch,loss" and len(curves) == 1 + 2 * len(MODELS[corpus])
         mixture = json.loads((repo / f"metrics/{corpus}/mixture.json").read_text())
         assert mixture["kinds"] == MIXED[corpus]  # mixture.<corpus>.model
         assert sum(mixture["weights"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -193,7 +193,7 @@ def test_every_model_file_scores_its_test_split_with_its_stage_loss(repo, corpus
     mixture) gives the test loss and perplexity its stage recorded in metrics/, to 1e-6. (In this
     process: the console script itself runs in test_cli_gates.)"""
     monkeypatch.chdir(repo)
-    files = {f"neural/{model}": f"models/{corpus}/neural/{model}.pt" for model in MODELS}
+    files = {f"neural/{model}": f"models/{corpus}/neural/{model}.pt" for model in MODELS[corpus]}
     files |= {"ngram": f"models/{corpus}/ngram.arpa.gz", "mixture": f"models/{corpus}/mixture.json"}
     for model, path in files.items():
         with pytest.raises(SystemExit) as done:
@@ -240,7 +240,7 @@ def test_experiments_set_queue_and_show(repo):
     """A sweep of `dvc exp run --queue -S` run by `dvc queue start -j 2`, and `dvc exp show` (run last:
     experiments leave their results in the workspace). A direct `dvc exp run -S` runs in
     test_shared_experiments."""
-    sweep = (("wider", "train.names.hidden_size=12"), ("lr-0.02", "train.names.lr=0.02"), ("two-kinds", "kinds=[gru,lstm]"))
+    sweep = (("wider", "train.names.hidden_size=12"), ("lr-0.02", "train.names.lr=0.02"), ("two-kinds", "kinds.names=[gru,lstm]"))
     for name, setting in sweep:
         # one seed each (the fixture trains two): the sweep's machinery is the point, not the spread
         sh("dvc", "exp", "run", "--queue", "-n", name, "-S", setting, "-S", "train.names.seeds=[0]", "evaluate@names",

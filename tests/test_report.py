@@ -225,7 +225,7 @@ def write_json(path, data):
 
 
 def write_fixture(root):
-    params = {"corpora": {corpus: f"raw/{corpus}.txt" for corpus in STAGE_RESULTS}, "kinds": list(STAGE_KINDS)}
+    params = {"corpora": {corpus: f"raw/{corpus}.txt" for corpus in STAGE_RESULTS}, "kinds": {corpus: list(STAGE_KINDS) for corpus in STAGE_RESULTS}}
     (root / "params.yaml").write_text(json.dumps(params), encoding="utf-8")  # JSON is YAML
     for corpus, models in STAGE_RESULTS.items():
         metrics = root / "metrics" / corpus

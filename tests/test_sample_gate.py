@@ -57,7 +57,7 @@ def test_same_seed_same_machine_gives_byte_identical_samples(trained, tmp_path):
     save_checkpoint(tmp_path / "models" / "gru.pt", *trained, {})
     (tmp_path / "train.txt").write_text("\n".join(TOY_NAMES[:14]) + "\n")
     toy = params_section("generate", "names") | {"num_samples": 20, "prompts": ["a"], "samples_per_prompt": 3}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"corpora": {"toy": "toy.txt"}, "kinds": ["gru"],
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"corpora": {"toy": "toy.txt"}, "kinds": {"toy": ["gru"]},
                                                           "generate": {"toy": toy}}))
     outputs = []
     for run in ("first", "second"):

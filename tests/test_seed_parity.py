@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlm.config import IngestConfig, SplitConfig, TrainConfig, VocabConfig
+from rnnlm.schema.ingest import IngestConfig
+from rnnlm.schema.split import SplitConfig
+from rnnlm.schema.train import TrainConfig
+from rnnlm.schema.vocab import VocabConfig
 from rnnlm.data import encode_split
 from rnnlm.ingest import ingest
 from rnnlm.split import split_rows

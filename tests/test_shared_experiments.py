@@ -26,7 +26,7 @@ def one_model_pipeline(repo):
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     del params["corpora"]["news"]
-    params["kinds"] = ["gru"]
+    params["kinds"] = {corpus: ["gru"] for corpus in params["corpora"]}
     params["mixture"]["names"]["model"] = "gru"
     params["train"]["names"].update(seeds=[0], epochs=1)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -24,7 +24,8 @@ import torch
 
 from . import __version__, gates
 from .compare import compare
-from .config import Positive, Temperature, TopK, check_value
+from .schema.base import Positive, check_value
+from .schema.generate import Temperature, TopK
 from .devices import DEVICES, resolve_device
 from .errors import UserError, exit_on_user_error
 from .export import export_onnx

@@ -12,7 +12,7 @@ shown as added or removed.
 from pathlib import Path, PurePosixPath
 
 from . import gates
-from .config import mixture_name
+from .schema.mixture import mixture_name
 from .errors import UserError
 from .report import DASH, markdown_table
 

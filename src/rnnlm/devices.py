@@ -12,7 +12,7 @@ import contextlib
 
 import torch
 
-from .config import DEVICES, PRECISIONS
+from .schema.base import DEVICES, PRECISIONS
 from .errors import UserError
 
 

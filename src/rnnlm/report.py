@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .config import MODEL_KINDS, mixture_name
+from .kinds import MODEL_KINDS
+from .schema.mixture import mixture_name
 from .errors import UserError
 from .io import require_file, write_bytes
 

@@ -9,8 +9,7 @@ Which class builds which kind is ``rnnlm.kinds.MODEL_CLASSES``, the one registry
 
 import importlib
 
-from ..config import check_model_kind
-from ..kinds import MODEL_CLASSES
+from ..kinds import MODEL_CLASSES, check_model_kind
 from .base import AdaptiveOutput, LanguageModel, LockedDropout, ModelConfig, make_dropout, token_losses
 from .recurrent import ScratchRNN, TanhRNNCell
 

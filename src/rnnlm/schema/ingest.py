@@ -1,0 +1,28 @@
+"""``ingest.<corpus>``: how the raw file is read and normalized (the ingest stage)."""
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import Field, model_validator
+
+from .base import Section, rule
+
+
+class IngestConfig(Section):
+    format: Literal["lines", "jsonl"]  # "lines": one item per line; "jsonl": one JSON object per line
+    normalize: Literal["name", "news"]  # "name": char-level rules; "news": the seed's word-level rules
+    # The name rules (normalize: name; the news rules take no settings, so news leaves them out):
+    alphabet: Optional[Annotated[str, Field(min_length=1)]] = None  # name rows with other characters are rejected
+    lowercase: Optional[bool] = None        # lowercase before checking the alphabet
+    strip_accents: Optional[bool] = None    # "zoë" -> "zoe" before checking the alphabet
+    # The jsonl fields (a lines file leaves them out):
+    text_fields: Optional[Annotated[list[str], Field(min_length=1)]] = None  # joined by a space
+    category_field: Optional[str] = None    # kept for stratified splitting; None: no category
+    bad_rows_fatal: bool                    # stop at the first rejected row instead of counting it
+
+    @model_validator(mode="after")
+    def _rules_of_the_mode(self):
+        if self.normalize == "name":
+            for key in ("alphabet", "lowercase", "strip_accents"):
+                rule(getattr(self, key) is not None, key, "must be set for normalize: name")
+        rule(self.format != "jsonl" or self.text_fields is not None, "text_fields", "must be set for format: jsonl")
+        return self
