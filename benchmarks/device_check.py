@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 import yaml
 
+from rnnlm.data import encode_split
+from rnnlm.ingest import ingest
 from rnnlm.schema.ingest import IngestConfig
 from rnnlm.schema.split import SplitConfig
 from rnnlm.schema.train import TrainConfig
-from rnnlm.data import encode_split
-from rnnlm.ingest import ingest
 from rnnlm.split import split_rows
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary

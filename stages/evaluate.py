@@ -5,17 +5,17 @@ from pathlib import Path
 
 from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.schema.evaluate import EvaluateConfig
-from rnnlm.schema.train import TrainConfig
 from rnnlm.data import load_encoded
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.schema.evaluate import EvaluateConfig
+from rnnlm.schema.pipeline import Pipeline
+from rnnlm.schema.train import TrainConfig
 from rnnlm.summary import with_seed_spread
 from rnnlm.vocab import Vocabulary
-from rnnlm.schema.pipeline import Pipeline
 
 
 def evaluate_checkpoint(path, vocab, splits, batch_size, device):

@@ -7,15 +7,15 @@ import torch
 
 from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.schema.generate import GenerateConfig
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import rounded
 from rnnlm.io import read_lines, write_json, write_text
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.sampling import generate, sample_statistics
-from rnnlm.seeding import seed_everything
+from rnnlm.schema.generate import GenerateConfig
 from rnnlm.schema.pipeline import Pipeline
+from rnnlm.seeding import seed_everything
 
 
 def samples_of(checkpoint, cfg):

@@ -4,11 +4,11 @@ import argparse
 import json
 
 from _params import load_params, section
-from rnnlm.schema.ingest import IngestConfig
 from rnnlm.errors import exit_on_user_error
 from rnnlm.ingest import IngestTally, ingest_lines, require_rows
 from rnnlm.io import atomic_write, write_json
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.schema.ingest import IngestConfig
 
 
 @exit_on_user_error
@@ -19,7 +19,7 @@ def main():
     ap.add_argument("--raw", required=True, help="raw input file")
     ap.add_argument("--rows", required=True, help="output: kept rows, JSON lines")
     ap.add_argument("--rejects", required=True, help="output: rejected rows, JSON lines")
-    ap.add_argument("--report", required=True, help="output: counts per reason, JSON")
+    ap.add_argument("--report", required=True, help="output (a metric): rows read, kept, rejected per reason, JSON")
     args = ap.parse_args()
     cfg = section(load_params(), IngestConfig, "ingest", args.corpus)
 

@@ -8,9 +8,6 @@ from pathlib import Path
 from _params import load_params, section
 from rnnlm.arpa import read_arpa_header
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.schema.mixture import MixtureConfig, mixture_name
-from rnnlm.schema.ngram import NgramConfig
-from rnnlm.schema.train import TrainConfig
 from rnnlm.data import load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded
@@ -19,9 +16,12 @@ from rnnlm.lifecycle import exit_with_parent
 from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures, fit_weights, neural_target_probabilities
 from rnnlm.ngram import fit_ngram
+from rnnlm.schema.mixture import MixtureConfig, mixture_name
+from rnnlm.schema.ngram import NgramConfig
+from rnnlm.schema.pipeline import Pipeline
+from rnnlm.schema.train import TrainConfig
 from rnnlm.summary import with_seed_spread
 from rnnlm.vocab import Vocabulary
-from rnnlm.schema.pipeline import Pipeline
 
 
 def check_arpa_header(path, vocab, cfg):

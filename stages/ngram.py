@@ -6,13 +6,13 @@ import time
 
 from _params import load_params, section
 from rnnlm.arpa import write_arpa
-from rnnlm.schema.ngram import NgramConfig
 from rnnlm.data import load_encoded
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded, summarize
 from rnnlm.io import write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.ngram import fit_ngram
+from rnnlm.schema.ngram import NgramConfig
 from rnnlm.vocab import Vocabulary
 
 

@@ -5,16 +5,16 @@ import argparse
 from pathlib import Path
 
 from _params import load_params
-from rnnlm.kinds import MODEL_KINDS
-from rnnlm.schema.mixture import mixture_name
 from rnnlm.curves import read_corpus_curves
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.io import read_json, write_text
+from rnnlm.kinds import MODEL_KINDS
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.report import plot_curves, speed_markdown, summary_markdown
+from rnnlm.schema.mixture import mixture_name
 from rnnlm.schema.pipeline import Pipeline
 
-SPEED_STAGES = ("train", "ngram", "mixture", "tokenization")  # speed/<corpus>/<stage>.json
+SPEED_STAGES = ("train", "ngram", "mixture", "tokenization")  # speed/stages/<corpus>/<stage>.json
 
 
 def corpus_results(metrics_dir, kinds):
@@ -45,9 +45,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--metrics-dir", default="metrics", help="input: metrics/<corpus>/ (every stage's metrics)")
     ap.add_argument("--plots-dir", default="plots", help="input: plots/<corpus>/loss.csv (the train stage's curves)")
-    ap.add_argument("--speed-dir", default="speed", help="input: speed/<corpus>/ (every stage's timings)")
+    ap.add_argument("--speed-dir", default="speed/stages", help="input: speed/stages/<corpus>/ (every stage's timings)")
     ap.add_argument("--summary", default="reports/summary.md", help="output: markdown tables of the results")
-    ap.add_argument("--speed", default="reports/speed.md", help="output: markdown tables of the timings")
+    ap.add_argument("--speed", default="speed/summary.md", help="output: markdown tables of the timings")
     ap.add_argument("--curves", default="reports/curves.png", help="output: loss curves (PNG)")
     args = ap.parse_args()
     built = Pipeline.of(load_params())

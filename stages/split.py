@@ -4,10 +4,10 @@ import argparse
 from pathlib import Path
 
 from _params import load_params, section
-from rnnlm.schema.split import SplitConfig
 from rnnlm.errors import exit_on_user_error
 from rnnlm.io import read_jsonl_at, scan_jsonl, write_json, write_lines
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.schema.split import SplitConfig
 from rnnlm.split import category_counts, split_indices
 
 

@@ -4,13 +4,13 @@ import argparse
 from pathlib import Path
 
 from _params import load_params, section
+from rnnlm.errors import exit_on_user_error
+from rnnlm.io import read_lines, write_json
+from rnnlm.lifecycle import exit_with_parent
 from rnnlm.schema.evaluate import EvaluateConfig
 from rnnlm.schema.tokenization import TokenizationConfig
 from rnnlm.schema.train import TrainConfig
 from rnnlm.schema.vocab import VocabConfig
-from rnnlm.errors import exit_on_user_error
-from rnnlm.io import read_lines, write_json
-from rnnlm.lifecycle import exit_with_parent
 from rnnlm.speed import split_timings
 
 

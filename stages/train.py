@@ -6,18 +6,18 @@ import sys
 from pathlib import Path
 
 from _params import load_params, section
-from rnnlm.schema.train import TrainConfig
 from rnnlm.curves import ProgressFile, run_dir, write_corpus_curves
 from rnnlm.data import load_encoded
 from rnnlm.distributed import launched, process_group, relaunch
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import rounded
-from rnnlm.io import remove_stale_temporaries, write_bytes, write_json
+from rnnlm.io import write_bytes, write_json
 from rnnlm.lifecycle import exit_with_parent
-from rnnlm.speed import train_speed
-from rnnlm.training import train_runs
-from rnnlm.vocab import Vocabulary
 from rnnlm.schema.pipeline import Pipeline
+from rnnlm.schema.train import TrainConfig
+from rnnlm.speed import train_speed
+from rnnlm.training import Run, train_runs
+from rnnlm.vocab import Vocabulary
 
 
 @exit_on_user_error
@@ -33,6 +33,8 @@ def main():
     ap.add_argument("--curves", required=True, help="output: the first seeds' curves in one table (DVC's chart)")
     ap.add_argument("--progress", required=True, help="output: each run's latest epoch, rewritten while training")
     ap.add_argument("--speed", required=True, help="output: each run's training seconds and tokens/s (JSON)")
+    ap.add_argument("--resume-dir", required=True,
+                    help="not an output: each unfinished run's per-epoch state, for train.<corpus>.resume")
     args = ap.parse_args()
     params = load_params()
     base = section(params, TrainConfig, "train", args.corpus)
@@ -44,37 +46,34 @@ def main():
         train(args, base, configs, shard)
 
 
-def remove_stale_runs(models_dir, kinds, seeds):
-    """The checkpoint folder persists between runs (for resuming): drop what a killed run, an earlier
-    seed list or a kind no longer listed left there, so it holds exactly this run's checkpoints."""
-    keep = {name for kind in kinds for name in (f"{kind}.pt", f"{kind}.seeds")}
-    for stale in Path(models_dir).glob("*"):
-        if stale.name not in keep:
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    for kind in kinds:
-        remove_stale_temporaries(Path(models_dir) / f"{kind}.seeds")
-        for stale in (Path(models_dir) / f"{kind}.seeds").glob("seed*.pt"):
-            if stale.name not in {f"seed{s}.pt" for s in seeds}:
-                stale.unlink()
+def remove_stale_resume_state(resume_dir, runs):
+    """The resume folder outlives the stage (it is not an output): drop what a killed run of an earlier
+    kind or seed list left there, so it holds only this run's unfinished state."""
+    keep = {run.resume for run in runs}
+    for stale in Path(resume_dir).glob("*/*"):  # pathlib's glob matches dotfiles: a killed write's temporaries too
+        if stale not in keep:
+            stale.unlink()
 
 
 def train(args, base, configs, shard):
     main_process = shard is None or shard.is_main  # the one that writes and prints
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
-    models_dir, live_dir, seeds = Path(args.models_dir), Path(args.live_dir), base.seeds
-    # Each run trains into its own file (also its resume point) and logs into its own dvclive
-    # directory; the first seed is the headline model whose checkpoint and curve later stages use.
-    runs = [(kind, cfg, seed, models_dir / f"{kind}.seeds" / f"seed{seed}.pt", run_dir(live_dir, kind, seed))
+    models_dir, live_dir, resume_dir, seeds = Path(args.models_dir), Path(args.live_dir), Path(args.resume_dir), base.seeds
+    # Each run trains into its own file, keeps its per-epoch resume state outside the outputs and logs
+    # into its own dvclive directory; the first seed is the headline model whose checkpoint and curve
+    # later stages use.
+    runs = [Run(kind, cfg, seed, models_dir / f"{kind}.seeds" / f"seed{seed}.pt", run_dir(live_dir, kind, seed),
+                resume_dir / kind / f"seed{seed}.pt")
             for kind, cfg in configs.items() for seed in seeds]
     if not main_process:
         train_runs(runs, vocab, splits, base.workers, log=lambda *_: None, shard=shard)
         return
-    remove_stale_runs(models_dir, configs, seeds)
+    remove_stale_resume_state(resume_dir, runs)
     shutil.rmtree(live_dir, ignore_errors=True)  # logs start afresh: a resumed run logs its past epochs again
-    with ProgressFile(args.progress, {(kind, seed): live for kind, _, seed, _, live in runs}):
+    with ProgressFile(args.progress, {(run.kind, run.seed): run.live_dir for run in runs}):
         records = train_runs(runs, vocab, splits, base.workers, shard=shard)
-    write_json(args.speed, rounded(train_speed([(kind, seed) for kind, _, seed, _, _ in runs], records)))
+    write_json(args.speed, rounded(train_speed([(run.kind, run.seed) for run in runs], records)))
     write_corpus_curves(args.curves, {kind: run_dir(live_dir, kind, seeds[0]) for kind in configs})
     for kind in configs:
         write_bytes(models_dir / f"{kind}.pt", (models_dir / f"{kind}.seeds" / f"seed{seeds[0]}.pt").read_bytes())

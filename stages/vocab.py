@@ -4,12 +4,12 @@ import argparse
 from pathlib import Path
 
 from _params import load_params, section
-from rnnlm.schema.ingest import IngestConfig
-from rnnlm.schema.vocab import VocabConfig
 from rnnlm.data import SPLITS, encode_split, save_encoded
 from rnnlm.errors import exit_on_user_error
 from rnnlm.io import iter_lines, require_file
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.schema.ingest import IngestConfig
+from rnnlm.schema.vocab import VocabConfig
 from rnnlm.text import Normalization
 from rnnlm.vocab import Vocabulary
 

@@ -18,12 +18,12 @@ import torch
 from rnnlm.arpa import write_arpa
 from rnnlm.checkpoint import save_checkpoint
 from rnnlm.cli import main
-from rnnlm.schema.ingest import IngestConfig
 from rnnlm.data import encode_split
 from rnnlm.ingest import ingest
 from rnnlm.lm import mixture_spec
 from rnnlm.models import ModelConfig, build_model
 from rnnlm.ngram import KneserNeyLM
+from rnnlm.schema.ingest import IngestConfig
 from rnnlm.text import Normalization
 from rnnlm.vocab import Vocabulary
 
@@ -194,7 +194,7 @@ def test_a_line_that_is_not_utf8_is_one_rejected_record(project, source, capsys,
     # the ingest stage keeps and rejects the same lines of the same file, for the same reason
     result = ingest(path, IngestConfig.from_params({"format": "lines", "normalize": "name", "alphabet": ALPHABET,
                                                     "lowercase": True, "strip_accents": True,
-                                                    "bad_rows_fatal": False}, "ingest.names"))
+                                                    "dedupe": True, "bad_rows_fatal": False}, "ingest.names"))
     assert [(r["line"], r["reason"]) for r in result.rejects] == [(2, "invalid_utf8"), (3, "invalid_utf8")]
     assert [r["text"] for r in result.rows] == ["emma", "zoe"]
 

@@ -1,5 +1,6 @@
 import pytest
 
+from rnnlm.errors import UserError
 from rnnlm.schema.generate import GenerateConfig
 from rnnlm.schema.ingest import IngestConfig
 from rnnlm.schema.ngram import NgramConfig
@@ -7,7 +8,6 @@ from rnnlm.schema.pipeline import Pipeline
 from rnnlm.schema.split import SplitConfig
 from rnnlm.schema.train import TrainConfig
 from rnnlm.schema.vocab import VocabConfig
-from rnnlm.errors import UserError
 from tests.configs import PARAMS, params_section, train_config
 
 

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from rnnlm import gates
+from rnnlm.errors import UserError
 from rnnlm.schema.evaluate import EvaluateConfig
 from rnnlm.schema.generate import GenerateConfig
 from rnnlm.schema.ingest import IngestConfig
@@ -33,7 +34,6 @@ from rnnlm.schema.split import SplitConfig
 from rnnlm.schema.tokenization import TokenizationConfig
 from rnnlm.schema.train import TrainConfig
 from rnnlm.schema.vocab import VocabConfig
-from rnnlm.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -132,3 +132,35 @@ def test_news_any_line_is_kept_or_rejected_never_crashes(tmp_path, lines):
     assert_accounted(result)
     for row in result.rows:
         assert row["text"] and isinstance(row["category"], str)
+
+
+def test_duplicates_after_normalization_are_rejected_naming_the_first(tmp_path):
+    """"Emma" and " emma" are one item once normalized: the first is kept, the repeat rejected with its
+    line and the line it repeats; with dedupe off (the seed notebook's split) every row is kept."""
+    path = write(tmp_path, "Emma\nava\n emma \nZoë\nzoe\nava\nmia\n")
+    result = ingest(path, NAMES)
+    assert [r["text"] for r in result.rows] == ["emma", "ava", "zoe", "mia"]
+    assert [(r["line"], r["reason"], r["detail"]) for r in result.rejects] == [
+        (3, "duplicate", "the same item as line 1"), (5, "duplicate", "the same item as line 4"),
+        (6, "duplicate", "the same item as line 2")]
+    assert result.report(path)["rejected_by_reason"] == {"duplicate": 3}
+    assert_accounted(result)
+    kept = ingest(path, ingest_config(dedupe=False))
+    assert [r["text"] for r in kept.rows] == ["emma", "ava", "emma", "zoe", "zoe", "ava", "mia"]
+
+
+def test_a_duplicate_is_not_a_bad_row(tmp_path):
+    """bad_rows_fatal stops at a malformed row, not at a repeat, which is expected in real data."""
+    path = write(tmp_path, "emma\nemma\nava\n")
+    result = ingest(path, ingest_config(bad_rows_fatal=True))
+    assert [r["text"] for r in result.rows] == ["emma", "ava"] and result.rejects[0]["reason"] == "duplicate"
+
+
+def test_news_duplicates_compare_the_normalized_text_not_the_category(tmp_path):
+    rows = [{"short_description": "Rain, again.", "category": "WEATHER"},
+            {"short_description": "rain again", "category": "NEWS"},
+            {"short_description": "Sun.", "category": "WEATHER"}]
+    path = write(tmp_path, "\n".join(json.dumps(r) for r in rows))
+    result = ingest(path, NEWS)
+    assert [r["text"] for r in result.rows] == ["rain again", "sun"]
+    assert [(r["line"], r["reason"]) for r in result.rejects] == [(2, "duplicate")]

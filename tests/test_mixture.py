@@ -203,7 +203,7 @@ def run_stage(workdir, encoded):
     done = subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
                            "--vocab", "vocab.json", "--encoded", str(encoded), "--models-dir", "models",
                            "--arpa", "ngram.arpa.gz", "--metrics", "metrics/names/mixture.json",
-                           "--model-file", "mixture.json", "--speed", "speed/names/mixture.json"],
+                           "--model-file", "mixture.json", "--speed", "speed/stages/names/mixture.json"],
                           cwd=workdir, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return json.loads((workdir / "metrics" / "names" / "mixture.json").read_text(encoding="utf-8"))
@@ -237,8 +237,8 @@ def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab,
     assert first["params"] == model.num_parameters() + ngram.num_ngrams
     assert first["seeds"]["weight_lstm"] == {"mean": lam, "std": 0.0, "n": 2, "min": lam, "max": lam}
     assert first["seeds"]["test_loss"]["n"] == 2 and set(first["seeds"]) >= {"dev_loss", "test_perplexity"}
-    assert not [key for key in gates.flatten(first) if is_timing(key)]  # the seconds: speed/names/mixture.json
-    speed = json.loads((tmp_path / "speed" / "names" / "mixture.json").read_text(encoding="utf-8"))
+    assert not [key for key in gates.flatten(first) if is_timing(key)]  # the seconds: speed/stages/names/mixture.json
+    speed = json.loads((tmp_path / "speed" / "stages" / "names" / "mixture.json").read_text(encoding="utf-8"))
     assert speed["kinds"] == ["lstm"] and speed["seed"] == 0 and 0 < speed["ngram_fit_seconds"] <= speed["seconds"]
     # The mixture beats both of its components on dev (λ was chosen there).
     rnn_dev = evaluate_split(model, splits["dev"], vocab.pad_id)["loss"]

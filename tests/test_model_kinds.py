@@ -8,8 +8,8 @@ inputs; the AWD-LSTM regularizers (weight drop, embedding dropout, AR/TAR).
 import pytest
 import torch
 
-from rnnlm.kinds import MODEL_KINDS
 from rnnlm.errors import UserError
+from rnnlm.kinds import MODEL_KINDS
 from rnnlm.models import ModelConfig, build_model, token_losses
 
 V, PAD, BOS = 20, 0, 2

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlm.kinds import MODEL_KINDS
 from rnnlm.data import make_batch
+from rnnlm.kinds import MODEL_KINDS
 from rnnlm.models import ModelConfig, ScratchRNN, build_model, token_losses
 
 

@@ -90,7 +90,7 @@ def test_one_seed_files_give_single_values_and_say_so():
     assert [r[0] for r in table] == ["**lstm+ngram** (best)", "gru", "ngram"]
     assert table[1][2:4] == ["1.9800", "2.0100"] and all("(" not in cell for cell in table[1][2:7])
     assert "- Neural models: one training run each (one seed), so single values" in md
-    assert "Training times: reports/speed.md" in md
+    assert "Training times: speed/summary.md" in md
     assert "(headline seed: lstm 0.610, ngram 0.390)" in md and "mean (lowest–highest)" not in md
     # the n-gram keeps its own note; the one-seed neural models do not get it
     assert "- ngram (order 3): a single deterministic fit" in md and "gru (order" not in md
@@ -122,7 +122,7 @@ def test_mixture_row_is_labelled_and_explained():
     news = rows(md, "news")
     assert news[0][0] == "**lstm+ngram** (best)"
     assert news[0][1] == "1,100,000" and news[0][3] == "5.9000 (5.8960–5.9040)" and news[0][7] == "—"
-    assert "training seconds" not in md and "tokens/s" not in md  # timings: reports/speed.md
+    assert "training seconds" not in md and "tokens/s" not in md  # timings: speed/summary.md
     assert ("- lstm+ngram: Σ λ_k·P_k(w | h) token by token over its components, the weights λ fit on dev only "
             "(headline seed: lstm 0.612, ngram 0.388)") in md
     assert "lstm+ngram" not in md.split("## news")[0]
@@ -186,7 +186,7 @@ STAGE_RESULTS = {
 
 
 def speed(mixed=("lstm",), levels=None):
-    """A corpus's speed files (speed/<corpus>/<stage>.json) for the stage kinds, one seed each."""
+    """A corpus's speed files (speed/stages/<corpus>/<stage>.json) for the stage kinds, one seed each."""
     train = {kind: {"seed0": {"train_seconds": 10.0 * (i + 1), "tokens_per_s": 1234.5 / (i + 1), "epochs": 4,
                               "epoch_seconds": 2.5 * (i + 1)}} for i, kind in enumerate(STAGE_KINDS)}
     return {"train": train, "ngram": {"fit_seconds": 0.25},
@@ -235,7 +235,7 @@ def write_fixture(root):
         for kind in STAGE_KINDS:
             write_json(metrics / "samples" / f"{kind}.json", {"novel_share": 0.5, "samples": 4})
         for stage, record in STAGE_SPEED[corpus].items():
-            write_json(root / "speed" / corpus / f"{stage}.json", record)
+            write_json(root / "speed" / "stages" / corpus / f"{stage}.json", record)
         table = "".join(f"{kind},{curve},{epoch},{loss:.6f}\n" for kind in STAGE_KINDS
                         for epoch, train, dev in CURVES[corpus][kind] for curve, loss in (("train", train), ("dev", dev)))
         (root / "plots" / corpus).mkdir(parents=True)
@@ -255,7 +255,7 @@ def test_stage_writes_both_outputs_deterministically(tmp_path):
     png = (tmp_path / "reports" / "curves.png").read_bytes()
     samples = {corpus: dict.fromkeys(STAGE_KINDS, {"novel_share": 0.5, "samples": 4}) for corpus in STAGE_RESULTS}
     assert summary == summary_markdown(STAGE_RESULTS, samples=samples)
-    assert (tmp_path / "reports" / "speed.md").read_text(encoding="utf-8") == speed_markdown(STAGE_SPEED)
+    assert (tmp_path / "speed" / "summary.md").read_text(encoding="utf-8") == speed_markdown(STAGE_SPEED)
     assert png.startswith(PNG_SIGNATURE)
     assert run_stage(tmp_path).returncode == 0
     assert (tmp_path / "reports" / "curves.png").read_bytes() == png
@@ -283,10 +283,10 @@ def test_stage_without_metrics_names_dvc_repro(tmp_path):
 
 def test_stage_without_a_speed_file_names_dvc_repro_and_writes_nothing(tmp_path):
     write_fixture(tmp_path)
-    (tmp_path / "speed" / "news" / "train.json").unlink()
+    (tmp_path / "speed" / "stages" / "news" / "train.json").unlink()
     done = run_stage(tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "speed file speed/news/train.json not found: run `dvc repro`" in done.stderr
+    assert "speed file speed/stages/news/train.json not found: run `dvc repro`" in done.stderr
     assert not (tmp_path / "reports").exists()
 
 

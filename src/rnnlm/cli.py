@@ -24,13 +24,13 @@ import torch
 
 from . import __version__, gates
 from .compare import compare
-from .schema.base import Positive, check_value
-from .schema.generate import Temperature, TopK
 from .devices import DEVICES, resolve_device
 from .errors import UserError, exit_on_user_error
 from .export import export_onnx
 from .ingest import decode_lines
 from .io import pipeline_hint, read_lines, require_file, require_output_path, write_json
+from .schema.base import Positive, check_value
+from .schema.generate import Temperature, TopK
 from .lm import (MODEL_FILES, MODEL_HINT, PIPELINE_MODELS, NeuralLM, load_model, load_vocabulary, model_file,
                  recorded_metrics)
 from .novelty import novelty_grid

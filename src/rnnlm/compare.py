@@ -12,9 +12,9 @@ shown as added or removed.
 from pathlib import Path, PurePosixPath
 
 from . import gates
-from .schema.mixture import mixture_name
 from .errors import UserError
 from .report import DASH, markdown_table
+from .schema.mixture import mixture_name
 
 SPLITS = ("dev", "test")
 # (metric, decimals of its values and changes)

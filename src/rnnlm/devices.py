@@ -12,8 +12,8 @@ import contextlib
 
 import torch
 
-from .schema.base import DEVICES, PRECISIONS
 from .errors import UserError
+from .schema.base import DEVICES, PRECISIONS
 
 
 def _mps_available():

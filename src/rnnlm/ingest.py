@@ -5,10 +5,15 @@ rows_rejected`` always, the rejects (line, reason, a snippet of the raw row) go 
 report counts them per reason. A bad row stops the stage only when ``bad_rows_fatal`` is set, and
 an input with no usable row at all is an error.
 
+With ``dedupe`` an item whose normalized text an earlier kept row already had is rejected too
+(reason ``duplicate``, naming the line it repeats): held-out items then never occur in train,
+whatever the split. Only a 16-byte digest per distinct item is kept in memory.
+
 ``ingest_lines`` yields the rows one at a time, so the stage writes them as they come and holds
 only the counts (memory does not grow with the file); ``ingest`` collects them for small inputs.
 """
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ NOT_AN_OBJECT = "not_an_object"
 MISSING_FIELD = "missing_field"
 NULL_FIELD = "null_field"
 WRONG_TYPE = "wrong_type"
+DUPLICATE = "duplicate"
 SNIPPET = 200  # characters of a rejected row kept in the rejects file
 NOT_UTF8 = (INVALID_UTF8, "the line is not valid UTF-8")  # (reason, detail) of such a line
 
@@ -123,6 +129,7 @@ def ingest_lines(path, cfg):
     Yields ``(row, None)`` for a kept line and ``(None, reject)`` for a rejected one, in file order.
     """
     rules = Normalization.from_config(cfg)
+    first_seen = {}  # digest of a kept item's text -> its line number (dedupe)
     for number, text, raw in read_raw_lines(path):
         row, problem = {"line": number}, None
         if text is None:
@@ -138,10 +145,16 @@ def ingest_lines(path, cfg):
                         row["category"] = obj[cfg.category_field]
         if problem is None:
             row["text"], problem = rules.apply(text)
+        if problem is None and cfg.dedupe:
+            digest = hashlib.blake2b(row["text"].encode("utf-8"), digest_size=16).digest()
+            if digest in first_seen:
+                problem = (DUPLICATE, f"the same item as line {first_seen[digest]}")
+            else:
+                first_seen[digest] = number
         if problem is None:
             yield row, None
             continue
-        if cfg.bad_rows_fatal:
+        if cfg.bad_rows_fatal and problem[0] != DUPLICATE:  # a repeat is not a bad row
             raise UserError(f"{path}:{number}: {problem[0]}: {problem[1]} (bad_rows_fatal is set)")
         yield None, {"line": number, "reason": problem[0], "detail": problem[1], "raw": _snippet(raw)}
 

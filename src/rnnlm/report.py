@@ -14,10 +14,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .kinds import MODEL_KINDS
-from .schema.mixture import mixture_name
 from .errors import UserError
 from .io import require_file, write_bytes
+from .kinds import MODEL_KINDS
+from .schema.mixture import mixture_name
 
 BASELINES = ("ngram",)
 MODEL_ORDER = MODEL_KINDS + BASELINES  # table ties and colours follow this order, then the mixtures
@@ -174,7 +174,7 @@ def _notes(rows, samples=None):
                      f"{DASH} for models the generate stage does not sample.")
     seeded = [r for r in rows if r["n"] is not None]
     chosen = ("Chosen epoch: the epoch with the lowest dev loss, whose weights are kept, of the epochs trained. "
-              "Training times: reports/speed.md.")
+              "Training times: speed/summary.md.")
     if seeded and max(r["n"] for r in seeded) == 1:
         notes.append(f"Neural models: one training run each (one seed), so single values. {chosen}")
     elif seeded:
@@ -312,7 +312,7 @@ def speed_table(corpus, speed):
 
 
 def speed_markdown(speed):
-    """``speed``: {corpus: {stage: its speed file}} -> reports/speed.md, one table per corpus."""
+    """``speed``: {corpus: {stage: its speed file}} -> speed/summary.md, one table per corpus."""
     parts = ["# Speed", "",
              "Seconds of the run that wrote `speed/`: they change with the machine and its load, so they stay "
              "out of `metrics/` and the results (`reports/summary.md`). Compare two revisions with "

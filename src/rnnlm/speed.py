@@ -3,12 +3,14 @@
 A metrics file holds what a run of the same code reproduces: losses, counts, sample statistics.
 A timing changes with the machine and its load on every run, so it never goes there (``dvc
 metrics diff`` would list it on every run, and a reviewer would look past it to find a real
-change). Each stage that measures a time writes it to ``speed/<corpus>/<stage>.json`` instead,
-declared in ``dvc.yaml`` as an output that git keeps but that is not a metric, and compared on
-request::
+change). Each stage that measures a time writes it to ``speed/stages/<corpus>/<stage>.json``
+instead, an ordinary output in DVC's cache (an uncached one would switch the stage's run-cache
+off), and the report stage sums them up in ``speed/summary.md``, which git keeps. No other output
+holds a timing: checkpoints, logs and metrics are the same bytes on a rerun, and only files under
+``speed/`` change::
 
-    dvc metrics diff --targets speed -R     # the timings of two revisions
-    dvc metrics show --targets speed -R
+    dvc metrics show --targets speed/stages -R     # every timing of this run
+    git diff main -- speed/summary.md              # against the committed run's timings
 
 A key is a timing when its name ends in one of ``TIMING_SUFFIXES``: the same rule by which
 ``rnnlm check-metrics`` never compares one.

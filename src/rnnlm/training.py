@@ -10,6 +10,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -17,15 +18,16 @@ from tqdm import tqdm
 
 from .averaging import WeightAverage, steps_before_averaging
 from .checkpoint import read_checkpoint, save_checkpoint
+from .curves import RunLog
 from .data import batch_indices, epoch_batches
 from .devices import autocast, check_precision, resolve_device, to_device
 from .errors import UserError
-from .curves import RunLog
 from .evaluation import evaluate_split
 from .lifecycle import exit_with_parent
 from .models import ModelConfig, build_model, model_class, token_losses
 from .schedules import make_schedule, steps_per_epoch
 from .seeding import seed_everything
+from .speed import split_timings
 
 
 class TrainingDiverged(UserError):
@@ -106,13 +108,18 @@ def _resumable_state(path, run_id):
 
 
 def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, progress=True, bar_position=0,
-                shard=None, live_dir=None):
-    """Train one model and write its checkpoint; return the training record (plain data).
+                shard=None, live_dir=None, resume_path=None):
+    """Train one model and write its checkpoint; return the model and the training record (plain data).
 
-    After every epoch the checkpoint is rewritten (atomically) with optimizer, scheduler and RNG
-    state and the best weights so far, so with ``cfg.resume`` an interrupted run continues from its
-    last finished epoch and ends with the same weights as an uninterrupted one on CPU. The finished
-    checkpoint, and the returned model, hold the weights of the epoch with the lowest dev loss.
+    After every epoch the resume state (weights, optimizer, scheduler and RNG state, the best
+    weights so far) is rewritten atomically at ``resume_path`` (default: the checkpoint itself), so
+    with ``cfg.resume`` an interrupted run continues from its last finished epoch and ends with the
+    same weights as an uninterrupted one on CPU. The pipeline keeps that file outside the stage's
+    outputs: DVC deletes declared outputs before a stage runs, and an output that persisted would
+    switch its run-cache off. The finished checkpoint, and the returned model, hold the weights of
+    the epoch with the lowest dev loss, and a training record without timings, so the same run
+    writes the same bytes (the returned record has the seconds and tokens/s, for ``rnnlm.speed``);
+    a separate resume file is removed once the run is complete.
     With ``shard`` (``rnnlm.distributed``) this process trains together with the others of its
     group, and only the main one writes. With ``live_dir`` the epochs are logged there with dvclive
     (``rnnlm.curves``).
@@ -138,7 +145,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     best_weights = None
     writes = shard is None or shard.is_main  # data-parallel: the main process alone writes
 
-    resumed = _resumable_state(checkpoint_path, run_id) if cfg.resume else None
+    resume_path = checkpoint_path if resume_path is None else resume_path
+    resumed = _resumable_state(resume_path, run_id) if cfg.resume else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -148,7 +156,7 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
         if average is not None:
             average.load_state_dict(resumed["average"])
         record = resumed["training"]
-        log(f"resuming {kind} seed {seed} from {checkpoint_path} after epoch {record['epochs_done']}")
+        log(f"resuming {kind} seed {seed} from {resume_path} after epoch {record['epochs_done']}")
     curves = RunLog(live_dir, record["history"]) if live_dir is not None and writes else None
 
     for epoch in range(record["epochs_done"] + 1, cfg.epochs + 1):
@@ -180,7 +188,7 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
             resume_state = {"scheduler": schedule.state_dict(), "best_model": best_weights}
             if average is not None:
                 resume_state["average"] = average.state_dict()
-            save_checkpoint(checkpoint_path, model, vocab, record, optimizer=optimizer, rng_state=torch.get_rng_state(),
+            save_checkpoint(resume_path, model, vocab, record, optimizer=optimizer, rng_state=torch.get_rng_state(),
                             resume_state=resume_state)
         if stop:
             log(f"{kind} seed {seed}: early stop, no better dev loss for {patience} epoch(s)")
@@ -188,7 +196,9 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     # Later stages use the best epoch's weights, not the last epoch's.
     model.load_state_dict(best_weights)
     if writes:
-        save_checkpoint(checkpoint_path, model, vocab, record)
+        save_checkpoint(checkpoint_path, model, vocab, split_timings(record)[0])  # seconds vary from run to run
+        if Path(resume_path) != Path(checkpoint_path):
+            Path(resume_path).unlink(missing_ok=True)
     if curves is not None:
         curves.close()
     log(f"{kind} seed {seed}: keeping epoch {record['best_epoch']} (dev loss {record['best_dev_loss']:.4f})")
@@ -201,18 +211,30 @@ def run_cost(kind, cfg, vocab):
     return cfg.epochs * model_class(kind).macs_per_token(model_config_for(kind, cfg, vocab))
 
 
+class Run(NamedTuple):
+    """One model to train: its kind, settings and seed, where its checkpoint goes, where its dvclive
+    log goes (None: no log) and where its per-epoch resume state goes (None: the checkpoint)."""
+
+    kind: str
+    cfg: object
+    seed: int
+    checkpoint: Path
+    live_dir: Optional[Path] = None
+    resume: Optional[Path] = None
+
+
 def _train_one(job):
-    """Worker of ``train_runs``: one (kind, seed) run, with its share of the CPU threads."""
-    (kind, cfg, seed, path, live_dir), vocab, splits, threads, bar_position = job
+    """Worker of ``train_runs``: one run, with its share of the CPU threads."""
+    run, vocab, splits, threads, bar_position = job
     if threads:
         torch.set_num_threads(threads)
-    _, record = train_model(kind, cfg, vocab, splits, seed, path, bar_position=bar_position, live_dir=live_dir)
+    _, record = train_model(run.kind, run.cfg, vocab, splits, run.seed, run.checkpoint, bar_position=bar_position,
+                            live_dir=run.live_dir, resume_path=run.resume)
     return record
 
 
 def train_runs(runs, vocab, splits, workers=1, log=print, shard=None):
-    """Train every run ``(kind, cfg, seed, checkpoint path, dvclive directory or None)``; return
-    their records, in order.
+    """Train every ``Run`` (or tuple of its fields); return their records, in order.
 
     With ``workers > 1`` runs train in parallel processes with one thread each (cores / workers):
     the small models of this project keep one core busy far better than two, and each run is
@@ -221,16 +243,17 @@ def train_runs(runs, vocab, splits, workers=1, log=print, shard=None):
     worker starts torch once. With ``shard`` (data-parallel, see ``rnnlm.distributed``) the
     processes of the group train each run together, one after another.
     """
+    runs = [Run(*run) for run in runs]
     if shard is not None:
-        return [train_model(kind, cfg, vocab, splits, seed, path, log=log, progress=shard.is_main, shard=shard,
-                            live_dir=live_dir)[1]
-                for kind, cfg, seed, path, live_dir in runs]
+        return [train_model(run.kind, run.cfg, vocab, splits, run.seed, run.checkpoint, log=log,
+                            progress=shard.is_main, shard=shard, live_dir=run.live_dir, resume_path=run.resume)[1]
+                for run in runs]
     workers = min(workers, len(runs))
     if workers <= 1:
         return [_train_one((run, vocab, splits, None, 0)) for run in runs]
     threads = max(1, (os.cpu_count() or 1) // workers)
     log(f"training {len(runs)} runs in {workers} processes, {threads} thread(s) each")
-    order = sorted(range(len(runs)), key=lambda i: -run_cost(runs[i][0], runs[i][1], vocab))  # stable: ties keep order
+    order = sorted(range(len(runs)), key=lambda i: -run_cost(runs[i].kind, runs[i].cfg, vocab))  # stable: ties keep order
     jobs = [(runs[i], vocab, splits, threads, n % workers) for n, i in enumerate(order)]
     # spawn, not fork: forking a process whose torch thread pools already started can deadlock.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),

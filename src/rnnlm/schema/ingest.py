@@ -17,6 +17,9 @@ class IngestConfig(Section):
     # The jsonl fields (a lines file leaves them out):
     text_fields: Optional[Annotated[list[str], Field(min_length=1)]] = None  # joined by a space
     category_field: Optional[str] = None    # kept for stratified splitting; None: no category
+    # Drop an item whose normalized text an earlier row already had (reason "duplicate"), so no dev
+    # or test item also occurs in train; false keeps them (the seed notebook's split).
+    dedupe: bool
     bad_rows_fatal: bool                    # stop at the first rejected row instead of counting it
 
     @model_validator(mode="after")
