@@ -71,7 +71,9 @@ def test_workflow_runs_ci_run_on_push_and_pull_request():
     assert 'dvc plots diff "origin/$BASE_REF"' in script and "git fetch" in script
     assert any(step.get("uses", "").startswith("actions/upload-artifact") for step in after)
     setup = next(step for step in steps if step.get("uses", "").startswith("actions/setup-python"))
-    assert setup["with"]["cache"] == "pip" and setup["with"]["cache-dependency-path"] == "pyproject.toml"
+    # the pip cache is keyed on what the set-up installs: pyproject.toml and the lock (tests/test_lock.py)
+    assert setup["with"]["cache"] == "pip"
+    assert setup["with"]["cache-dependency-path"].split() == ["pyproject.toml", "requirements.lock"]
     assert "secrets.DVC_REMOTE_URL" in WORKFLOW.read_text()
 
 

@@ -244,16 +244,20 @@ def cmd_compare(args):
 
 
 def cmd_check_lock(args):
-    lock = gates.committed_lock(args.rev)
-    stages = gates.pipeline_stages()
-    stale = gates.stale_lock(lock, stages, gates.code_hashes(stages))
+    stale, extra, defined = gates.check_lock(args.rev)
     if stale:
         print(f"dvc.lock at {args.rev} is out of date: these stages changed since it was written; "
               "run `dvc repro` and commit dvc.lock with the outputs git keeps (metrics/, speed/, reports/, ...):")
         for stage, reasons in stale.items():
             print(f"  {stage}: {'; '.join(reasons)}")
+    if extra:
+        print(f"dvc.lock at {args.rev} holds {len(extra)} stage(s) that dvc.yaml no longer defines; DVC ignores "
+              "and keeps them: delete their entries from dvc.lock and commit it:")
+        print(f"  {', '.join(extra)}")
+    if stale or extra:
         return 1
-    print(f"dvc.lock at {args.rev} matches the command, code and params of every stage ({len(stages)} stages)")
+    print(f"dvc.lock at {args.rev} matches the command, params, code and raw data of every stage of dvc.yaml "
+          f"({len(defined)} stages; outputs not built yet are not judged)")
     return 0
 
 
@@ -389,10 +393,15 @@ def build_parser():
     cp.set_defaults(func=cmd_compare)
 
     cl = sub.add_parser(
-        "check-lock", help="fail if a stage's command, code or params changed since the committed dvc.lock",
-        description="Judge dvc.lock as committed at --rev against dvc.yaml, the code and params.yaml in the "
-                    "workspace. Data made by other stages is not judged (dvc status and check-metrics do that), "
-                    "so the verdict is the same before and after `dvc repro`.")
+        "check-lock", help="fail if a stage's command, params, code or raw data changed since the committed dvc.lock",
+        description="Judge dvc.lock as committed at --rev against dvc.yaml, params.yaml, the code and the raw data "
+                    "in the workspace, with `dvc status` run on a copy of the workspace that holds that dvc.lock. "
+                    "Fails on a changed command or param, a changed, new or deleted dependency that is code or "
+                    "raw data (a folder's files included), a dependency or output the lock lacks, a stage never "
+                    "run, and a stage the lock holds that dvc.yaml no longer defines. Outputs not built and data "
+                    "one stage hands another are not judged (dvc status and check-metrics do that after `dvc "
+                    "repro`), so the verdict is the same before and after `dvc repro`. The raw data must be "
+                    "pulled (dvc pull data/raw/*.dvc).")
     cl.add_argument("--rev", default="HEAD", help="git revision whose dvc.lock is judged (default HEAD)")
     cl.set_defaults(func=cmd_check_lock)
     return ap

@@ -3,13 +3,16 @@
 ``dvc metrics diff`` shows what changed but cannot say whether a change is within tolerance, and
 ``dvc status`` mixes "stage code changed without re-running" (a mistake) with "outputs not built
 yet" (normal on a fresh clone); after a ``dvc repro`` it is clean whatever the commit held. These
-two checks draw those lines.
+two checks draw those lines. The lock check asks DVC itself: it runs ``dvc status`` on a copy of the
+workspace that holds the committed dvc.lock, and sorts what DVC says into stale and not built.
 """
 
-import hashlib
 import json
 import math
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -200,92 +203,143 @@ def format_rows(rows):
 
 
 def committed_lock(rev):
-    """dvc.lock as committed at git revision ``rev``, parsed."""
+    """The text of dvc.lock as committed at git revision ``rev``."""
     check_revision(rev)
     try:
-        text = subprocess.run(["git", "show", f"{rev}:dvc.lock"], check=True, capture_output=True, text=True).stdout
+        return subprocess.run(["git", "show", f"{rev}:dvc.lock"], check=True, capture_output=True, text=True).stdout
     except subprocess.CalledProcessError:
         raise UserError(f"no dvc.lock at {rev}: run `dvc repro` and commit dvc.lock") from None
-    return yaml.safe_load(text) or {}
 
 
-def pipeline_stages():
-    """The stages of dvc.yaml as DVC resolves them (``foreach`` expanded), with the current params:
-    ``{name: {"cmd", "deps": [path], "params": {params file: {key: value}}, "outs": [path]}}``."""
+def _link_or_copy(src, dst):
+    """A hard link where the file system allows one (DVC only reads the copy), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def workspace_copy(dest, lock_text):
+    """Lay out in ``dest`` what ``dvc status`` reads of this workspace, with ``lock_text`` as its dvc.lock: the
+    files git sees (tracked, and untracked but not ignored: dvc.yaml, params, code, the ``.dvc`` files) and the
+    data the ``.dvc`` files track (the raw files). The outputs of pipeline stages that git ignores (models,
+    data/) stay out, so they read as not built.
+
+    Returns ``{path: .dvc file}`` of the tracked data that is not in the workspace (not pulled)."""
+    top = Path(_git("rev-parse", "--show-toplevel").strip())
+    dest = Path(dest)
+    files = [f for f in _git("-C", str(top), "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+             if f and f != "dvc.lock"]
+    for name in files:
+        if (top / name).is_file():  # a tracked file deleted from the workspace stays deleted in the copy
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(top / name, dest / name)
+    absent = {}
+    for dvcfile in (f for f in files if f.endswith(".dvc") and (top / f).is_file()):
+        for out in (yaml.safe_load((top / dvcfile).read_text(encoding="utf-8")) or {}).get("outs") or []:
+            path = (Path(dvcfile).parent / out["path"]).as_posix()
+            if (top / path).is_dir():
+                shutil.copytree(top / path, dest / path, copy_function=_link_or_copy, dirs_exist_ok=True)
+            elif (top / path).is_file():
+                _link_or_copy(top / path, dest / path)
+            else:
+                absent[path] = dvcfile
+    (dest / "dvc.lock").write_text(lock_text, encoding="utf-8")
+    return absent
+
+
+def _inside(path, folder):
+    return path == folder or path.startswith(f"{folder}/")
+
+
+def judge_lock(root, lock):
+    """What ``dvc status`` says of the DVC project in ``root`` against its dvc.lock (``lock``, parsed),
+    sorted into what makes that lock stale and what does not.
+
+    Stale, ``{stage: [reasons]}``: the command changed; a param changed; a dependency that is code or raw
+    data (no stage makes it) changed, was deleted, or is new; a dependency or output declared in dvc.yaml
+    that the lock lacks (``dvc repro`` would run the stage for it); a stage the lock lacks. DVC hashes a
+    folder dependency (``src/rnnlm/models``) file by file, as ``dvc repro`` would.
+
+    Not stale: an output not built or not in the cache, a dependency that another stage makes missing or
+    different (the models' hashes change with the machine: reproducing them is judged by ``dvc status`` and
+    check-metrics after ``dvc repro``). So the verdict is the same before and after a ``dvc repro``.
+
+    Returns ``(stale, defined, absent)``: ``defined``, the stage names of dvc.yaml (``foreach`` expanded);
+    ``absent``, the dependencies that are data a ``.dvc`` file tracks and that are missing (not pulled).
+    """
     from dvc.dependency.param import ParamsDependency  # DVC starts slowly: only the lock check needs it
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
+    from dvc.stage import PipelineStage
 
-    try:
-        with Repo() as repo:
-            stages = {}
-            for stage in repo.index.stages:
-                if getattr(stage, "cmd", None) is None:  # a .dvc file, not a pipeline stage
-                    continue
-                params = [dep for dep in stage.deps if isinstance(dep, ParamsDependency)]
-                stages[stage.addressing] = {
-                    "cmd": stage.cmd,
-                    "deps": [dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)],
-                    "params": {dep.def_path: dep.read_params() for dep in params},
-                    "outs": [out.def_path for out in stage.outs]}
-            return stages
-    except DvcException as err:
-        raise UserError(f"dvc.yaml: {err}") from None
-
-
-def code_hashes(stages):
-    """``{path: md5}`` of every dependency that is code or raw data rather than a stage's output: the
-    files git tracks (the md5 of their bytes, as dvc.lock records it) and the files a ``.dvc`` file
-    tracks (the md5 that file records)."""
-    tracked = set(_git("ls-files", "-z").split("\0"))
-    outputs = {out for stage in stages.values() for out in stage["outs"]}
-    hashes = {}
-    for path in {dep for stage in stages.values() for dep in stage["deps"]}:
-        if any(path == out or path.startswith(f"{out}/") for out in outputs):
-            continue  # judged by reproducing it (dvc status, check-metrics), not here
-        if path in tracked and Path(path).is_file():
-            hashes[path] = hashlib.md5(Path(path).read_bytes()).hexdigest()
-        elif f"{path}.dvc" in tracked:
-            outs = (yaml.safe_load(Path(f"{path}.dvc").read_text(encoding="utf-8")) or {}).get("outs") or [{}]
-            hashes[path] = outs[0].get("md5")
-    return hashes
-
-
-def stale_lock(lock, stages, hashes):
-    """``{stage: [reasons]}`` for every stage whose command, code, params or outputs in dvc.yaml differ
-    from ``lock`` (a parsed dvc.lock); ``hashes``: the current md5 of each code dependency.
-
-    Data a stage reads from another stage is left out: its hash changes with the machine (the
-    models) and is judged by reproducing it. So the verdict is the same before and after a
-    ``dvc repro``: a lock committed stale stays stale, whatever the workspace's dvc.lock says now.
-    """
+    root = Path(root)
     locked_stages = lock.get("stages") or {}
-    stale = {}
-    for name, stage in stages.items():
-        locked = locked_stages.get(name)
-        if locked is None:
-            stale[name] = ["not in dvc.lock (never run)"]
-            continue
-        reasons = ["command changed"] if locked.get("cmd") != stage["cmd"] else []
-        locked_deps = {dep["path"]: dep.get("md5") for dep in locked.get("deps") or []}
-        for path in stage["deps"]:
-            if path not in locked_deps:
-                reasons.append(f"{path} new")
-            elif path in hashes and hashes[path] != locked_deps[path]:
-                reasons.append(f"{path} modified")
-        reasons += [f"{path} deleted" for path in sorted(set(locked_deps) - set(stage["deps"]))]
-        for params_file, values in stage["params"].items():
-            locked_values = (locked.get("params") or {}).get(params_file) or {}
-            for key in sorted(set(values) | set(locked_values)):
-                if key not in locked_values:
-                    reasons.append(f"param {key} new")
-                elif key not in values:
-                    reasons.append(f"param {key} deleted")
-                elif values[key] != locked_values[key]:
-                    reasons.append(f"param {key} modified")
-        locked_outs = {out["path"] for out in locked.get("outs") or []}
-        reasons += [f"output {path} new" for path in stage["outs"] if path not in locked_outs]
-        reasons += [f"output {path} deleted" for path in sorted(locked_outs - set(stage["outs"]))]
-        if reasons:
-            stale[name] = reasons
-    return stale
+    # no_scm: the copy is no git repository; site_cache_dir: DVC's per-repository state, kept in the copy
+    config = {"core": {"no_scm": True, "site_cache_dir": str(root / ".dvc" / "tmp" / "site")}}
+    stale, defined, absent = {}, [], set()
+    try:
+        with Repo(str(root), config=config) as repo, repo.lock:
+            stages = [stage for stage in repo.index.stages  # those of the top dvc.yaml, whose lock is dvc.lock
+                      if isinstance(stage, PipelineStage) and os.path.relpath(stage.path, repo.root_dir) == "dvc.yaml"]
+            made = [out.def_path for stage in stages for out in stage.outs]
+            tracked = {out.def_path for stage in repo.index.stages if not isinstance(stage, PipelineStage)
+                       for out in stage.outs}
+            for stage in stages:
+                defined.append(stage.name)
+                locked = locked_stages.get(stage.name)
+                if locked is None:
+                    stale[stage.name] = ["not in dvc.lock (never run)"]
+                    continue
+                locked_deps = {dep["path"] for dep in locked.get("deps") or []}
+                locked_outs = {out["path"] for out in locked.get("outs") or []}
+                new = {dep.def_path for dep in stage.deps
+                       if not isinstance(dep, ParamsDependency) and dep.def_path not in locked_deps}
+                reasons = [f"{path} new (not in dvc.lock)" for path in sorted(new)]
+                reasons += [f"output {out.def_path} new (not in dvc.lock)" for out in stage.outs
+                            if out.def_path not in locked_outs]
+                by_key = {str(dep): dep for dep in stage.deps}
+                for entry in next(iter(stage.status().values()), []):  # `dvc status` of this stage
+                    if entry == "changed command":
+                        reasons.insert(0, "command changed")
+                    if not isinstance(entry, dict) or "changed deps" not in entry:
+                        continue  # outputs not built or not cached: not the lock's fault
+                    for key, state in entry["changed deps"].items():
+                        dep = by_key[key]
+                        path = dep.def_path
+                        if isinstance(dep, ParamsDependency):
+                            reasons += ([f"param {param} {how}" for param, how in state.items()]
+                                        if isinstance(state, dict) else [f"{path} {state}"])
+                        elif path in new or any(_inside(path, out) or _inside(out, path) for out in made):
+                            continue
+                        elif state == "deleted" and path in tracked:
+                            absent.add(path)
+                        else:
+                            reasons.append(f"{path} {state}")
+                if reasons:
+                    stale[stage.name] = reasons
+    except DvcException as err:
+        raise UserError(f"dvc: {err}") from None
+    return stale, defined, sorted(absent)
+
+
+def check_lock(rev):
+    """``(stale, extra, defined)`` for dvc.lock as committed at ``rev``, judged by ``dvc status`` in a copy of
+    the workspace that holds it (``workspace_copy``, ``judge_lock``); ``extra``: the stages the lock holds
+    that dvc.yaml no longer defines (DVC ignores and keeps them)."""
+    text = committed_lock(rev)
+    try:
+        lock = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"dvc.lock at {rev} is not YAML: {err}") from None
+    if not isinstance(lock, dict) or not isinstance(lock.get("stages") or {}, dict):
+        raise UserError(f"dvc.lock at {rev} is not a DVC lock file (no `stages:` mapping)")
+    with tempfile.TemporaryDirectory(prefix="rnnlm-check-lock-") as tmp:
+        not_pulled = workspace_copy(tmp, text)
+        stale, defined, absent = judge_lock(tmp, lock)
+    if absent:
+        files = " ".join(sorted({not_pulled.get(path, f"{path}.dvc") for path in absent}))
+        raise UserError(f"data the stages read is not in the workspace ({', '.join(absent)}): "
+                        f"fetch it with `dvc pull {files}`")
+    extra = sorted(set(lock.get("stages") or {}) - set(defined))
+    return stale, extra, defined
