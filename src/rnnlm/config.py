@@ -312,8 +312,16 @@ class GenerateConfig(Section):
 
 
 class NgramConfig(Section):
-    order: Positive                 # n of the n-gram model
-    discount: Fraction              # absolute discount of interpolated Kneser-Ney
+    """The modified Kneser-Ney baseline of one corpus: the orders among which dev chooses (rnnlm.ngram)."""
+
+    min_order: Positive             # the smallest n tried
+    max_order: Positive             # the largest n tried: the counts are fit once for it
+
+    @model_validator(mode="after")
+    def _range(self):
+        _rule(self.min_order <= self.max_order, "min_order",
+              f"must be <= max_order, got {self.min_order} > {self.max_order}")
+        return self
 
 
 class MixtureConfig(Section):
