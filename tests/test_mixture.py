@@ -191,24 +191,45 @@ def train_stage_output(workdir, checkpoint):
         (workdir / "models" / name).write_bytes(checkpoint.read_bytes())
 
 
-def run_stage(workdir, encoded):
-    params = {"corpora": {"names": "names.txt"}, "kinds": ["lstm"], "mixture": {"names": {"model": "lstm"}},
-              "ngram": {"names": params_section("ngram")},
-              "train": {"names": params_section("train") | {"seeds": [0, 1]}}}
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    # the ngram stage's output: the ARPA file of the order it chose (say 3), with its header
+def ngram_stage_output(workdir, encoded, **header):
+    """The ngram stage's output: the ARPA file of the order it chose (say 3), with its header
+    (``header`` changes it)."""
     vocab, cfg = Vocabulary.load(workdir / "vocab.json"), ngram_config()
     fitted = fit_ngram(vocab, load_encoded(workdir / encoded)["train"], cfg, order=3)
     write_arpa(workdir / "ngram.arpa.gz", fitted, vocab.tokens,
                header={"vocabulary": vocab.to_dict(), "order": 3, "discounts": discount_record(fitted),
-                       "min_order": cfg.min_order, "max_order": cfg.max_order, "corpus": "names"})
-    done = subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
+                       "min_order": cfg.min_order, "max_order": cfg.max_order, "corpus": "names"} | header)
+
+
+def start_stage(workdir, encoded):
+    params = {"corpora": {"names": "names.txt"}, "kinds": ["lstm"], "mixture": {"names": {"model": "lstm"}},
+              "ngram": {"names": params_section("ngram")},
+              "train": {"names": params_section("train") | {"seeds": [0, 1]}}}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    return subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
                            "--vocab", "vocab.json", "--encoded", str(encoded), "--models-dir", "models",
                            "--arpa", "ngram.arpa.gz", "--metrics", "metrics/names/mixture.json",
                            "--model-file", "mixture.json", "--speed", "speed/names/mixture.json"],
                           cwd=workdir, capture_output=True, text=True)
+
+
+def run_stage(workdir, encoded):
+    ngram_stage_output(workdir, encoded)
+    done = start_stage(workdir, encoded)
     assert done.returncode == 0, done.stderr
     return json.loads((workdir / "metrics" / "names" / "mixture.json").read_text(encoding="utf-8"))
+
+
+def test_stage_refits_the_ngram_at_the_order_of_its_arpa_file_or_refuses_it(tmp_path, vocab, splits):
+    vocab.save(tmp_path / "vocab.json")
+    save_encoded(tmp_path / "a.npz", splits)
+    fitted = fit_ngram(vocab, splits["train"], ngram_config(), order=3)
+    for header, message in [({"max_order": 5}, "not written by the ngram stage for this vocabulary and params"),
+                            ({"order": 11}, "not written by the ngram stage for this vocabulary and params"),
+                            ({"discounts": discount_record(fitted.with_order(2))}, "fit on another train split")]:
+        ngram_stage_output(tmp_path, "a.npz", **header)
+        done = start_stage(tmp_path, "a.npz")
+        assert done.returncode == 2 and message in done.stderr, (header, done.stderr)
 
 
 def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab, splits):
