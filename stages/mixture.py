@@ -1,5 +1,6 @@
-"""Stage mixture: trained neural models mixed with the Kneser-Ney n-gram, weights fit on dev -> metrics JSON,
-and the headline mixture as a model file (JSON naming its component files and weights)."""
+"""Stage mixture: trained neural models mixed with the Kneser-Ney n-gram (at the order the ngram stage chose),
+weights fit on dev -> metrics JSON, and the headline mixture as a model file (JSON naming its component files
+and weights)."""
 
 import argparse
 import time
@@ -15,7 +16,7 @@ from rnnlm.io import write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures, fit_weights, neural_target_probabilities
-from rnnlm.ngram import fit_ngram
+from rnnlm.ngram import discount_record, fit_ngram
 from rnnlm.schema.mixture import MixtureConfig, mixture_name
 from rnnlm.schema.ngram import NgramConfig
 from rnnlm.schema.pipeline import Pipeline
@@ -24,12 +25,16 @@ from rnnlm.summary import with_seed_spread
 from rnnlm.vocab import Vocabulary
 
 
-def check_arpa_header(path, vocab, cfg):
-    """Refuse an ARPA file written for another vocabulary, order or discount than this fit."""
-    header = read_arpa_header(path)
-    if (header or {}).get("vocabulary") != vocab.to_dict() or (header.get("order"), header.get("discount")) != (
-            cfg.order, cfg.discount):
+def chosen_order(path, vocab, cfg):
+    """The order the ngram stage chose on dev, from its ARPA file's header; refuses a file written for
+    another vocabulary or other ``ngram.<corpus>`` params."""
+    header = read_arpa_header(path) or {}
+    order = header.get("order")
+    if (header.get("vocabulary") != vocab.to_dict()
+            or (header.get("min_order"), header.get("max_order")) != (cfg.min_order, cfg.max_order)
+            or not isinstance(order, int) or not cfg.min_order <= order <= cfg.max_order):
         raise UserError(f"{path} was not written by the ngram stage for this vocabulary and params; rerun `dvc repro`")
+    return order, header.get("discounts")
 
 
 @exit_on_user_error
@@ -56,19 +61,22 @@ def main():
                         f"(kinds.{args.corpus} lists {', '.join(trained)}): name one of those")
     if skipped:
         print(f"mixture {args.corpus}: {', '.join(skipped)} not in kinds.{args.corpus}, mixing {' + '.join(kinds)} with the n-gram")
-    ngram_cfg = section(params, NgramConfig, "ngram")
+    ngram_cfg = section(params, NgramConfig, "ngram", args.corpus)
     seeds = section(params, TrainConfig, "train", args.corpus).seeds
     models_dir = Path(args.models_dir)
 
     began = time.perf_counter()
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
-    check_arpa_header(args.arpa, vocab, ngram_cfg)
-    # The n-gram model fit exactly as the ngram stage fits it (same params, train split only): the
-    # metrics stay bit-identical; the model file names the ARPA file, which scores the same to ~1e-12.
+    order, discounts = chosen_order(args.arpa, vocab, ngram_cfg)
+    # The n-gram model refit at the order the ngram stage chose on dev (its ARPA header), on the same
+    # train split: the metrics stay bit-identical; the model file names the ARPA file, which scores
+    # the same to ~1e-12. Equal discounts confirm that the file was fit on this train split.
     fit_start = time.perf_counter()
-    ngram = fit_ngram(vocab, splits["train"], ngram_cfg)
+    ngram = fit_ngram(vocab, splits["train"], ngram_cfg, order=order)
     ngram_seconds = time.perf_counter() - fit_start
+    if discount_record(ngram) != discounts:
+        raise UserError(f"{args.arpa} was fit on another train split (its discounts differ); rerun `dvc repro`")
     p_ngram_dev = ngram.target_probabilities(splits["dev"])
     mixtures = []
     for seed in seeds:  # one mixture per seed: each seed's models with their own weights
@@ -86,7 +94,7 @@ def main():
     # Headline = first seed, as in the evaluate stage; parameters count every component.
     models, weights = mixtures[0]
     headline = metrics_record(per_seed[0]["dev"], per_seed[0]["test"], seed=seeds[0], kinds=kinds,
-                              weights=dict(zip(components, weights.tolist())), order=ngram_cfg.order,
+                              weights=dict(zip(components, weights.tolist())), order=order,
                               params=sum(model.num_parameters() for model in models) + ngram.num_ngrams)
     spreads = {f"weight_{name}": [w[i] for _, w in mixtures] for i, name in enumerate(components)}
     write_json(args.metrics, rounded(with_seed_spread(headline, per_seed, **spreads)))

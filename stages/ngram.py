@@ -1,5 +1,5 @@
-"""Stage ngram: fit an interpolated Kneser-Ney baseline on train, evaluate dev and test -> metrics JSON, ARPA
-model, and the seconds of the fit."""
+"""Stage ngram: fit an interpolated modified Kneser-Ney baseline on train, choose its order on dev, evaluate
+dev and test -> metrics JSON, ARPA model of the chosen order, and the seconds of the fit."""
 
 import argparse
 import time
@@ -11,7 +11,7 @@ from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded, summarize
 from rnnlm.io import write_json
 from rnnlm.lifecycle import exit_with_parent
-from rnnlm.ngram import fit_ngram
+from rnnlm.ngram import discount_record, fit_ngram, select_order
 from rnnlm.schema.ngram import NgramConfig
 from rnnlm.vocab import Vocabulary
 
@@ -25,24 +25,32 @@ def main():
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
     ap.add_argument("--arpa", required=True, help="output: the model as an ARPA file (.arpa or .arpa.gz)")
-    ap.add_argument("--speed", required=True, help="output: seconds of the fit (JSON)")
+    ap.add_argument("--speed", required=True, help="output: seconds of the fit and of the order's choice (JSON)")
     args = ap.parse_args()
-    cfg = section(load_params(), NgramConfig, "ngram")
+    cfg = section(load_params(), NgramConfig, "ngram", args.corpus)
 
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
     start = time.perf_counter()
-    model = fit_ngram(vocab, splits["train"], cfg)
+    counts = fit_ngram(vocab, splits["train"], cfg)     # counted once, for max_order
     fit_seconds = time.perf_counter() - start
+    # Every order's model comes from those counts; dev alone chooses (test never does).
+    model, dev_losses = select_order(counts, splits["dev"], range(cfg.min_order, cfg.max_order + 1))
+    select_seconds = time.perf_counter() - start - fit_seconds
     result = {split: summarize(*model.evaluate(splits[split], unk_id=vocab.unk_id)) for split in ("dev", "test")}
-    metrics = metrics_record(result["dev"], result["test"], params=model.num_ngrams, order=cfg.order,
-                             discount=cfg.discount)
+    discounts = discount_record(model)
+    metrics = metrics_record(result["dev"], result["test"], params=model.num_ngrams, order=model.order,
+                             discounts=discounts, dev_loss_by_order={str(k): v for k, v in dev_losses.items()})
     write_json(args.metrics, rounded(metrics))
-    write_json(args.speed, rounded({"fit_seconds": fit_seconds}))
-    # The header makes the file usable alone (rnnlm score/sample/info): vocabulary with its rules, params.
-    write_arpa(args.arpa, model, vocab.tokens, header={"vocabulary": vocab.to_dict(), "order": cfg.order,
-                                                       "discount": cfg.discount, "corpus": args.corpus})
-    print(f"ngram {args.corpus}: order {cfg.order}, test {describe(metrics['test'])} ({model.num_ngrams} n-grams)")
+    write_json(args.speed, rounded({"fit_seconds": fit_seconds, "select_seconds": select_seconds}))
+    # The header makes the file usable alone (rnnlm score/sample/info): vocabulary with its rules, the
+    # chosen order and its discounts; the mixture stage refits at that order and checks the discounts.
+    write_arpa(args.arpa, model, vocab.tokens,
+               header={"vocabulary": vocab.to_dict(), "order": model.order, "discounts": discounts,
+                       "min_order": cfg.min_order, "max_order": cfg.max_order, "corpus": args.corpus})
+    print(f"ngram {args.corpus}: order {model.order} (lowest dev loss of {cfg.min_order}-{cfg.max_order}), "
+          f"test {describe(metrics['test'])} ({model.num_ngrams} n-grams; fit {fit_seconds:.1f} s, "
+          f"choice {select_seconds:.1f} s)")
 
 
 if __name__ == "__main__":

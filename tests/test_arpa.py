@@ -1,5 +1,6 @@
 """The n-gram model as an ARPA file: an independent reader (KenLM) and the project's own reader
-score a test split with the n-gram model's own loss."""
+score a test split with the n-gram model's own loss: names at char level, words with <unk>, and a
+stream (one long item without </s>, which KenLM scores as one sentence with ``eos=False``)."""
 
 import gzip
 import math
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from rnnlm.arpa import arpa_token, load_arpa, read_arpa, write_arpa
-from rnnlm.data import encode_split
+from rnnlm.data import EncodedSplit, encode_split
 from rnnlm.ngram import KneserNeyLM
 from rnnlm.vocab import Vocabulary
 
@@ -19,18 +20,34 @@ WORDS_TRAIN = ["the cat sat on the mat", "the dog sat on the log", "a cat and a 
 WORDS_TEST = ["the cat sat on a log", "the zebra ate a mat", "dog", "don't"]
 
 
+STREAM = ("first citizen:\nbefore we proceed any further, hear me speak.\n\nall:\nspeak, speak.\n\n"
+          "first citizen:\nyou are all resolved rather to die than to famish?\n\nall:\nresolved. resolved.\n") * 4
+
+
+def _stream(vocab, text):
+    """One item ``<s> t0 t1 ...`` without </s>: a text read as one stream (newlines are tokens)."""
+    tokens = np.array(vocab.encode(text)[:-1], dtype=np.int32)
+    return EncodedSplit(tokens, np.array([0, len(tokens)], dtype=np.int64), np.array([len(text)], dtype=np.int64))
+
+
 def _fixture(level, order):
-    """(vocab, fitted model, test split): names at char level; words with <unk> in training (min_freq 2)."""
+    """(vocab, fitted model, test split): names at char level; words with <unk> in training (min_freq 2);
+    a stream of characters, trained on its first 400 characters and tested on the rest."""
+    if level == "stream":
+        vocab = Vocabulary.build([STREAM], "char")
+        train, test = _stream(vocab, STREAM[:400]), _stream(vocab, STREAM[400:])
+        return vocab, KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, order).fit(train), test
     if level == "char":
         train, test, min_freq = TOY_NAMES[:14], TOY_NAMES[14:] + ["zoe"], 1
     else:
         train, test, min_freq = WORDS_TRAIN, WORDS_TEST, 2
     vocab = Vocabulary.build(train, level, min_freq=min_freq)
-    model = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, order, 0.75).fit(encode_split(vocab, train))
+    model = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, order).fit(encode_split(vocab, train))
     return vocab, model, encode_split(vocab, test)
 
 
-CASES = [(level, order) for level in ("char", "word") for order in (2, 3, 4)]
+# KenLM's Python module is built for orders up to 6 (KENLM_MAX_ORDER); the own reader has no limit.
+CASES = [(level, order) for level in ("char", "word", "stream") for order in (2, 3, 4, 5, 6)]
 
 
 @pytest.mark.parametrize("level,order", CASES)
@@ -41,13 +58,16 @@ def test_kenlm_scores_the_arpa_file_with_the_models_loss(tmp_path, level, order)
     path = tmp_path / "ngram.arpa"
     write_arpa(path, model, vocab.tokens, header={"order": order})
     reader = kenlm.Model(str(path))
-    log10_total = sum(reader.score(" ".join(arpa_token(vocab.tokens[t]) for t in test.item(i).tolist()[1:-1]),
-                                   bos=True, eos=True) for i in range(len(test)))
+    # An item ends with </s>, which KenLM adds itself (eos=True); a stream has no end (eos=False).
+    ends = level != "stream"
+    log10_total = sum(reader.score(" ".join(arpa_token(vocab.tokens[t])
+                                            for t in test.item(i).tolist()[1:len(test.item(i)) - ends]),
+                                   bos=True, eos=ends) for i in range(len(test)))
     # KenLM keeps probabilities in float32 (relative error ~6e-8 per value): 1e-6 relative on the total
     assert -log10_total * math.log(10) == pytest.approx(nll, rel=1e-6)
 
 
-@pytest.mark.parametrize("level,order", CASES + [("char", 1)])
+@pytest.mark.parametrize("level,order", CASES + [("char", 1), ("stream", 1), ("stream", 8), ("word", 7)])
 def test_own_reader_gives_back_the_models_probabilities(tmp_path, level, order):
     vocab, model, test = _fixture(level, order)
     nll = model.evaluate(test, unk_id=vocab.unk_id)[0]

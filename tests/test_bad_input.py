@@ -44,7 +44,7 @@ def project(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model(ModelConfig("gru", len(vocab), vocab.pad_id, 8, 8))
     save_checkpoint(folder / "neural" / "gru.pt", model, vocab, {"seed": 0})
-    ngram = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, 3, 0.75).fit(encode_split(vocab, TOY_NAMES))
+    ngram = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, 3).fit(encode_split(vocab, TOY_NAMES))
     write_arpa(folder / "ngram.arpa.gz", ngram, vocab.tokens, header={"vocabulary": vocab.to_dict()})
     (folder / "mixture.json").write_text(json.dumps(
         mixture_spec([folder / "neural" / "gru.pt", folder / "ngram.arpa.gz"], [0.5, 0.5], folder / "mixture.json")))

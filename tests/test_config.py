@@ -46,7 +46,10 @@ from tests.configs import PARAMS, params_section, train_config
     (IngestConfig, {"format": "csv"}, r"format must be one of"),
     (IngestConfig, {"path": "x"}, r"unknown key ingest\.names\.path"),  # the raw file is corpora.<name>
     (IngestConfig, {"alphabet": None}, r"ingest\.names\.alphabet must be set for normalize: name"),
-    (NgramConfig, {"discount": 1.5}, r"ngram\.names\.discount must be in \(0, 1\), got 1\.5"),
+    (NgramConfig, {"min_order": 0}, r"^params: ngram\.names\.min_order must be > 0, got 0$"),
+    (NgramConfig, {"max_order": 2.5}, r"ngram\.names\.max_order must be int"),
+    (NgramConfig, {"min_order": 4, "max_order": 3}, r"ngram\.names\.min_order must be <= max_order, got 4 > 3"),
+    (NgramConfig, {"order": 3}, r"unknown key ngram\.names\.order"),
 ])
 def test_bad_params_are_rejected_naming_the_key(cls, data, message):
     name = SECTIONS[cls]
@@ -111,6 +114,7 @@ def test_params_yaml_of_the_project_is_valid():
         section(params, VocabConfig, "vocab", corpus)
         section(params, TrainConfig, "train", corpus)
         section(params, GenerateConfig, "generate", corpus)
+        section(params, NgramConfig, "ngram", corpus)
 
 
 def test_overrides_change_one_kind_only():

@@ -51,7 +51,7 @@ SECTIONS = {
     "train": (TrainConfig, True),
     "evaluate": (EvaluateConfig, False),
     "generate": (GenerateConfig, True),
-    "ngram": (NgramConfig, False),
+    "ngram": (NgramConfig, True),
     "mixture": (MixtureConfig, True),
 }
 

@@ -18,7 +18,7 @@ from rnnlm.data import encode_split, load_encoded, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split, summarize
 from rnnlm.mixture import evaluate_mixtures, fit_weights, mixed_distributions, neural_target_probabilities
-from rnnlm.ngram import KneserNeyLM, fit_ngram
+from rnnlm.ngram import KneserNeyLM, discount_record, fit_ngram
 from rnnlm.speed import is_timing
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
@@ -51,7 +51,7 @@ def trained(tmp_path_factory, vocab, splits):
 
 @pytest.fixture(scope="module")
 def ngram(vocab, splits):
-    return KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, order=3, discount=0.75).fit(splits["train"])
+    return KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, order=3).fit(splits["train"])
 
 
 def assert_same_metrics(got, want, tol=1e-9):
@@ -191,22 +191,45 @@ def train_stage_output(workdir, checkpoint):
         (workdir / "models" / name).write_bytes(checkpoint.read_bytes())
 
 
-def run_stage(workdir, encoded):
-    params = {"corpora": {"names": "names.txt"}, "kinds": {"names": ["lstm"]}, "mixture": {"names": {"model": "lstm"}}, "ngram": params_section("ngram"),
+def ngram_stage_output(workdir, encoded, **header):
+    """The ngram stage's output: the ARPA file of the order it chose (say 3), with its header
+    (``header`` changes it)."""
+    vocab, cfg = Vocabulary.load(workdir / "vocab.json"), ngram_config()
+    fitted = fit_ngram(vocab, load_encoded(workdir / encoded)["train"], cfg, order=3)
+    write_arpa(workdir / "ngram.arpa.gz", fitted, vocab.tokens,
+               header={"vocabulary": vocab.to_dict(), "order": 3, "discounts": discount_record(fitted),
+                       "min_order": cfg.min_order, "max_order": cfg.max_order, "corpus": "names"} | header)
+
+
+def start_stage(workdir, encoded):
+    params = {"corpora": {"names": "names.txt"}, "kinds": {"names": ["lstm"]}, "mixture": {"names": {"model": "lstm"}},
+              "ngram": {"names": params_section("ngram")},
               "train": {"names": params_section("train") | {"seeds": [0, 1]}}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    # the ngram stage's output: the ARPA file with its header
-    vocab = Vocabulary.load(workdir / "vocab.json")
-    fitted = fit_ngram(vocab, load_encoded(workdir / encoded)["train"], ngram_config(order=3, discount=0.75))
-    write_arpa(workdir / "ngram.arpa.gz", fitted, vocab.tokens,
-               header={"vocabulary": vocab.to_dict(), "order": 3, "discount": 0.75, "corpus": "names"})
-    done = subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
+    return subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
                            "--vocab", "vocab.json", "--encoded", str(encoded), "--models-dir", "models",
                            "--arpa", "ngram.arpa.gz", "--metrics", "metrics/names/mixture.json",
                            "--model-file", "mixture.json", "--speed", "speed/stages/names/mixture.json"],
                           cwd=workdir, capture_output=True, text=True)
+
+
+def run_stage(workdir, encoded):
+    ngram_stage_output(workdir, encoded)
+    done = start_stage(workdir, encoded)
     assert done.returncode == 0, done.stderr
     return json.loads((workdir / "metrics" / "names" / "mixture.json").read_text(encoding="utf-8"))
+
+
+def test_stage_refits_the_ngram_at_the_order_of_its_arpa_file_or_refuses_it(tmp_path, vocab, splits):
+    vocab.save(tmp_path / "vocab.json")
+    save_encoded(tmp_path / "a.npz", splits)
+    fitted = fit_ngram(vocab, splits["train"], ngram_config(), order=3)
+    for header, message in [({"max_order": 5}, "not written by the ngram stage for this vocabulary and params"),
+                            ({"order": 11}, "not written by the ngram stage for this vocabulary and params"),
+                            ({"discounts": discount_record(fitted.with_order(2))}, "fit on another train split")]:
+        ngram_stage_output(tmp_path, "a.npz", **header)
+        done = start_stage(tmp_path, "a.npz")
+        assert done.returncode == 2 and message in done.stderr, (header, done.stderr)
 
 
 def test_stage_fits_lambda_on_dev_never_on_test(tmp_path, trained, ngram, vocab, splits):

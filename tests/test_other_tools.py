@@ -56,7 +56,7 @@ def test_a_char_level_space_reaches_kenlm_as_the_arpa_token(tmp_path):
     train = ["mary jane", "ann lee", "jo ann", "mary", "lee ann", "jane doe"]
     test = ["mary ann", "jo lee", "ann"]
     vocab = Vocabulary.build(train, "char", normalization=rules)
-    model = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, 3, 0.75).fit(encode_split(vocab, train))
+    model = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, 3).fit(encode_split(vocab, train))
     write_arpa(tmp_path / "ngram.arpa", model, vocab.tokens, header={"vocabulary": vocab.to_dict()})
     lines = [printable_tokens(vocab, item) for item in test]
     assert lines[0] == "m a r y <U+0020> a n n"

@@ -17,7 +17,7 @@ from rnnlm.evaluation import evaluate_split, summarize
 from rnnlm.lm import load_model, mixture_spec
 from rnnlm.mixture import evaluate_mixtures
 from rnnlm.models import ModelConfig, build_model
-from rnnlm.ngram import KneserNeyLM
+from rnnlm.ngram import KneserNeyLM, discount_record
 from rnnlm.novelty import novelty_grid
 from rnnlm.sampling import sample_ids
 from rnnlm.text import Normalization
@@ -50,9 +50,9 @@ def corpus(request, tmp_path_factory):
     for kind in KINDS:
         save_checkpoint(folder / f"{kind}.pt", build_model(ModelConfig(kind, len(vocab), vocab.pad_id, 8, 8)), vocab,
                         {"seed": 0, "run_id": {"config": {"epochs": 1}}})
-    ngram = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, 3, 0.75).fit(splits["train"])
+    ngram = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, 3).fit(splits["train"])
     write_arpa(folder / "ngram.arpa.gz", ngram, vocab.tokens,
-               header={"vocabulary": vocab.to_dict(), "order": 3, "discount": 0.75})
+               header={"vocabulary": vocab.to_dict(), "order": 3, "discounts": discount_record(ngram)})
     spec = mixture_spec([folder / "lstm.pt", folder / "ngram.arpa.gz"], [LAMBDA, 1 - LAMBDA], folder / "lstm+ngram.json",
                         kinds=["lstm"])
     (folder / "lstm+ngram.json").write_text(json.dumps(spec))

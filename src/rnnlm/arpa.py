@@ -7,10 +7,11 @@ n-gram that ends in it, multiplying the weights of the longer histories it had t
     P(w | h) = P*(h w)                if "h w" is stored
              = β(h) · P(w | h')       otherwise (h' drops the oldest word; β = 1 when h is not stored)
 
-Interpolated Kneser-Ney (``rnnlm.ngram``) is exactly of this shape: for a stored n-gram of order
-``k`` the file holds the interpolated ``P_k(w | h)``, and for a seen history the weight
-``D · N_k(h .) / a_k(h .)`` that level ``k`` gives the level below; where ``a_k(h w) = 0`` the
-interpolation formula *is* ``β(h) · P_{k-1}(w | h')``.
+Interpolated modified Kneser-Ney (``rnnlm.ngram``) is exactly of this shape: for a stored n-gram
+of level ``k`` the file holds the interpolated ``P_k(w | h)``, and for a seen history the weight
+``γ_k(h)`` that level ``k`` gives the level below; where ``a_k(h w) = 0`` the interpolation
+formula *is* ``γ_k(h) · P_{k-1}(w | h')``. Lower levels hold the model's own lower-order
+distributions (continuation counts), the top level its raw-count one.
 
 Start of item. ARPA readers start every sentence in the state ``<s>`` (one token, never predicted:
 ``log10 P = -99`` by convention), while ``KneserNeyLM`` pads histories with ``order - 1`` copies of
@@ -19,6 +20,8 @@ Start of item. ARPA readers start every sentence in the state ``<s>`` (one token
 ``<s>^j t1 .. tm`` collapses into the one ARPA n-gram ``<s> t1 .. tm``: its continuations ``w`` get
 the top-level ``P_n(w | <s>^j t1 .. tm)`` and its back-off weight is the product of the weights of
 all the levels that start with <s>, after which both fall back to ``P_{m+1}(w | t1 .. tm)``.
+Nothing assumes that an item ends with </s>: a stream (one long item) is written the same way,
+and a reader scores it as one sentence without an end (KenLM: ``score(text, bos=True, eos=False)``).
 
 Specials: ``</s>`` and ``<unk>`` are ordinary predicted tokens (a reader maps any word missing from
 the file to ``<unk>``, which is what the vocabulary does); ``<pad>`` is not a word and not stored.
@@ -26,7 +29,7 @@ A token holding whitespace (a char vocabulary with " ") is written as ``<U+0020>
 :func:`arpa_token`, which a caller also applies before handing text to another reader.
 
 Before ``\\data\\`` the file carries one comment line ``# rnnlm-model {json}`` (KenLM skips lines
-starting with ``#``): the vocabulary with its normalization rules, the order and discount, so the
+starting with ``#``): the vocabulary with its normalization rules, the order and discounts, so the
 file alone can score raw text. Numbers are written with 17 significant digits, so reading the file
 back gives the model's probabilities to about 1e-16.
 """
@@ -41,7 +44,6 @@ import numpy as np
 
 from .errors import UserError
 from .io import atomic_write, require_file
-from .ngram import MAX_CELLS
 
 LOG10_ZERO = -99.0          # the ARPA convention for "probability 0" (the <s> unigram)
 HEADER_PREFIX = "# rnnlm-model "
@@ -55,48 +57,70 @@ def arpa_token(token):
 
 
 def _log10(p):
-    return math.log10(p) if p > 0 else LOG10_ZERO
+    """log10 of an array of probabilities, LOG10_ZERO where a probability is 0."""
+    p = np.asarray(p, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.where(p > 0, np.log10(p), LOG10_ZERO)
 
 
-def arpa_ngrams(model, max_cells=MAX_CELLS):
-    """``{k: {ids tuple: [log10 P, log10 β or None]}}`` of a fitted ``KneserNeyLM`` (see the docstring).
+def _start_weights(model, contexts):
+    """β of the collapsed ARPA context of each row of ``contexts`` (B, order - 1), a history padded
+    with <s> (``<s>^j t1 .. tm``, j >= 1): the product of γ over every level whose history (a suffix
+    of the row) starts with <s>; NaN where the row is never a history (no β is written)."""
+    n, bos = model.order, model.bos_id
+    weight = np.ones(len(contexts))
+    for length in range(1, n):
+        suffix = contexts[:, n - 1 - length:]
+        gamma, _ = model.backoff_weights(suffix, length + 1)
+        weight = np.where(suffix[:, 0] == bos, weight * gamma, weight)
+    seen = model.backoff_weights(contexts, n)[1]
+    return np.where(seen, weight, np.nan)
 
-    The probabilities are rows of the model's own ``distributions``, a level's stored histories a
-    chunk of at most ``max_cells`` (rows, V) entries at a time.
+
+def arpa_ngrams(model):
+    """``{k: (ids (M, k) int64, log10 P (M,), log10 β (M,) with NaN where none)}`` of a fitted
+    ``KneserNeyLM`` (see the module docstring), each level sorted by its ids.
+
+    Every probability is the model's own (``ngram_probabilities``, the entries of its
+    ``distributions``), every weight its own ``backoff_weights``; one numpy pass per level.
     """
     n, bos = model.order, model.bos_id
-    grams = {k: {} for k in range(1, n + 1)}
-    for w in range(model.vocab_size):
-        if w == bos:
-            grams[1][(w,)] = [LOG10_ZERO, None]
-        elif model.predictable[w]:
-            grams[1][(w,)] = [_log10(float(model.unigram[w])), None]
-    weights = {}
-    rows = max(1, max_cells // model.vocab_size)
+    levels = {k: [] for k in range(1, n + 1)}   # k -> [(ids, P, β)]
+    none = lambda rows: np.full(rows, np.nan)   # noqa: E731 (no β)
+    words = np.flatnonzero(model.predictable)
+    unigram_bow = model.backoff_weights(words[:, None], 2) if n > 1 else None
+    levels[1].append((words[:, None], model.unigram[words],
+                      np.where(unigram_bow[1], unigram_bow[0], np.nan) if n > 1 else none(len(words))))
+    start = np.full((1, max(n - 1, 0)), bos, dtype=np.int64)   # the all-<s> history: ARPA's "<s>"
+    levels[1].append((np.array([[bos]]), np.zeros(1), _start_weights(model, start) if n > 1 else none(1)))
     for k in range(2, n + 1):
-        # Histories with <s> are written once, collapsed, from the top level only.
-        stored = [hist for hist in model.tables[k] if hist[0] != bos or k == n]
-        for start in range(0, len(stored), rows):
-            chunk = stored[start:start + rows]
-            hists = np.array(chunk, dtype=np.int64).reshape(len(chunk), k - 1)
-            probs = model.distributions(hists, level=k)   # (rows, V)
-            # level j's back-off weight of each history's last j - 1 ids: (rows,) per level
-            level_weights = {j: model.backoff_weights(hists[:, k - j:], j)[0] for j in range(2, k + 1)}
-            for r, hist in enumerate(chunk):
-                if hist[0] != bos:
-                    context, weight = hist, level_weights[k][r]
-                else:
-                    rest = tuple(t for t in hist if t != bos)     # hist = <s>^j + rest
-                    context = (bos,) + rest
-                    weight = math.prod(level_weights[j][r] for j in range(len(rest) + 2, n + 1))
-                words = model.tables[k][hist][0]
-                for w, p in zip(words.tolist(), probs[r, words].tolist()):
-                    grams[len(context) + 1][context + (w,)] = [_log10(p), None]
-                weights[context] = weight
-    for hist, weight in weights.items():
-        if hist not in grams[len(hist)]:
-            raise ValueError(f"ARPA: history {hist} is not itself a stored n-gram")
-        grams[len(hist)][hist][1] = _log10(weight)
+        grams = model.stored_ngrams(k)
+        plain = grams[grams[:, 0] != bos]   # <s> only ever opens an item, so these hold no <s> at all
+        if k < n:
+            gamma, seen = model.backoff_weights(plain, k + 1)
+            bow = np.where(seen, gamma, np.nan)
+        else:
+            bow = none(len(plain))
+        levels[k].append((plain, model.ngram_probabilities(plain, k), bow))
+    # Top-level n-grams <s>^j t1 .. tm w (j >= 1) become "<s> t1 .. tm w" at level m + 2, with P_n;
+    # as a context that n-gram is the padded history <s>^(j-1) t1 .. tm w (the row without its first <s>).
+    top = model.stored_ngrams(n) if n > 1 else np.empty((0, 1), dtype=np.int64)
+    top = top[top[:, 0] == bos]
+    probs = model.ngram_probabilities(top, n) if len(top) else np.empty(0)
+    bows = _start_weights(model, top[:, 1:]) if len(top) else np.empty(0)
+    leading = (top == bos).sum(axis=1)
+    for j in np.unique(leading).tolist():
+        rows, k = leading == j, n + 1 - j
+        levels[k].append((top[rows][:, j - 1:], probs[rows], bows[rows] if k < n else none(int(rows.sum()))))
+    grams = {}
+    for k, parts in levels.items():
+        ids = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        logp = np.concatenate([_log10(p[1]) for p in parts])
+        logp[ids[:, -1] == bos] = LOG10_ZERO                 # <s> is never predicted
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logb = np.log10(np.concatenate([p[2] for p in parts]))
+        order = np.lexsort(ids.T[::-1])                      # sorted by ids, first column first
+        grams[k] = (ids[order], logp[order], logb[order])
     return grams
 
 
@@ -117,13 +141,13 @@ def write_arpa(path, model, tokens, header=None):
         out.write(HEADER_PREFIX + json.dumps(header, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
     out.write("\\data\\\n")
     for k in range(1, model.order + 1):
-        out.write(f"ngram {k}={len(grams[k])}\n")
+        out.write(f"ngram {k}={len(grams[k][0])}\n")
     for k in range(1, model.order + 1):
         out.write(f"\n\\{k}-grams:\n")
-        for ids in sorted(grams[k]):
-            logp, bow = grams[k][ids]
-            line = f"{_number(logp)}\t{' '.join(words[i] for i in ids)}"
-            out.write(line + (f"\t{_number(bow)}\n" if bow is not None else "\n"))
+        ids, logp, logb = grams[k]
+        texts = [" ".join(words[i] for i in row) for row in ids.tolist()]
+        out.writelines(f"{_number(p)}\t{text}\n" if math.isnan(b) else f"{_number(p)}\t{text}\t{_number(b)}\n"
+                       for p, text, b in zip(logp.tolist(), texts, logb.tolist()))
     out.write("\n\\end\\\n")
     data = out.getvalue().encode("utf-8")
     with atomic_write(path, "wb") as f:
@@ -272,7 +296,9 @@ class ArpaLM:
 
     def target_log10_probs(self, split):
         """log10 P(target | history) of every target of ``split`` (an ``EncodedSplit``), in item order."""
-        return np.array([self.log10_prob(item[:j], item[j])
+        # Only the last order - 1 tokens matter: a long item (a stream) is not copied at every step.
+        keep = self.order - 1
+        return np.array([self.log10_prob(item[max(0, j - keep):j] if keep else (), item[j])
                          for item in (split.item(i).tolist() for i in range(len(split)))
                          for j in range(1, len(item))], dtype=np.float64)
 

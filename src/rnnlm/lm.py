@@ -85,8 +85,8 @@ class NgramLM:
         return NgramStepper(self.arpa)
 
     def describe(self):
-        return {"model": "ngram (interpolated Kneser-Ney, ARPA)", "order": self.arpa.order,
-                "discount": self.header.get("discount"), "parameters": self.arpa.num_ngrams,
+        return {"model": "ngram (interpolated modified Kneser-Ney, ARPA)", "order": self.arpa.order,
+                "discounts": self.header.get("discounts"), "parameters": self.arpa.num_ngrams,
                 "trained_with": {k: v for k, v in self.header.items() if k != "vocabulary"}}
 
 

@@ -115,17 +115,29 @@ def mixed_distributions(mixtures, ngram, split, pad_id, max_cells=MAX_CELLS):
     for models, _ in mixtures:
         for model in models:
             model.eval()
+    # An item longer than the budget comes from the n-gram in consecutive pieces (indices == [i] each
+    # time): that item's neural outputs are computed once, at its first piece, and sliced. (That is
+    # one (item length, V) array for the whole item: a stream needs batching of its own here.)
+    current, cached, start = None, {}, 0
     for indices, targets, p_ngram in ngram.split_distributions(split, max_cells):
+        piece = len(targets) < int(split.lengths[indices].sum()) - len(indices)
+        if piece and current != indices[0]:
+            current, cached, start = indices[0], {}, 0
         ngram_nll = -np.log(p_ngram[np.arange(len(targets)), targets])
         mixed = []
-        for models, weights in mixtures:
+        for m, (models, weights) in enumerate(mixtures):
             losses, dist = [], weights[-1] * p_ngram
-            for model, weight in zip(models, weights):
-                _, nll, probs = _neural_outputs(model, split, indices, pad_id)
-                probs *= weight
-                dist += probs
+            for k, (model, weight) in enumerate(zip(models, weights)):
+                if not piece:
+                    _, nll, probs = _neural_outputs(model, split, indices, pad_id)
+                else:
+                    if (m, k) not in cached:
+                        cached[m, k] = _neural_outputs(model, split, indices, pad_id)[1:]
+                    nll, probs = (a[start:start + len(targets)] for a in cached[m, k])
+                dist += probs * weight
                 losses.append(nll)
             mixed.append((np.stack(losses + [ngram_nll]), dist))
+        start += len(targets)
         yield targets, mixed
 
 

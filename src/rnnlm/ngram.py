@@ -1,17 +1,38 @@
-"""An interpolated Kneser-Ney n-gram language model: the count-based baseline for the RNNs.
+"""An interpolated modified Kneser-Ney n-gram language model: the count-based baseline for the RNNs.
 
 The recurrent models are only interesting if they beat a well-smoothed n-gram model on the same
 splits, vocabulary and metrics, so this model reads the same ``EncodedSplit`` arrays and its
 ``evaluate`` returns the sums that :func:`rnnlm.evaluation.summarize` turns into the shared
 metrics schema (loss in nats/token, perplexity, accuracy, bits per character, OOV rate).
 
-Smoothing is interpolated Kneser-Ney with one absolute discount ``D`` (Chen & Goodman 1998)::
+Smoothing is interpolated modified Kneser-Ney (Chen & Goodman 1999), as KenLM's ``lmplz``
+estimates it. Level ``k`` of an order-``n`` model (``k = 1 .. n``) gives::
 
-    P_k(w | h) = max(a_k(h w) - D, 0) / a_k(h .)  +  D * N_k(h .) / a_k(h .) * P_{k-1}(w | h')
+    P_k(w | h) = max(a_k(h w) - D_k(a_k(h w)), 0) / a_k(h .)  +  γ_k(h) · P_{k-1}(w | h')
 
-where ``h'`` drops the oldest token of ``h``, ``a_k(h .)`` sums the counts over ``w``, ``N_k(h .)``
-is the number of distinct ``w`` with ``a_k(h w) > 0``, and a history never seen in training
-(``a_k(h .) = 0``) backs off entirely: ``P_k(w | h) = P_{k-1}(w | h')``. The counts ``a_k`` are
+    γ_k(h)     = (D_k1 · N1(h .) + D_k2 · N2(h .) + D_k3+ · N3+(h .)) / a_k(h .)
+
+where ``h`` holds the last ``k - 1`` tokens, ``h'`` drops the oldest of them, ``a_k(h .)`` sums the
+counts over ``w``, ``N_i(h .)`` is the number of distinct ``w`` with ``a_k(h w) = i`` (``N3+``:
+at least 3), and ``D_k(a)`` is ``D_k1``, ``D_k2`` or ``D_k3+`` for a count of 1, 2 or more. The
+mass the discounts take from the seen words is exactly ``γ_k(h)``, so every ``P_k(. | h)`` sums
+to 1. A history never seen at level ``k`` backs off entirely: ``P_k(w | h) = P_{k-1}(w | h')``.
+``P_0`` is the uniform distribution over the predictable ids (all but <pad> and <s>), so a token
+never seen in training (e.g. <unk> when the training split has none) keeps a non-zero
+probability; <pad> and <s> are never predicted (probability 0).
+
+Three discounts per level, not one: a count of 1 is mostly luck, a count of 3 much less so. They
+come from that level's counts of counts ``n_i`` (how many k-grams have ``a_k = i``)::
+
+    Y = n1 / (n1 + 2 n2),   D1 = 1 - 2 Y n2/n1,   D2 = 2 - 3 Y n3/n2,   D3+ = 3 - 4 Y n4/n3
+
+Degenerate counts. On a tiny corpus some ``n_i`` (i = 1..4) can be 0, or a discount falls outside
+``(0, i)`` (a ``D1`` of 0 would leave nothing for unseen words; a negative one would make
+probabilities negative). KenLM stops there unless told ``--discount_fallback``; this model always
+falls back, level by level, to KenLM's fallback discounts ``(0.5, 1.0, 1.5)``, and records which
+levels did (``discount_fallbacks``). Any ``0 < D_i <= i`` keeps every distribution valid.
+
+The counts ``a_k`` are
 
 * raw counts at the highest order ``k = n``;
 * continuation counts at lower orders, ``a_k(g) = |{u : c(u g) > 0}|`` (in how many distinct
@@ -21,26 +42,42 @@ is the number of distinct ``w`` with ``a_k(h w) > 0``, and a history never seen 
   padding), so a continuation count would be 1 for all of them; like SRILM and KenLM they keep
   their raw counts.
 
-The unigram level interpolates with the uniform distribution over the predictable vocabulary,
-``P_0(w) = 1 / (V - 2)``, so a token never seen in training (e.g. <unk> when the training split
-has none) still gets a non-zero probability. <pad> and <s> are never predicted: probability 0.
+The discounts of a level come from the counts that level uses, so level ``k`` of an order-``k``
+model (raw counts) and of an order-``n > k`` model (continuation counts) differ.
 
-Histories are padded at the start with <s>: an item ``<s> t1 ... tn </s>`` is read as
-``<s>^(n-1) t1 ... tn </s>`` (its own <s> plus ``n - 2`` copies), so every target has a full
-history and ``t1`` is predicted from "start of item" at every order.
+Histories are padded at the start with <s>: an item ``<s> t1 t2 ...`` is read as if preceded by
+as many <s> as needed (its own <s> plus ``n - 2`` copies), so every target has a full history and
+``t1`` is predicted from "start of item" at every order. An item need not end with </s>: a whole
+book can be one item ``<s> t0 t1 ... t_{N-1}`` (a stream), whose histories run across its
+newlines like across any other token.
+
+One fit for every order. Levels ``1 .. k`` depend only on the k-grams and (k+1)-grams of the
+training split, so the counts fit once for the largest order ``n`` give every model of order
+``m <= n``: raw counts at level ``m``, continuation counts below (:meth:`KneserNeyLM.with_order`);
+:func:`select_order` then picks the order with the lowest dev loss.
+
+How it is stored: n-grams are integers, never tuples. The training split's contexts of length
+``j`` (the last ``j`` tokens before a target) are sorted unique int64 keys ``id(its newest j - 1
+tokens) · V + its oldest token``, a context's id being its rank there; a k-gram ``h w`` is the key
+``id(h) · V + w``, so a level's sorted keys group its n-grams by history. Counting is one argsort
+per level (unique keys, and each target's n-gram among them), a lookup is ``np.searchsorted``: no
+Python loop over tokens or n-grams, in fitting and in scoring.
 """
 
 import math
-from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
 MAX_CELLS = 2**21  # entries of one (positions, V) float64 chunk: 16 MiB (news: V ≈ 8.4k, ~250 rows)
+FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's `lmplz --discount_fallback` defaults (D1, D2, D3+)
+TARGET_ROWS = 2**16  # positions scored at once where only the targets' probabilities are needed
 
 
 def item_chunks(split, vocab_size, max_cells=MAX_CELLS, max_items=256):
     """Consecutive item indices of ``split`` whose targets times ``vocab_size`` stay under ``max_cells``:
-    the chunks in which every (positions, V) distribution array of this package is built."""
+    the chunks in which every (positions, V) distribution array of this package is built. An item
+    longer than the budget is a chunk of its own (:func:`target_chunks` cuts it further)."""
     max_rows = max(1, max_cells // vocab_size)
     chunk, rows = [], 0
     for i, n_targets in enumerate((split.lengths - 1).tolist()):
@@ -53,96 +90,253 @@ def item_chunks(split, vocab_size, max_cells=MAX_CELLS, max_items=256):
         yield chunk
 
 
-def fit_ngram(vocab, train, config):
-    """The baseline as the pipeline fits it: ``config``'s order and discount over ``vocab``, on ``train``.
+def target_chunks(split, vocab_size, max_cells=MAX_CELLS, max_items=256):
+    """``(indices, start, stop)``: the chunks of :func:`item_chunks`, each with its targets' flat range.
 
-    The ngram stage reports this model and the mixture stage mixes it; one place keeps them the same.
+    Flat target ``f`` is the ``f``-th target of the split counting item by item (every token after
+    an item's <s>). A chunk of whole items covers ``[start, stop)``, exactly those items' targets.
+    An item with more targets than ``max_cells // vocab_size`` is cut into consecutive pieces of at
+    most that many targets, each yielded with ``indices == [i]`` and its own part of the range.
     """
-    return KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, config.order, config.discount).fit(train)
+    max_rows = max(1, max_cells // vocab_size)
+    first = np.concatenate([[0], np.cumsum(split.lengths - 1)])   # flat index of each item's first target
+    for indices in item_chunks(split, vocab_size, max_cells, max_items):
+        start, stop = int(first[indices[0]]), int(first[indices[-1] + 1])
+        if stop - start <= max_rows:
+            yield indices, start, stop
+        else:  # one long item (item_chunks puts it alone)
+            for piece in range(start, stop, max_rows):
+                yield indices, piece, min(piece + max_rows, stop)
+
+
+def target_positions(split):
+    """Where the targets of ``split`` sit in ``split.tokens``, in flat target order: (N,) int64."""
+    is_target = np.ones(len(split.tokens), dtype=bool)
+    starts = split.offsets[:-1][split.lengths > 0]
+    is_target[starts] = False  # each item's own <s> is never predicted
+    return np.flatnonzero(is_target)
+
+
+def _tokens_before(tokens, positions, item_starts, back, bos_id):
+    """The token ``back`` places before each position, <s> where that is before its item's start."""
+    at = positions - back
+    return np.where(at >= item_starts, tokens[np.maximum(at, 0)], bos_id)
+
+
+def _split_histories(split, positions, width, bos_id):
+    """(N, width) int64: the ``width`` tokens before each position (oldest first), padded with <s>."""
+    item_starts = split.offsets[np.searchsorted(split.offsets, positions, side="right") - 1]
+    columns = [_tokens_before(split.tokens, positions, item_starts, back, bos_id) for back in range(width, 0, -1)]
+    return np.stack(columns, axis=1).astype(np.int64) if columns else np.empty((len(positions), 0), dtype=np.int64)
+
+
+def _unique_inverse(keys):
+    """``(sorted unique keys, each key's index among them)`` from one argsort (np.unique hashes or
+    sorts twice, several times slower on these int64 keys)."""
+    order = np.argsort(keys)
+    ordered = keys[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    inverse = np.empty(len(keys), dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
+def _lookup(table, keys):
+    """Index of each key in the sorted ``table``, -1 where absent (a negative key is always absent)."""
+    if len(table) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+    return np.where(table[at] == keys, at, -1)
+
+
+def modified_kn_discounts(counts_of_counts):
+    """``((D1, D2, D3+), fell_back)`` from ``(n1, n2, n3, n4)`` (Chen & Goodman's estimate).
+
+    ``fell_back`` is True, with :data:`FALLBACK_DISCOUNTS`, when some ``n_i`` is 0 or a discount
+    ``D_i`` is outside ``(0, i)`` (module docstring: degenerate counts).
+    """
+    n1, n2, n3, n4 = (int(n) for n in counts_of_counts)
+    if min(n1, n2, n3, n4) == 0:
+        return FALLBACK_DISCOUNTS, True
+    y = n1 / (n1 + 2 * n2)
+    discounts = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3)
+    if not all(0 < d < i for i, d in enumerate(discounts, start=1)):
+        return FALLBACK_DISCOUNTS, True
+    return discounts, False
+
+
+@dataclass(frozen=True)
+class Level:
+    """Level ``k`` of a model, its n-grams grouped by history (history ``c`` owns entries
+    ``starts[c] : starts[c + 1]``): the two history-dependent terms of the formula, ready to add."""
+
+    keys: np.ndarray        # (M,) int64 sorted n-gram keys id(h) · V + w
+    words: np.ndarray       # (M,) int64 w of each n-gram
+    discounted: np.ndarray  # (M,) max(a(h w) - D(a), 0) / a(h .)
+    starts: np.ndarray      # (H + 1,) int64 first entry of each history (histories = contexts of length k - 1)
+    gamma: np.ndarray       # (H,) back-off weight γ(h)
+    discounts: tuple        # (D1, D2, D3+)
+    fell_back: bool         # True: the fallback discounts (degenerate counts of counts)
+
+
+class _Counts:
+    """The n-gram counts of one training split up to ``order``, shared by every order's model.
+
+    ``contexts[j]`` (j = 0 .. order - 1): sorted keys of the contexts of length ``j`` before the
+    targets (``contexts[0]`` is the empty context, id 0). ``keys[k]``, ``raw[k]``, ``adjusted[k]``
+    (k = 1 .. order): the k-grams at targets, their raw counts, and the counts a lower level uses
+    (continuation counts; raw for n-grams starting with <s>; ``adjusted[order]`` is not needed).
+    """
+
+    def __init__(self, split, vocab_size, bos_id, order):
+        v = self.vocab_size = vocab_size
+        self.bos_id, self.order = bos_id, order
+        tokens = split.tokens.astype(np.int64)
+        if len(tokens) and (tokens.min() < 0 or tokens.max() >= v):
+            raise ValueError("split has token ids outside the vocabulary")
+        positions = target_positions(split)
+        words = tokens[positions]
+        item_starts = split.offsets[np.searchsorted(split.offsets, positions, side="right") - 1]
+        self.contexts = [np.zeros(1 if len(positions) else 0, dtype=np.int64)]
+        self.keys, self.raw, self.adjusted = {}, {}, {}
+        history = np.zeros(len(positions), dtype=np.int64)   # id of each target's history of length k - 1
+        below = None                                          # each target's (k-1)-gram: its index
+        for k in range(1, order + 1):
+            self.keys[k], ngram = _unique_inverse(history * v + words)
+            self.raw[k] = np.bincount(ngram, minlength=len(self.keys[k]))
+            if k > 1:
+                self.adjusted[k - 1] = self._adjusted(k - 1, ngram, below)
+            if k == order:
+                break
+            # The history of length k: one more token, the oldest, in front of the one of length k - 1.
+            keys = history * v + _tokens_before(tokens, positions, item_starts, k, bos_id)
+            context_keys, history = _unique_inverse(keys)
+            self.contexts.append(context_keys)
+            below = ngram
+        self._levels = {}
+
+    def _adjusted(self, k, upper, lower):
+        """The counts level ``k`` uses below the top: a_k(g) = the number of distinct (k+1)-grams
+        ``u g`` (continuation count), raw where ``g`` starts with <s>. ``upper``, ``lower``: each
+        target's (k+1)-gram and k-gram index; the k-gram at a target is its (k+1)-gram's suffix."""
+        suffix = np.empty(len(self.keys[k + 1]), dtype=np.int64)
+        suffix[upper] = lower
+        counts = np.bincount(suffix, minlength=len(self.keys[k]))
+        if k == 1:  # a unigram never starts with <s> (<s> is never a target)
+            return counts
+        starts_with_bos = self.contexts[k - 1][self.keys[k] // self.vocab_size] % self.vocab_size == self.bos_id
+        return np.where(starts_with_bos, self.raw[k], counts)
+
+    def level(self, k, raw):
+        """:class:`Level` ``k`` with raw counts (the top level) or adjusted counts (a lower one); cached."""
+        if (k, raw) not in self._levels:
+            self._levels[k, raw] = self._build_level(k, self.raw[k] if raw else self.adjusted[k])
+        return self._levels[k, raw]
+
+    def _build_level(self, k, counts):
+        v, keys = self.vocab_size, self.keys[k]
+        histories = keys // v
+        discounts, fell_back = modified_kn_discounts([np.count_nonzero(counts == i) for i in (1, 2, 3, 4)])
+        per_count = np.array((0.0,) + tuple(discounts))[np.minimum(counts, 3)]   # D(a) of each n-gram
+        n_hist = len(self.contexts[k - 1])
+        total = np.bincount(histories, weights=counts, minlength=n_hist)         # a(h .)
+        mass = np.bincount(histories, weights=per_count, minlength=n_hist)       # Σ_w D(a(h w)) = γ · a(h .)
+        starts = np.concatenate([[0], np.cumsum(np.bincount(histories, minlength=n_hist))])
+        gamma = mass / total        # every history was seen before some target: no total is 0
+        discounted = np.maximum(counts - per_count, 0) / total[histories]
+        return Level(keys, keys % v, discounted, starts, gamma, tuple(float(d) for d in discounts), fell_back)
 
 
 class KneserNeyLM:
-    """Interpolated Kneser-Ney over token ids ``0 .. vocab_size - 1``; call :meth:`fit` first.
+    """Interpolated modified Kneser-Ney over token ids ``0 .. vocab_size - 1``; call :meth:`fit` first.
 
     ``pad_id`` and ``bos_id`` are excluded from prediction (probability 0); the remaining
     ``vocab_size - 2`` ids share the probability mass, so every distribution sums to 1.
+    :meth:`fit` counts up to ``order``; :meth:`with_order` gives the model of any lower order
+    from the same counts.
     """
 
-    def __init__(self, vocab_size, pad_id, bos_id, order=3, discount=0.75):
-        if order < 1:
-            raise ValueError(f"order must be >= 1, got {order}")
-        if not 0 < discount < 1:
-            raise ValueError(f"discount must be between 0 and 1, got {discount}")
+    def __init__(self, vocab_size, pad_id, bos_id, order=3):
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+            raise ValueError(f"order must be an int >= 1, got {order!r}")
         if vocab_size < 3 or not (0 <= pad_id < vocab_size and 0 <= bos_id < vocab_size) or pad_id == bos_id:
             raise ValueError("need vocab_size >= 3 and distinct pad_id, bos_id inside the vocabulary")
         self.vocab_size = vocab_size
         self.pad_id = pad_id
         self.bos_id = bos_id
-        self.order = order
-        self.discount = float(discount)
+        self.order = int(order)
         self.predictable = np.ones(vocab_size, dtype=bool)
         self.predictable[[pad_id, bos_id]] = False
-        # tables[k] (k = 2 .. order): history tuple of k-1 ids -> (sorted ids w, discounted counts
-        # max(a_k(h w) - D, 0) / a_k(h .), back-off weight D * N_k(h .) / a_k(h .)): the two terms of
-        # the formula that depend on the history, so a level adds a history's terms in one numpy step.
-        self.tables = {}
-        self.unigram = None     # P_1 as a (V,) array: it does not depend on the history
-        self.num_ngrams = 0     # stored counts over all orders (the model's "parameters")
+        self.counts = None      # _Counts, shared with the models with_order() derives
 
     # --- fitting ------------------------------------------------------------------------------
 
     def fit(self, split):
-        """Count the n-grams of ``split`` (training items ``<s> t1 .. tn </s>``) and return self."""
-        n, bos = self.order, self.bos_id
-        # raw[k]: how often each k-gram ends at a target position (every token but an item's <s>).
-        raw = {k: Counter() for k in range(1, n + 1)}
-        first = max(n - 1, 1)  # index of the first target (the token after the item's own <s>)
-        for i in range(len(split)):
-            seq = [bos] * (n - 2) + split.item(i).tolist()
-            for k in range(1, n + 1):
-                # k shifted copies zipped together: the k-grams ending at seq[first], seq[first+1], ...
-                raw[k].update(zip(*(seq[first - (k - 1) + j :] for j in range(k))))
-        if any(max(g) >= self.vocab_size or min(g) < 0 for g in raw[1]):
-            raise ValueError("split has token ids outside the vocabulary")
-        adjusted = {n: raw[n]}
-        for k in range(n - 1, 0, -1):
-            # Continuation count of g: distinct (k+1)-grams u g seen, i.e. distinct left contexts.
-            cont = Counter(g[1:] for g in raw[k + 1])
-            adjusted[k] = Counter({g: (c if g[0] == bos else cont[g]) for g, c in raw[k].items()})
-        self.num_ngrams = sum(len(adjusted[k]) for k in adjusted)
-
-        self.tables = {}
-        for k in range(2, n + 1):
-            grouped = defaultdict(list)
-            for g, c in adjusted[k].items():
-                grouped[g[:-1]].append((g[-1], c))
-            table = {}
-            for hist, pairs in grouped.items():
-                pairs.sort()
-                words = np.fromiter((w for w, _ in pairs), dtype=np.int64, count=len(pairs))
-                counts = np.fromiter((c for _, c in pairs), dtype=np.float64, count=len(pairs))
-                total = float(counts.sum())
-                table[hist] = (words, np.maximum(counts - self.discount, 0) / total,
-                               self.discount * len(pairs) / total)
-            self.tables[k] = table
-
-        counts = np.zeros(self.vocab_size)
-        for (w,), c in adjusted[1].items():
-            counts[w] = c
-        total, types = counts.sum(), np.count_nonzero(counts)
-        uniform = self.predictable / self.predictable.sum()
-        if total == 0:  # no training tokens: nothing but the uniform distribution is justified
-            self.unigram = uniform
-        else:
-            d = self.discount
-            self.unigram = np.maximum(counts - d, 0) / total + d * types / total * uniform
+        """Count the n-grams of ``split`` (training items ``<s> t1 t2 ...``) up to this order; return self."""
+        self.counts = _Counts(split, self.vocab_size, self.bos_id, self.order)
         return self
 
-    # --- probabilities: one routine, distributions(), behind every use --------------------------
+    def with_order(self, order):
+        """The model of ``order`` (1 .. the fitted order) from this model's counts: no counting again."""
+        self._check_fitted()
+        if not 1 <= order <= self.counts.order:
+            raise ValueError(f"order must be between 1 and {self.counts.order} (the fitted order), got {order}")
+        model = KneserNeyLM(self.vocab_size, self.pad_id, self.bos_id, order)
+        model.counts = self.counts
+        return model
 
     def _check_fitted(self):
-        if self.unigram is None:
+        if self.counts is None:
             raise RuntimeError("KneserNeyLM: call fit() before asking for probabilities")
+
+    def level(self, k):
+        """:class:`Level` ``k`` (2 .. order) of this model: raw counts at the top level, adjusted below."""
+        self._check_fitted()
+        return self.counts.level(k, raw=k == self.order)
+
+    @property
+    def unigram(self):
+        """P_1 as a (V,) array (it does not depend on the history)."""
+        self._check_fitted()
+        level = self.counts.level(1, raw=self.order == 1)
+        uniform = self.predictable / self.predictable.sum()
+        if len(level.words) == 0:   # no training tokens: nothing but the uniform distribution is justified
+            return uniform
+        unigram = np.zeros(self.vocab_size)
+        unigram[level.words] = level.discounted
+        return unigram + level.gamma[0] * uniform
+
+    @property
+    def discounts(self):
+        """``{level: (D1, D2, D3+)}`` of this model, levels 1 .. order."""
+        self._check_fitted()
+        return {k: self.counts.level(k, raw=k == self.order).discounts for k in range(1, self.order + 1)}
+
+    @property
+    def discount_fallbacks(self):
+        """The levels whose counts of counts were degenerate, so they use :data:`FALLBACK_DISCOUNTS`."""
+        self._check_fitted()
+        return [k for k in range(1, self.order + 1) if self.counts.level(k, raw=k == self.order).fell_back]
+
+    @property
+    def num_ngrams(self):
+        """Stored n-grams over levels 1 .. order (the model's "parameters")."""
+        return 0 if self.counts is None else sum(len(self.counts.keys[k]) for k in range(1, self.order + 1))
+
+    def stored_ngrams(self, k):
+        """The k-grams level ``k`` stores (seen in training), as token ids oldest first: (M, k) int64."""
+        self._check_fitted()
+        counts, v = self.counts, self.vocab_size
+        keys = counts.keys[k]
+        columns, context = [], keys // v
+        for j in range(k - 1, 0, -1):  # unfold id(h), oldest token first: a context key is id(newer part) · V + oldest
+            key = counts.contexts[j][context]
+            columns.append(key % v)
+            context = key // v
+        return np.stack(columns + [keys % v], axis=1)
+
+    # --- probabilities --------------------------------------------------------------------------
 
     def _as_histories(self, histories, level):
         histories = np.asarray(histories, dtype=np.int64)
@@ -150,45 +344,85 @@ class KneserNeyLM:
             raise ValueError(f"histories of level {level} must be an (N, {level - 1}) array, got shape {histories.shape}")
         return histories
 
-    def backoff_weights(self, histories, level):
-        """``D * N_k(h .) / a_k(h .)`` of level ``k = level`` for each row ``h`` of ``histories`` (N, k - 1),
-        1.0 where ``h`` was never seen there (``P_k = P_{k-1}``); with the flat indices and values of the
-        discounted counts that level adds to an (N, V) array: ``(weights (N,), positions, additions)``."""
-        histories = self._as_histories(histories, level)
-        table, size = self.tables[level], self.vocab_size
-        weights = np.ones(len(histories))
-        positions, additions = [], []
-        for r, hist in enumerate(map(tuple, histories.tolist())):
-            entry = table.get(hist)
-            if entry is not None:
-                words, discounted, weights[r] = entry
-                positions.append(words + r * size)
-                additions.append(discounted)
-        if not positions:
-            return weights, np.empty(0, dtype=np.int64), np.empty(0)
-        return weights, np.concatenate(positions), np.concatenate(additions)
+    def _level_arg(self, level):
+        self._check_fitted()
+        level = self.order if level is None else level
+        if not 1 <= level <= self.order:
+            raise ValueError(f"level must be between 1 and the model's order {self.order}, got {level}")
+        return level
+
+    def _context_ids(self, histories):
+        """(N, L + 1) ids of each row's newest ``j`` tokens, j = 0 .. L (-1: never seen before a target)."""
+        n_rows, width = histories.shape
+        ids = np.empty((n_rows, width + 1), dtype=np.int64)
+        ids[:, 0] = 0 if len(self.counts.contexts[0]) else -1
+        for j in range(1, width + 1):
+            # A key with an unknown (-1) shorter context is negative, so it is unknown too.
+            ids[:, j] = _lookup(self.counts.contexts[j], ids[:, j - 1] * self.vocab_size + histories[:, width - j])
+        return ids
+
+    def _weights(self, level, history_ids):
+        """γ of each row at ``level`` (1.0 where the history is unseen), and the seen rows."""
+        seen = np.flatnonzero(history_ids >= 0)
+        weights = np.ones(len(history_ids))
+        weights[seen] = level.gamma[history_ids[seen]]
+        return weights, seen
+
+    def _rows(self, context_ids, level):
+        """``P_level(. | h)`` of each row: (N, V). Starting from the unigram, each level scales the level
+        below by its back-off weight, then adds its discounted counts (a weight of 1.0 for an unseen
+        history is exact, and one broadcast product is cheaper than gathering the seen rows)."""
+        out = np.repeat(self.unigram[None, :], len(context_ids), axis=0)
+        for k in range(2, level + 1):
+            lv = self.level(k)
+            weights, seen = self._weights(lv, context_ids[:, k - 1])
+            out *= weights[:, None]
+            # Each seen row's entries starts[h] : starts[h + 1], laid end to end.
+            history_ids = context_ids[seen, k - 1]
+            first, sizes = lv.starts[history_ids], lv.starts[history_ids + 1] - lv.starts[history_ids]
+            entries = np.repeat(first - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())
+            # (row, word) pairs are distinct within a level, so a fancy-indexed += adds each term once.
+            out[np.repeat(seen, sizes), lv.words[entries]] += lv.discounted[entries]
+        return out
+
+    def _probs(self, context_ids, targets, level):
+        """``P_level(target | h)`` of each row: (N,), the very floats of :meth:`_rows` at the targets
+        (same products and sums in the same order), without building (N, V)."""
+        p = self.unigram[targets]
+        for k in range(2, level + 1):
+            lv = self.level(k)
+            history_ids = context_ids[:, k - 1]
+            p *= self._weights(lv, history_ids)[0]
+            at = _lookup(lv.keys, np.where(history_ids >= 0, history_ids * self.vocab_size + targets, -1))
+            found = at >= 0
+            p[found] += lv.discounted[at[found]]
+        return p
 
     def distributions(self, histories, level=None):
         """``P_level(. | h)`` for every row ``h`` of ``histories`` (N, level - 1): an (N, V) float64 array.
 
-        The one implementation of the smoothing formula (``level`` defaults to the model's order):
-        starting from the unigram, each level scales the level below by its back-off weight, then
-        adds its discounted counts. A weight of 1.0 for a history unseen at a level is exact, and one
-        broadcast product over all rows is cheaper than gathering the seen rows; Python only touches
-        one dict lookup per row and level. Single probabilities, distributions, evaluation and the
-        ARPA writer all read these rows, so they agree bit for bit (argmax ties included).
+        ``level`` defaults to the model's order; a lower level gives the model's own lower-order
+        distribution (continuation counts). Single probabilities, distributions and evaluation
+        all read these rows, so they agree bit for bit (argmax ties included).
         """
-        self._check_fitted()
-        level = self.order if level is None else level
-        histories = self._as_histories(histories, level)
-        out = np.repeat(self.unigram[None, :], len(histories), axis=0)
-        for k in range(2, level + 1):
-            weights, positions, additions = self.backoff_weights(histories[:, level - k:], k)
-            out *= weights[:, None]
-            # Flat indices are unique within one level (distinct words per row), so a fancy-indexed
-            # += adds every term once (no np.add.at needed).
-            out.reshape(-1)[positions] += additions
-        return out
+        level = self._level_arg(level)
+        return self._rows(self._context_ids(self._as_histories(histories, level)), level)
+
+    def ngram_probabilities(self, ngrams, level=None):
+        """``P_level(w | h)`` for every row ``h w`` of ``ngrams`` (N, level): (N,) float64, equal to
+        the entries of :meth:`distributions` at ``w``."""
+        level = self._level_arg(level)
+        ngrams = np.asarray(ngrams, dtype=np.int64)
+        if ngrams.ndim != 2 or ngrams.shape[1] != level:
+            raise ValueError(f"n-grams of level {level} must be an (N, {level}) array, got shape {ngrams.shape}")
+        return self._probs(self._context_ids(ngrams[:, :-1]), ngrams[:, -1], level)
+
+    def backoff_weights(self, histories, level):
+        """``(γ (N,), seen (N,) bool)`` of level ``level`` (2 .. order) for each row ``h`` of
+        ``histories`` (N, level - 1); γ = 1.0 where ``h`` was never a history there."""
+        level = self._level_arg(level)
+        ids = self._context_ids(self._as_histories(histories, level))[:, level - 1]
+        return self._weights(self.level(level), ids)[0], ids >= 0
 
     def _history(self, history_ids):
         """The last ``order - 1`` ids of ``history_ids``, left-padded with <s>, as a (1, order - 1) array."""
@@ -211,33 +445,73 @@ class KneserNeyLM:
         return float(self.distribution(history_ids)[token_id])
 
     def histories(self, item):
-        """The padded history of every target of one item ``<s> t1 .. tn </s>``: (n + 1, order - 1).
+        """The padded history of every target of one item ``<s> t1 t2 ...``: (targets, order - 1).
 
         Row ``j`` is the history of target ``j + 1`` (the item's ``(j + 1)``-th token), left-padded
         with <s> (see the module docstring), so ``distributions(histories(item))[j]`` equals
         ``distribution(item[:j + 1])``.
         """
         item = np.asarray(item, dtype=np.int64)
-        width = self.order - 1
-        if width == 0:
-            return np.empty((len(item) - 1, 0), dtype=np.int64)
-        padded = np.concatenate([np.full(width - 1, self.bos_id, dtype=np.int64), item])
-        return np.lib.stride_tricks.sliding_window_view(padded, width)[: len(item) - 1]
+        positions = np.arange(1, len(item), dtype=np.int64)
+        starts = np.zeros(len(positions), dtype=np.int64)
+        columns = [_tokens_before(item, positions, starts, back, self.bos_id) for back in range(self.order - 1, 0, -1)]
+        return np.stack(columns, axis=1) if columns else np.empty((len(positions), 0), dtype=np.int64)
+
+    # --- whole splits ---------------------------------------------------------------------------
+
+    def _targets(self, split, positions):
+        targets = split.tokens[positions].astype(np.int64)
+        if len(targets) and (targets.min() < 0 or targets.max() >= self.vocab_size):
+            raise ValueError("split has token ids outside the vocabulary")
+        return targets
 
     def split_distributions(self, split, max_cells=MAX_CELLS):
-        """Yield ``(indices, targets (N,), P (N, V))`` chunk by chunk (:func:`item_chunks`) over every
-        target of ``split`` (each token after an item's <s>), in item order."""
-        for indices in item_chunks(split, self.vocab_size, max_cells):
-            items = [split.item(i) for i in indices]
-            targets = np.concatenate([item[1:] for item in items]).astype(np.int64)
-            if len(targets) and (targets.min() < 0 or targets.max() >= self.vocab_size):
-                raise ValueError("split has token ids outside the vocabulary")
-            yield indices, targets, self.distributions(np.concatenate([self.histories(item) for item in items]))
+        """Yield ``(indices, targets (N,), P (N, V))`` over every target of ``split``, in flat target
+        order (item by item, each token after an item's <s>), chunk by chunk (:func:`target_chunks`).
+
+        ``indices`` lists the items a chunk covers: whole items, several per chunk, while an item's
+        targets fit ``max_cells // V`` rows (the chunks of :func:`item_chunks`, which the mixture pairs
+        with neural batches of the same items). An item longer than that comes in consecutive
+        pieces, each yielded with ``indices == [i]`` and only its part of the item's targets.
+        """
+        self._check_fitted()
+        positions = target_positions(split)
+        for indices, start, stop in target_chunks(split, self.vocab_size, max_cells):
+            at = positions[start:stop]
+            histories = _split_histories(split, at, self.order - 1, self.bos_id)
+            yield indices, self._targets(split, at), self._rows(self._context_ids(histories), self.order)
+
+    def _target_blocks(self, split, width):
+        """``(targets, context ids (N, width + 1))`` of ``split``'s targets, :data:`TARGET_ROWS` at a time."""
+        self._check_fitted()
+        positions = target_positions(split)
+        for start in range(0, len(positions), TARGET_ROWS):
+            at = positions[start:start + TARGET_ROWS]
+            yield self._targets(split, at), self._context_ids(_split_histories(split, at, width, self.bos_id))
 
     def target_probabilities(self, split, max_cells=MAX_CELLS):
-        """P(target | history) of every target of ``split``, in item order: (N,) float64."""
-        return np.concatenate([np.empty(0)] + [dist[np.arange(len(targets)), targets] for _, targets, dist
-                                               in self.split_distributions(split, max_cells)])
+        """P(target | history) of every target of ``split``, in flat target order: (N,) float64
+        (``max_cells`` is unused: no (N, V) array is built; kept for the callers' symmetry)."""
+        return np.concatenate([np.empty(0)] + [self._probs(ids, targets, self.order)
+                                               for targets, ids in self._target_blocks(split, self.order - 1)])
+
+    def loss_by_order(self, split, orders):
+        """``{order: loss in nats/token on split}`` of the model of each order in ``orders`` (each at
+        most the fitted order), all from one pass over the split's histories."""
+        self._check_fitted()
+        orders = [int(k) for k in orders]
+        models = {k: self.with_order(k) for k in orders}
+        nll, tokens = dict.fromkeys(orders, 0.0), 0
+        for targets, ids in self._target_blocks(split, max(orders) - 1):
+            for k, model in models.items():
+                with np.errstate(divide="ignore"):
+                    nll[k] -= float(np.log(model._probs(ids, targets, k)).sum())
+            tokens += len(targets)
+        if not all(math.isfinite(v) for v in nll.values()):
+            raise ValueError("a target has probability 0 (<pad> or <s> inside an item?)")
+        if tokens == 0:
+            raise ValueError("the split has no targets to score")
+        return {k: nll[k] / tokens for k in orders}
 
     # --- evaluation ---------------------------------------------------------------------------
 
@@ -250,10 +524,37 @@ class KneserNeyLM:
         """
         total_nll, correct, tokens, unknown = 0.0, 0, 0, 0
         for _, targets, dist in self.split_distributions(split, max_cells):
-            total_nll -= float(np.log(dist[np.arange(len(targets)), targets]).sum())  # -inf: <pad>/<s> targets
+            with np.errstate(divide="ignore"):
+                total_nll -= float(np.log(dist[np.arange(len(targets)), targets]).sum())  # -inf: <pad>/<s> targets
             correct += int((dist.argmax(axis=1) == targets).sum())
             tokens += len(targets)
             unknown += int((targets == unk_id).sum()) if unk_id is not None else 0
         if not math.isfinite(total_nll):
             raise ValueError("a target has probability 0 (<pad> or <s> inside an item?)")
         return total_nll, correct, tokens, int(split.chars.sum()), unknown if unk_id is not None else None
+
+
+def select_order(model, dev, orders):
+    """``(the model of the order with the lowest dev loss, {order: dev loss})`` from a model fitted at
+    ``max(orders)`` or higher. On an exact tie the lowest order wins (the smaller model)."""
+    losses = model.loss_by_order(dev, sorted(orders))
+    best = min(losses, key=lambda k: (losses[k], k))
+    return model.with_order(best), losses
+
+
+def discount_record(model):
+    """The discounts of ``model`` as plain data: ``{"1": {"D1": .., "D2": .., "D3+": ..}, ...}``, with
+    ``"fallback": true`` on a level whose counts of counts were degenerate."""
+    fell_back = set(model.discount_fallbacks)
+    return {str(k): dict(zip(("D1", "D2", "D3+"), d), **({"fallback": True} if k in fell_back else {}))
+            for k, d in model.discounts.items()}
+
+
+def fit_ngram(vocab, train, config, order=None):
+    """The baseline's counts as the pipeline fits them: on ``train``, over ``vocab``, up to
+    ``config.max_order`` (or ``order``); :func:`select_order` then picks the order on dev.
+
+    The ngram stage fits and chooses; the mixture stage refits at the chosen order (``order``);
+    one place keeps them the same.
+    """
+    return KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, order or config.max_order).fit(train)
