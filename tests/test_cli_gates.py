@@ -23,7 +23,7 @@ def test_compare_metrics_tolerances_and_timings():
     assert gates.compare_metrics(old, same, rtol=0.01) == []
     worse = {"m.json": {"test": {"loss": 2.05, "accuracy": 0.3}, "train_seconds": 10.0}}
     rows = gates.compare_metrics(old, worse, rtol=0.01)
-    assert [(r[0], r[1]) for r in rows] == [("m.json", "test.loss")] and "2.50%" in rows[0][4]
+    assert [(r[0], r[1]) for r in rows] == [("m.json", "test.loss")] and "0.025 relative" in rows[0][4]
     assert gates.compare_metrics(old, worse, rtol=0.0, atol=0.1) == []
     assert gates.compare_metrics(old, {}, rtol=0.01)[0][4] == "file not reproduced"
 
@@ -59,7 +59,7 @@ def test_check_metrics_passes_then_fails_on_a_deliberately_changed_metric(metric
     metrics.write_text(json.dumps({"test": {"loss": 2.1, "perplexity": 7.389}, "train_seconds": 99.0}))
     bad = run(["rnnlm", "check-metrics", "--rtol", "0.01"], repo)
     assert bad.returncode == 1
-    assert "metrics/names/gru.json" in bad.stdout and "test.loss" in bad.stdout and "5.00%" in bad.stdout
+    assert "metrics/names/gru.json" in bad.stdout and "test.loss" in bad.stdout and "0.05 relative" in bad.stdout
     assert "train_seconds" not in bad.stdout
     assert run(["rnnlm", "check-metrics", "--rtol", "0.06"], repo).returncode == 0
 
@@ -102,6 +102,7 @@ def test_stage_rejects_bad_params_before_work(tmp_path):
     (tmp_path / "params.yaml").write_text(params)
     result = run([sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names",
                   "--vocab", "missing.json", "--encoded", "missing.npz", "--models-dir", "m",
-                  "--live-dir", "l", "--curves", "c.csv", "--progress", "p.json", "--speed", "s.json"], tmp_path)
+                  "--live-dir", "l", "--curves", "c.csv", "--progress", "p.json", "--speed", "s.json",
+                  "--resume-dir", "r"], tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: params: train.names.hidden_size must be > 0, got 0"

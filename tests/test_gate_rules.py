@@ -17,16 +17,28 @@ def test_a_spread_is_judged_against_its_mean_not_itself():
     """Issue 8's line: the std moved 3.11% of itself, but 0.007% of the accuracy it spreads."""
     old = {"seeds": {"test_accuracy": SPREAD}}
     assert rows_for(old, {"seeds": {"test_accuracy": SPREAD | {"std": 0.000871}}}) == []
-    # a std that grew by more than 1% of the mean is a real change in how seeds disagree
+    # a std that moved by more than the accuracy's tolerance times the mean is a real change in how seeds disagree
     assert rows_for(old, {"seeds": {"test_accuracy": SPREAD | {"std": 0.0049}}}) == [
-        ("seeds.test_accuracy.std", "moved by 0.004 > 0.01 × |mean| = 0.00377")]
+        ("seeds.test_accuracy.std", "moved by 0.004 > 0.002 × |mean| = 0.000755")]
 
 
-def test_means_and_single_seed_values_are_relative():
+def test_means_and_single_seed_values_are_relative_with_the_metrics_own_tolerance():
     old = {"test": {"loss": 2.0}, "seeds": {"test_loss": {"mean": 2.0, "n": 3, "std": 0.01}}}
-    assert rows_for(old, {"test": {"loss": 2.0199}, "seeds": {"test_loss": {"mean": 1.9801, "n": 3, "std": 0.01}}}) == []
-    assert rows_for(old, {"test": {"loss": 2.022}, "seeds": {"test_loss": {"mean": 2.03, "n": 3, "std": 0.01}}}) == [
-        ("seeds.test_loss.mean", "differs by 1.50% (rtol 0.01)"), ("test.loss", "differs by 1.10% (rtol 0.01)")]
+    assert rows_for(old, {"test": {"loss": 2.0019}, "seeds": {"test_loss": {"mean": 1.9981, "n": 3, "std": 0.01}}}) == []
+    assert rows_for(old, {"test": {"loss": 2.0022}, "seeds": {"test_loss": {"mean": 2.003, "n": 3, "std": 0.01}}}) == [
+        ("seeds.test_loss.mean", "differs by 0.0015 relative (rtol 0.001)"),
+        ("test.loss", "differs by 0.0011 relative (rtol 0.001)")]
+
+
+def test_a_perplexity_is_judged_through_its_log_the_loss():
+    """A word-level perplexity of 200 (loss 5.3) may move as much as its loss may: 0.1% of 5.3 nats, not
+    0.1% of 200 (which would hold a loss to 2e-4 relative)."""
+    ppl = 200.0
+    allowed = math.exp(math.log(ppl) * (1 + 0.0009))   # the loss moved by 0.09%
+    assert rows_for({"test": {"perplexity": ppl}}, {"test": {"perplexity": allowed}}) == []
+    beyond = math.exp(math.log(ppl) * (1 + 0.0011))
+    assert [row[0] for row in rows_for({"test": {"perplexity": ppl}}, {"test": {"perplexity": beyond}})] == [
+        "test.perplexity"]
 
 
 def test_counts_are_exact_by_shape_in_any_file():
@@ -55,10 +67,10 @@ def test_another_chosen_epoch_with_a_real_change_fails_beside_the_metric():
     worse = FLIPPED | {"test": FLIPPED["test"] | {"loss": 1.96}}
     assert rows_for(COMMITTED, worse) == [
         ("best_epoch", "another epoch chosen, and metrics of its file differ"),
-        ("test.loss", "differs by 1.82% (rtol 0.01)")]
+        ("test.loss", "differs by 0.0182 relative (rtol 0.001)")]
     # the same epoch with the same change: only the metric fails
     assert rows_for(COMMITTED, COMMITTED | {"test": COMMITTED["test"] | {"loss": 1.96}}) == [
-        ("test.loss", "differs by 1.82% (rtol 0.01)")]
+        ("test.loss", "differs by 0.0182 relative (rtol 0.001)")]
 
 
 def test_timings_are_never_compared_whatever_their_name():

@@ -6,8 +6,8 @@
     rnnlm info models/news/neural/lstm.pt
     rnnlm novelty --model models/names/neural/lstm.pt --train-split data/splits/names/train.txt
     rnnlm export --model models/names/neural/lstm.pt --onnx lstm.onnx
-    rnnlm compare [REV] [--rtol 0.01]
-    rnnlm check-metrics [--rev HEAD] [--rtol 0.01] [--atol 1e-6] [--sample-k 3]
+    rnnlm compare [REV] [--rtol R]
+    rnnlm check-metrics [--rev HEAD] [--rtol R] [--atol 1e-6] [--sample-k 3]
     rnnlm check-lock [--rev HEAD]
 
 Every subcommand's ``--help`` ends with examples that run on the pipeline's models (tests/test_examples.py
@@ -36,6 +36,7 @@ from .lm import (MODEL_FILES, MODEL_HINT, PIPELINE_MODELS, NeuralLM, load_model,
 from .novelty import novelty_grid
 from .sampling import join_text, sample_ids
 from .scoring import printable_tokens, read_items, score_lines
+from .tolerances import rtol_of
 
 
 CHECK_METRICS_RULES = """\
@@ -50,7 +51,9 @@ CHECK_METRICS_RULES = """\
               std_X s:               |new-old| <= k*s/sqrt(2(n-1))
             (another machine may draw other samples: a last-digit difference can flip a draw)
   relative  every other number (losses, accuracies, means, single-seed values):
-              |new-old| <= atol + rtol*|old|
+              |new-old| <= atol + rtol*|old|, rtol each metric's own (rnnlm.tolerances,
+              measured between CPUs: losses and bits/char 1e-3); a perplexity through its
+              log: |ln new - ln old| <= rtol(loss)*|ln old|
   exact     strings and booleans; a NaN passes only where the committed value was NaN
 A file or key that is missing on one side fails. Exit status 1 and a table (file, metric,
 committed, workspace, problem) when any value fails its rule.
@@ -222,19 +225,23 @@ def cmd_check_metrics(args):
     old = gates.committed_metrics(args.rev, args.metrics_dir)
     if not old:
         raise UserError(f"no metrics under {args.metrics_dir}/ at revision {args.rev}")
-    if args.rtol < 0 or args.atol < 0 or args.sample_k <= 0:
+    if (args.rtol is not None and args.rtol < 0) or args.atol < 0 or args.sample_k <= 0:
         raise UserError("--rtol and --atol must be >= 0 and --sample-k > 0")
     new = gates.workspace_metrics(args.metrics_dir)
-    tally = {}
+    tally, drift = {}, {}
     rows = gates.compare_metrics(old, new, args.rtol, args.atol, ignore=tuple(args.ignore), k=args.sample_k,
-                                 tally=tally)
-    tolerances = f"rtol={args.rtol}, atol={args.atol}, sample bands of {args.sample_k:g} standard errors"
+                                 tally=tally, drift=drift)
+    rtol = "each metric's measured rtol (rnnlm.tolerances)" if args.rtol is None else f"rtol={args.rtol}"
+    tolerances = f"{rtol}, atol={args.atol}, sample bands of {args.sample_k:g} standard errors"
+    moved = ", ".join(f"{name} {change:.2g} (rtol {rtol_of(name) if args.rtol is None else args.rtol:g})"
+                      for name, change in sorted(drift.items()) if change > 0)
     if rows:
         print(f"{len(rows)} metric(s) differ from {args.rev} beyond their tolerance ({tolerances}):")
         print(gates.format_rows(rows))
         return 1
     judged = ", ".join(f"{tally[rule]} {rule}" for rule in sorted(tally))
     print(f"metrics match {args.rev}: {len(old)} files within tolerance ({tolerances}); values by rule: {judged}")
+    print(f"largest relative change by metric: {moved or 'none (every value reproduced exactly)'}")
     return 0
 
 
@@ -370,9 +377,9 @@ def build_parser():
                     "follows from its key and shape (so new metrics files need no configuration):",
         epilog=CHECK_METRICS_RULES)
     cm.add_argument("--rev", default="HEAD", help="git revision holding the reference metrics (default HEAD)")
-    cm.add_argument("--rtol", type=float, default=0.01,
-                    help="relative tolerance of means and single-seed values; spreads get rtol*|mean| "
-                         "(default 0.01 = 1%%)")
+    cm.add_argument("--rtol", type=float, default=None,
+                    help="one relative tolerance for every value instead of each metric's own, measured between "
+                         "CPUs (rnnlm.tolerances: losses 1e-3; perplexity through its log, the loss)")
     cm.add_argument("--atol", type=float, default=1e-6, help="absolute slack added to every band (default 1e-6)")
     cm.add_argument("--sample-k", type=float, default=3.0,
                     help="width of the bands of sample statistics, in standard errors (default 3)")
@@ -387,7 +394,8 @@ def build_parser():
                     "test loss and perplexity on both sides, the change, and a mark where it goes beyond the "
                     "tolerance of check-metrics; then the best model (lowest dev loss) of each side.")
     cp.add_argument("rev", nargs="?", default="HEAD", help="git revision to compare with (default HEAD), e.g. main")
-    cp.add_argument("--rtol", type=float, default=0.01, help="relative tolerance, as check-metrics (default 0.01)")
+    cp.add_argument("--rtol", type=float, default=None,
+                    help="one relative tolerance instead of each metric's own, as check-metrics")
     cp.add_argument("--atol", type=float, default=1e-6, help="absolute slack, as check-metrics (default 1e-6)")
     cp.add_argument("--metrics-dir", default="metrics")
     cp.set_defaults(func=cmd_compare)

@@ -15,6 +15,7 @@ from . import gates
 from .errors import UserError
 from .report import DASH, markdown_table
 from .schema.mixture import mixture_name
+from .tolerances import rtol_of
 
 SPLITS = ("dev", "test")
 # (metric, decimals of its values and changes)
@@ -84,7 +85,7 @@ def _best(models):
     return f"{name} ({models[name]['dev']['loss']:.4f})"
 
 
-def compare_markdown(old, new, rev, rtol=0.01, atol=1e-6, metrics_dir="metrics"):
+def compare_markdown(old, new, rev, rtol=None, atol=1e-6, metrics_dir="metrics"):
     """``old`` (at ``rev``) and ``new`` (the workspace): ``{path: parsed JSON}`` -> the comparison."""
     before, after = models_by_corpus(old, metrics_dir), models_by_corpus(new, metrics_dir)
     titles = ["model", "split"]
@@ -100,14 +101,21 @@ def compare_markdown(old, new, rev, rtol=0.01, atol=1e-6, metrics_dir="metrics")
     verdict = (f"{beyond} value(s) changed beyond the tolerance, marked {MARK}" if beyond
                else "No value changed beyond the tolerance")
     head = [f"# Metrics: the workspace against {rev}", "",
-            f"{verdict} (|change| > {atol:g} + {rtol:g} × |value at {rev}|, the rule of `rnnlm check-metrics`). "
+            f"{verdict} ({_rule_text(rtol, atol, rev)}, the rule of `rnnlm check-metrics`). "
             f"Loss in nats per token, lower is better; the curves: `dvc plots diff {rev}`.", ""]
     return "\n".join(head + parts)
 
 
-def compare(rev="HEAD", rtol=0.01, atol=1e-6, metrics_dir="metrics"):
+def _rule_text(rtol, atol, rev):
+    if rtol is None:
+        return (f"|change| > {atol:g} + rtol × |value at {rev}|, rtol each metric's own: loss {rtol_of('loss'):g}, "
+                f"perplexity through its log, accuracy {rtol_of('accuracy'):g}")
+    return f"|change| > {atol:g} + {rtol:g} × |value at {rev}|"
+
+
+def compare(rev="HEAD", rtol=None, atol=1e-6, metrics_dir="metrics"):
     """The comparison of the metrics at git revision ``rev`` with the workspace's, as Markdown."""
-    if rtol < 0 or atol < 0:
+    if (rtol is not None and rtol < 0) or atol < 0:
         raise UserError("--rtol and --atol must be >= 0")
     old = gates.committed_metrics(rev, metrics_dir)
     if not models_by_corpus(old, metrics_dir):

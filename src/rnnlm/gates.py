@@ -19,6 +19,7 @@ import yaml
 
 from .errors import UserError
 from .speed import is_timing
+from .tolerances import metric_name, rtol_of, within
 
 # What each committed metric is compared with is decided by its key and shape, never by a list of
 # files, so metrics files added later are judged by the same rules:
@@ -26,7 +27,8 @@ from .speed import is_timing
 #   timing    keys ending in "seconds", "_per_s" or "_ms" (rnnlm.speed): machine and load; never
 #             compared. The pipeline keeps them out of metrics/ (speed/), older revisions did not.
 #   count     an int in both files (tokens, n, params, samples, seed, best_epoch...): exact.
-#   spread    "std" beside a "mean" (the spread over seeds): |new - old| <= atol + rtol*|mean|.
+#   spread    "std" beside a "mean" (the spread over seeds): |new - old| <= atol + rtol*|mean|, rtol the
+#             tolerance of the metric it spreads.
 #             A std is a difference of nearly equal numbers, so last-digit noise in the runs is a
 #             large *relative* change of the std; scaled by its mean it is as small as the noise.
 #   sample    statistics of random samples, in an object with an int "samples" count n: within
@@ -36,8 +38,9 @@ from .speed import is_timing
 #               "mean_X" m beside "std_X" s  k*s/sqrt(n)
 #               "std_X" s                  k*s/sqrt(2(n-1))
 #             (q smooths p so that a committed 0% or 100% still gets a band.)
-#   relative  every other number (losses, perplexities, means, single-seed values):
-#             |new - old| <= atol + rtol*|old|.
+#   relative  every other number (losses, accuracies, means, single-seed values):
+#             |new - old| <= atol + rtol*|old|, rtol the metric's own tolerance, measured
+#             between CPUs (rnnlm.tolerances: losses 1e-3); a perplexity through its log, the loss.
 #   exact     strings and booleans.
 #   effect    the chosen epoch (best_epoch, and epochs_done, which early stopping derives from
 #             the same dev losses): judged by its effect, not its value. The last epochs' dev
@@ -86,8 +89,12 @@ def sample_band(name, value, siblings, k):
     return None
 
 
-def judge(key, old, new, siblings, rtol=0.01, atol=1e-6, k=3.0):
-    """(rule, problem or None) for one metric; ``siblings`` is the committed dict that holds it."""
+def judge(key, old, new, siblings, rtol=None, atol=1e-6, k=3.0, drift=None):
+    """(rule, problem or None) for one metric; ``siblings`` is the committed dict that holds it.
+
+    ``rtol`` None takes each metric's measured tolerance (``rnnlm.tolerances``); a number overrides
+    it for every metric. ``drift``, if given, keeps per metric name the largest relative change the
+    relative rule saw (how the tolerances were measured)."""
     name = key.split(".")[-1]
     if is_timing(name):
         return "timing", None
@@ -105,15 +112,19 @@ def judge(key, old, new, siblings, rtol=0.01, atol=1e-6, k=3.0):
         return "sample", f"outside {old:g} ± {band:.3g} ({k:g} standard errors of {n} samples)"
     if isinstance(old, int) and isinstance(new, int):
         return "count", None if old == new else "count differs (compared exactly)"
+    tol = rtol_of(key) if rtol is None else rtol
     if name == "std" and _is_number(siblings.get("mean")):
-        limit = atol + rtol * abs(siblings["mean"])
+        limit = atol + tol * abs(siblings["mean"])
         if abs(new - old) <= limit:
             return "spread", None
-        return "spread", f"moved by {abs(new - old):.3g} > {rtol:g} × |mean| = {limit:.3g}"
-    if math.isclose(new, old, rel_tol=rtol, abs_tol=atol):
+        return "spread", f"moved by {abs(new - old):.3g} > {tol:g} × |mean| = {limit:.3g}"
+    ok, change = within(key, old, new, atol, rtol)
+    if drift is not None:
+        metric = metric_name(key)
+        drift[metric] = max(drift.get(metric, 0.0), change)
+    if ok:
         return "relative", None
-    rel = abs(new - old) / abs(old) if old else math.inf
-    return "relative", f"differs by {rel:.2%} (rtol {rtol:g})"
+    return "relative", f"differs by {change:.3g} relative (rtol {tol:g})"
 
 
 def _run(args, missing_hint):
@@ -154,11 +165,11 @@ def workspace_metrics(metrics_dir):
     return {str(p): json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(metrics_dir).rglob("*.json"))}
 
 
-def compare_metrics(old, new, rtol=0.01, atol=1e-6, ignore=(), k=3.0, tally=None):
+def compare_metrics(old, new, rtol=None, atol=1e-6, ignore=(), k=3.0, tally=None, drift=None):
     """Rows (file, key, old, new, problem) for every metric that fails its rule (see ``judge``).
 
     ``old`` and ``new`` map file -> parsed JSON. ``tally``, if given, receives how many values
-    each rule judged (for the summary line).
+    each rule judged (for the summary line); ``drift`` the largest relative change per metric name.
     """
     rows = []
     tally = {} if tally is None else tally
@@ -184,7 +195,7 @@ def compare_metrics(old, new, rtol=0.01, atol=1e-6, ignore=(), k=3.0, tally=None
                 if va != vb:
                     moved_epochs.append((path, key, va, vb))
                 continue
-            rule, problem = judge(key, va, vb, siblings, rtol, atol, k)
+            rule, problem = judge(key, va, vb, siblings, rtol, atol, k, drift)
             tally[rule] = tally.get(rule, 0) + 1
             if problem:
                 file_rows.append((path, key, va, vb, problem))
