@@ -8,8 +8,11 @@ from .base import Section, rule
 
 
 class IngestConfig(Section):
-    format: Literal["lines", "jsonl"]  # "lines": one item per line; "jsonl": one JSON object per line
-    normalize: Literal["name", "news"]  # "name": char-level rules; "news": the seed's word-level rules
+    # "lines": one item per line; "jsonl": one JSON object per line; "text": one long text read as one
+    # stream, newlines included (a file, or a folder of train.txt, dev.txt or valid.txt, test.txt: docs/streams.md)
+    format: Literal["lines", "jsonl", "text"]
+    # "name": char-level rules; "news": the seed's word-level rules; "text": the text as it is (format: text)
+    normalize: Literal["name", "news", "text"]
     # The name rules (normalize: name; the news rules take no settings, so news leaves them out):
     alphabet: Optional[Annotated[str, Field(min_length=1)]] = None  # name rows with other characters are rejected
     lowercase: Optional[bool] = None        # lowercase before checking the alphabet
@@ -25,4 +28,6 @@ class IngestConfig(Section):
             for key in ("alphabet", "lowercase", "strip_accents"):
                 rule(getattr(self, key) is not None, key, "must be set for normalize: name")
         rule(self.format != "jsonl" or self.text_fields is not None, "text_fields", "must be set for format: jsonl")
+        rule((self.format == "text") == (self.normalize == "text"), "normalize",
+             f"must be text exactly when format is text (a stream keeps its text as it is), got {self.normalize}")
         return self
