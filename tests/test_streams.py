@@ -441,3 +441,49 @@ def test_predefined_split_files_through_the_stages_and_score_gives_the_evaluate_
         summary = json.loads(capsys.readouterr().out.splitlines()[-1])
         for key in ("loss", "perplexity", "bits_per_char"):
             assert summary[key] == pytest.approx(metrics["test"][key], rel=1e-6, abs=1e-6)
+
+
+# --- the report and rnnlm compare -------------------------------------------------------------
+
+def stream_metrics(loss, joined=True, **extra):
+    split = {"loss": loss, "perplexity": float(np.exp(loss)), "accuracy": 0.5, "bits_per_char": loss / np.log(2),
+             "tokens": 100}
+    metrics = {"dev": split, "test": split | {"oov_rate": 0.0}, "params": 10, **extra}
+    return metrics | ({"dev_test": split | {"loss": loss + 0.01}} if joined else {})
+
+
+def test_the_report_and_compare_show_dev_union_test_for_a_stream_corpus():
+    from rnnlm.compare import compare_markdown
+    from rnnlm.report import summary_markdown
+
+    neural = dict(seed=0, best_epoch=1, epochs_done=2)
+    results = {"shakespeare": {"lstm": stream_metrics(1.5, **neural), "transformer": stream_metrics(1.6, **neural),
+                               "ngram": stream_metrics(2.0, joined=False, order=3)},
+               "names": {"lstm": stream_metrics(1.9, joined=False, **neural)}}
+    sampled = {"samples": 3, "mean_length": 600.0, "std_length": 0.0, "long_lines": 20, "copied_line_share": 0.25}
+    text = summary_markdown(results, samples={"shakespeare": {"lstm": sampled, "transformer": sampled},
+                                              "names": {"lstm": {"samples": 5, "novel_share": 0.8,
+                                                                 "mean_length": 5.0, "std_length": 1.0}}})
+    shakespeare, names = text.split("## names")[0], text.split("## names")[1]
+    assert "dev ∪ test loss" in shakespeare and "copied lines" in shakespeare and "differ in kind" in shakespeare
+    assert "dev ∪ test" not in names and "novel samples" in names
+    lstm = next(line for line in shakespeare.splitlines() if line.startswith("| **lstm**"))
+    assert [cell.strip() for cell in lstm.split("|")[3:6]] == ["1.5000", "1.5000", "1.5100"] and "0.25" in lstm
+    ngram = next(line for line in shakespeare.splitlines() if line.startswith("| ngram"))
+    assert ngram.split("|")[5].strip() == "—"
+    old = {"metrics/shakespeare/neural/lstm.json": stream_metrics(1.5), "metrics/shakespeare/ngram.json":
+           stream_metrics(2.0, joined=False)}
+    new = {"metrics/shakespeare/neural/lstm.json": stream_metrics(1.4), "metrics/shakespeare/ngram.json":
+           stream_metrics(2.0, joined=False)}
+    table = compare_markdown(old, new, "main")
+    assert "| lstm    | dev_test |" in table and "| ngram   | dev_test" not in table
+    assert "1.5100" in table and "1.4100" in table
+
+
+def test_rnnlm_sample_writes_long_text_for_a_stream_model(stream_files, capsys):
+    folder = stream_files[0]
+    for name in ("lstm.pt", "transformer.pt", "mix.json"):  # the transformer's 16 positions: cropped, not refused
+        with pytest.raises(SystemExit) as done:
+            main(["sample", "--model", str(folder / name), "-n", "1", "--prompt", "ROMEO:", "--max-tokens", "100"])
+        out = capsys.readouterr().out
+        assert done.value.code == 0 and out.startswith("ROMEO:") and len(out) == len("ROMEO:") + 100 + 1
