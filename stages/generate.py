@@ -23,7 +23,8 @@ from rnnlm.schema.pipeline import Pipeline
 
 
 def samples_of(checkpoint, cfg):
-    """``(lines of the samples file, the unconditional samples)`` of one model, seeded by ``cfg.seed``."""
+    """``(lines of the samples file, the unconditional samples, whether it is a stream model)`` of one model,
+    seeded by ``cfg.seed``."""
     seed_everything(cfg.seed)  # every model draws from the same seed, whichever kinds come before it
     model, vocab, _ = load_checkpoint(checkpoint)
     model.to(resolve_device(cfg.device))
@@ -31,13 +32,13 @@ def samples_of(checkpoint, cfg):
     sample = dict(temperature=cfg.temperature, top_k=cfg.top_k, max_tokens=cfg.max_tokens, generator=generator)
     free = generate(model, vocab, cfg.num_samples, **sample)
     # a stream's samples are many lines long: each gets a header line of its own
-    numbered = (lambda texts: [f"# --- sample\n{text}" for text in texts]) if vocab.stream else list
+    framed = (lambda texts: [f"# --- sample\n{text}" for text in texts]) if vocab.stream else list
     lines = [f"# {checkpoint}: {cfg.num_samples} samples, temperature {cfg.temperature}, top-k {cfg.top_k}"]
-    lines += numbered(free)
+    lines += framed(free)
     for prompt in cfg.prompts:
         lines.append(f"\n# prompt {prompt!r}: greedy, then sampled")
-        lines += numbered(generate(model, vocab, 1, prompt, max_tokens=cfg.max_tokens, greedy=True, warn=print))
-        lines += numbered(generate(model, vocab, cfg.samples_per_prompt, prompt, **sample))
+        lines += framed(generate(model, vocab, 1, prompt, max_tokens=cfg.max_tokens, greedy=True, warn=print))
+        lines += framed(generate(model, vocab, cfg.samples_per_prompt, prompt, **sample))
     return lines, free, vocab.stream
 
 
