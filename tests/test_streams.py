@@ -487,3 +487,14 @@ def test_rnnlm_sample_writes_long_text_for_a_stream_model(stream_files, capsys):
             main(["sample", "--model", str(folder / name), "-n", "1", "--prompt", "ROMEO:", "--max-tokens", "100"])
         out = capsys.readouterr().out
         assert done.value.code == 0 and out.startswith("ROMEO:") and len(out) == len("ROMEO:") + 100 + 1
+
+
+def test_kenlm_reads_a_tokenized_stream_as_one_sentence_with_the_ngrams_loss(stream_files, capsys):
+    kenlm = pytest.importorskip("kenlm")
+    folder, vocab, splits, _, ngram = stream_files
+    with pytest.raises(SystemExit) as done:
+        main(["tokenize", "--model", str(folder / "ngram.arpa.gz"), str(folder / "test.txt")])
+    [line] = capsys.readouterr().out.splitlines()
+    assert done.value.code == 0 and "<U+000A>" in line and len(line.split()) == splits["test"].num_targets
+    loss = -kenlm.Model(str(folder / "ngram.arpa.gz")).score(line, bos=True, eos=False) * np.log(10) / len(line.split())
+    assert loss == pytest.approx(summarize(*ngram.evaluate(splits["test"]))["loss"], abs=1e-5)

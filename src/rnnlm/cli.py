@@ -156,10 +156,12 @@ def cmd_score(args):
 
 def cmd_tokenize(args):
     _model_loader(args)
-    lines = input_lines(args.input)
+    data = input_bytes(args.input)
     vocab = load_vocabulary(args.model)  # the file's vocabulary alone: no weights, no n-grams
+    if vocab.stream:  # one stream: the whole input is one line of tokens, its newlines among them
+        return tokenize_stream(vocab, input_stream(data), _source(args.input))
     printed = 0
-    for record in read_items(vocab, lines):
+    for record in read_items(vocab, input_lines(args.input, data)):
         if "rejected" in record:
             print(f"{_source(args.input)}:{record['line']}: rejected ({record['rejected']}: {record['detail']}): "
                   f"{record['text']!r}", file=sys.stderr)
@@ -168,6 +170,20 @@ def cmd_tokenize(args):
             printed += 1
     if not printed:
         raise UserError(f"no line of {_source(args.input)} could be tokenized (every line was rejected)")
+    return 0
+
+
+def tokenize_stream(vocab, lines, source):
+    """``rnnlm tokenize`` of a stream model: every kept line joined into one text, printed as one line of
+    tokens (a newline as the ARPA file writes it, <U+000A>), so KenLM scores it as one sentence."""
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            print(f"{source}:{number}: rejected (invalid_utf8: the line is not valid UTF-8): "
+                  f"{line.decode('utf-8', errors='replace')!r}", file=sys.stderr)
+    text = "".join(line for line in lines if not isinstance(line, bytes))
+    if not text:
+        raise UserError(f"no line of {source} could be tokenized (every line was rejected)")
+    print(printable_tokens(vocab, text))
     return 0
 
 
@@ -347,7 +363,8 @@ def build_parser():
                     "a token, such as a char-level space, as <U+0020>). A token the vocabulary lacks is printed "
                     "as written; KenLM and SRILM read it as <unk>, as the model does. A rejected line is not "
                     "printed: stdout has one line per kept item, and stderr names each rejected line with its "
-                    "number and reason.",
+                    "number and reason. A stream model (one long text) reads the whole input as one text and prints "
+                    "it as one line of tokens, each newline among them (score it in KenLM without an end token).",
         epilog=examples("rnnlm tokenize --model models/news/ngram.arpa.gz data/splits/news/test.txt > test.tok",
                         "echo \"Don't stop-believing!\" | rnnlm tokenize --model models/news/neural/lstm.pt",
                         "echo Zoë | rnnlm tokenize --model models/names/mixture.json"))

@@ -178,7 +178,7 @@ class Vocabulary:
             return list(item)
         if self.level == "bpe":
             return self._bpe_tokenizer.encode(item, add_special_tokens=False).tokens
-        return tokenize(item, "word")
+        return stream_tokens(item, "word") if self.stream else tokenize(item, "word")
 
     def unknown_tokens(self, item):
         """The pieces of one normalized ``item`` that encode as ``<unk>``: characters or words, in order."""
