@@ -5,10 +5,10 @@ long text: there are no items, a newline is a token like any other, and a model 
 token to its last with its state carried along. This module is the data side of that corpus shape
 (``ingest.<corpus>.format: text``); batching is ``rnnlm.streams`` and scoring ``rnnlm.stream_scoring``.
 
-**Reading** (``rnnlm.ingest.ingest_stream``). The raw file is read line by line (memory holds one line),
-and every kept line becomes a row ``{"line": n, "text": "...\\n"}`` whose text keeps its newline, so the rows joined give the file's text back:
-CRLF becomes LF and a leading byte-order mark is dropped, nothing else changes, and a blank line is part of the
-stream. A line that is not valid UTF-8 is the one thing rejected (reason ``invalid_utf8``, with its line
+**Reading** (``rnnlm.ingest.ingest_stream``, with ``decode_stream_lines`` below). The raw file is read line
+by line (memory holds one line), and every kept line becomes a row ``{"line": n, "text": "...\\n"}`` whose
+text keeps its newline, so the rows joined give the file's text back: CRLF becomes LF and a leading byte-order
+mark is dropped, nothing else changes, and a blank line is part of the stream. A line that is not valid UTF-8 is the one thing rejected (reason ``invalid_utf8``, with its line
 number), as for items.
 
 **Predefined splits.** A raw path that is a folder holding ``train.txt``, ``dev.txt`` (or ``valid.txt``, as
