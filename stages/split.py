@@ -34,8 +34,8 @@ def main():
         for name, text in texts.items():
             write_text(out / f"{name}.txt", text)
         write_json(out / "report.json", report)
-        print(f"split {args.corpus}: one stream, " + ", ".join(f"{n} {c:,} {level} units" for n, c in report["units"].items())
-              + (" (predefined)" if report["predefined"] else ""))
+        units = ", ".join(f"{name} {count:,} {level} units" for name, count in report["units"].items())
+        print(f"split {args.corpus}: one stream, {units}{' (predefined)' if report['predefined'] else ''}")
         return
 
     # Only line positions and categories stay in memory; each split's texts are read back from

@@ -8,8 +8,8 @@ token to its last with its state carried along. This module is the data side of 
 **Reading** (``rnnlm.ingest.ingest_stream``, with ``decode_stream_lines`` below). The raw file is read line
 by line (memory holds one line), and every kept line becomes a row ``{"line": n, "text": "...\\n"}`` whose
 text keeps its newline, so the rows joined give the file's text back: CRLF becomes LF and a leading byte-order
-mark is dropped, nothing else changes, and a blank line is part of the stream. A line that is not valid UTF-8 is the one thing rejected (reason ``invalid_utf8``, with its line
-number), as for items.
+mark is dropped, nothing else changes, and a blank line is part of the stream. A line that is not valid UTF-8
+is the one thing rejected (reason ``invalid_utf8``, with its line number), as for items.
 
 **Predefined splits.** A raw path that is a folder holding ``train.txt``, ``dev.txt`` (or ``valid.txt``, as
 WikiText and PTB name it) and ``test.txt`` is split as given: each of its rows also names its ``split``.
