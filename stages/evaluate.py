@@ -1,11 +1,13 @@
-"""Stage evaluate: full dev and test passes for every seed's checkpoint of every kind -> metrics JSON."""
+"""Stage evaluate: full dev and test passes for every seed's checkpoint of every kind -> metrics JSON.
+
+A stream corpus also gets "dev_test": dev and test scored as ONE stream from a zero state (docs/streams.md)."""
 
 import argparse
 from pathlib import Path
 
 from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.data import load_encoded
+from rnnlm.data import joined_streams, load_encoded
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
@@ -23,6 +25,8 @@ def evaluate_checkpoint(path, vocab, splits, batch_size, device):
     model.to(device)
     result = {split: evaluate_split(model, splits[split], vocab.pad_id, batch_size, unk_id=vocab.unk_id)
               for split in ("dev", "test")}
+    if "dev_test" in splits:  # a stream's dev ∪ test, one stream (nanoGPT's val)
+        result["dev_test"] = evaluate_split(model, splits["dev_test"], vocab.pad_id, batch_size)
     return model, payload["training"], result
 
 
@@ -36,7 +40,8 @@ def evaluate_kind(seeds_dir, seeds, vocab, splits, cfg, oov_char_share):
         per_seed.append(result)
         if len(per_seed) == 1:  # the first seed is the headline model
             test = result["test"] | {"oov_char_share": oov_char_share}
-            headline = metrics_record(result["dev"], test, params=model.num_parameters(), seed=seed,
+            joined = {"dev_test": result["dev_test"]} if "dev_test" in result else {}
+            headline = metrics_record(result["dev"], test, **joined, params=model.num_parameters(), seed=seed,
                                       # the epoch whose weights were kept (lowest dev loss), of those trained
                                       best_epoch=training.get("best_epoch"), epochs_done=training["epochs_done"])
     return rounded(with_seed_spread(headline, per_seed))
@@ -60,6 +65,8 @@ def main():
 
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
+    if vocab.stream:
+        splits["dev_test"] = joined_streams(splits["dev"], splits["test"])
     # <unk> stands for a whole word's characters: say how many of the characters bits/char divides by.
     test_items = read_lines(args.test_split, what="test split")
     oov_char_share = vocab.unknown_chars(test_items) / int(splits["test"].chars.sum())

@@ -1,4 +1,7 @@
-"""Stage generate: samples from every kind's headline checkpoint (unconditional and from prompts) + novelty."""
+"""Stage generate: samples from every kind's headline checkpoint (unconditional and from prompts) + novelty.
+
+Prompts are normalized as `rnnlm sample` normalizes them (rnnlm.sampling.prompt_ids). A stream model writes a
+few long samples, newlines kept, judged by how many of their long lines copy the training text."""
 
 import argparse
 from pathlib import Path
@@ -10,29 +13,33 @@ from rnnlm.checkpoint import load_checkpoint
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import rounded
-from rnnlm.io import read_lines, write_json, write_text
+from rnnlm.io import write_json, write_text
 from rnnlm.lifecycle import exit_with_parent
-from rnnlm.sampling import generate, sample_statistics
+from rnnlm.sampling import generate, sample_statistics, stream_sample_statistics
 from rnnlm.schema.generate import GenerateConfig
 from rnnlm.schema.pipeline import Pipeline
 from rnnlm.seeding import seed_everything
+from rnnlm.textstream import read_stream_text
 
 
 def samples_of(checkpoint, cfg):
-    """``(lines of the samples file, the unconditional samples)`` of one model, seeded by ``cfg.seed``."""
+    """``(lines of the samples file, the unconditional samples, whether it is a stream model)`` of one model,
+    seeded by ``cfg.seed``."""
     seed_everything(cfg.seed)  # every model draws from the same seed, whichever kinds come before it
     model, vocab, _ = load_checkpoint(checkpoint)
     model.to(resolve_device(cfg.device))
     generator = torch.Generator().manual_seed(cfg.seed)
     sample = dict(temperature=cfg.temperature, top_k=cfg.top_k, max_tokens=cfg.max_tokens, generator=generator)
     free = generate(model, vocab, cfg.num_samples, **sample)
+    # a stream's samples are many lines long: each gets a header line of its own
+    framed = (lambda texts: [f"# --- sample\n{text}" for text in texts]) if vocab.stream else list
     lines = [f"# {checkpoint}: {cfg.num_samples} samples, temperature {cfg.temperature}, top-k {cfg.top_k}"]
-    lines += free
+    lines += framed(free)
     for prompt in cfg.prompts:
         lines.append(f"\n# prompt {prompt!r}: greedy, then sampled")
-        lines += generate(model, vocab, 1, prompt, max_tokens=cfg.max_tokens, greedy=True)
-        lines += generate(model, vocab, cfg.samples_per_prompt, prompt, **sample)
-    return lines, free
+        lines += framed(generate(model, vocab, 1, prompt, max_tokens=cfg.max_tokens, greedy=True, warn=print))
+        lines += framed(generate(model, vocab, cfg.samples_per_prompt, prompt, **sample))
+    return lines, free, vocab.stream
 
 
 @exit_on_user_error
@@ -49,14 +56,20 @@ def main():
     kinds = Pipeline.of(params).kinds_of(args.corpus)
     cfg = section(params, GenerateConfig, "generate", args.corpus)
 
-    train_items = set(read_lines(args.train_split, what="training split"))
+    train_text = read_stream_text(args.train_split, what="training split")
+    train_items = set(train_text.splitlines())
     for kind in kinds:
-        lines, free = samples_of(Path(args.models_dir) / f"{kind}.pt", cfg)
+        lines, free, stream = samples_of(Path(args.models_dir) / f"{kind}.pt", cfg)
         write_text(Path(args.samples_dir) / f"{kind}.txt", "\n".join(lines) + "\n")
-        stats = sample_statistics(free, train_items)
+        if stream:
+            stats = stream_sample_statistics(free, train_text)
+            print(f"generate {args.corpus}/{kind}: {len(free)} samples, {stats['copied_line_share']:.0%} of their "
+                  f"{stats['long_lines']} long lines copy the training text")
+        else:
+            stats = sample_statistics(free, train_items)
+            print(f"generate {args.corpus}/{kind}: {stats['novel_share']:.0%} of {len(free)} samples "
+                  "are not in the training split")
         write_json(Path(args.metrics_dir) / f"{kind}.json", rounded(stats))
-        print(f"generate {args.corpus}/{kind}: {stats['novel_share']:.0%} of {len(free)} samples "
-              "are not in the training split")
 
 
 if __name__ == "__main__":

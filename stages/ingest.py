@@ -1,11 +1,14 @@
-"""Stage ingest: raw file -> normalized rows (JSONL), rejected rows with line numbers, data report."""
+"""Stage ingest: raw file -> normalized rows (JSONL), rejected rows with line numbers, data report.
+
+A stream corpus (format: text) keeps every line with its newline (rnnlm.textstream); its raw path may be a
+folder of predefined split files."""
 
 import argparse
 import json
 
 from _params import load_params, section
 from rnnlm.errors import exit_on_user_error
-from rnnlm.ingest import IngestTally, ingest_lines, require_rows
+from rnnlm.ingest import IngestTally, ingest_lines, ingest_stream, require_rows
 from rnnlm.io import atomic_write, write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.schema.ingest import IngestConfig
@@ -16,7 +19,7 @@ def main():
     exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--raw", required=True, help="raw input file")
+    ap.add_argument("--raw", required=True, help="raw input file (a stream: or a folder of split files)")
     ap.add_argument("--rows", required=True, help="output: kept rows, JSON lines")
     ap.add_argument("--rejects", required=True, help="output: rejected rows, JSON lines")
     ap.add_argument("--report", required=True, help="output (a metric): rows read, kept, rejected per reason, JSON")
@@ -27,9 +30,10 @@ def main():
     # Files commit only when their block ends cleanly: a fatal bad row leaves neither, and an
     # input with no usable row leaves the rejects and the report (to read why) but no rows.
     tally = IngestTally()
+    read = ingest_stream if cfg.format == "text" else ingest_lines
     with atomic_write(args.rows) as rows_out:
         with atomic_write(args.rejects) as rejects_out:
-            for row, reject in ingest_lines(args.raw, cfg):
+            for row, reject in read(args.raw, cfg):
                 tally.count(row, reject)
                 if row is not None:
                     rows_out.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 from _params import load_params, section
 from rnnlm.arpa import read_arpa_header
 from rnnlm.checkpoint import load_checkpoint
-from rnnlm.data import load_encoded
+from rnnlm.data import joined_streams, load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded
 from rnnlm.io import write_json
@@ -86,14 +86,18 @@ def main():
         weights = fit_weights([neural_target_probabilities(model, splits["dev"], vocab.pad_id) for model in models]
                               + [p_ngram_dev])
         mixtures.append((models, weights))
+    if vocab.stream:  # a stream's dev ∪ test, scored as one stream (docs/streams.md)
+        splits["dev_test"] = joined_streams(splits["dev"], splits["test"])
     results = {split: evaluate_mixtures(mixtures, ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
-               for split in ("dev", "test")}
-    per_seed = [{"dev": dev, "test": test} for dev, test in zip(results["dev"], results["test"])]
+               for split in ("dev", "test", "dev_test") if split in splits}
+    per_seed = [{split: result[m] for split, result in results.items()} for m in range(len(mixtures))]
     components = kinds + ["ngram"]
 
     # Headline = first seed, as in the evaluate stage; parameters count every component.
     models, weights = mixtures[0]
-    headline = metrics_record(per_seed[0]["dev"], per_seed[0]["test"], seed=seeds[0], kinds=kinds,
+    joined = ({"dev_test": {k: v for k, v in per_seed[0]["dev_test"].items() if k != "oov_rate"}}
+              if "dev_test" in per_seed[0] else {})
+    headline = metrics_record(per_seed[0]["dev"], per_seed[0]["test"], **joined, seed=seeds[0], kinds=kinds,
                               weights=dict(zip(components, weights.tolist())), order=order,
                               params=sum(model.num_parameters() for model in models) + ngram.num_ngrams)
     spreads = {f"weight_{name}": [w[i] for _, w in mixtures] for i, name in enumerate(components)}

@@ -1,14 +1,20 @@
-"""Stage split: normalized rows -> train/dev/test text files (one item per line) + split report."""
+"""Stage split: normalized rows -> train/dev/test text files (one item per line) + split report.
+
+A stream corpus (ingest format: text) is cut in three contiguous pieces by its vocabulary level's units, or
+split as its predefined files say; each file then holds its exact piece of the text (rnnlm.textstream)."""
 
 import argparse
 from pathlib import Path
 
 from _params import load_params, section
 from rnnlm.errors import exit_on_user_error
-from rnnlm.io import read_jsonl_at, scan_jsonl, write_json, write_lines
+from rnnlm.io import read_jsonl_at, scan_jsonl, write_json, write_lines, write_text
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.schema.ingest import IngestConfig
 from rnnlm.schema.split import SplitConfig
+from rnnlm.schema.vocab import VocabConfig
 from rnnlm.split import category_counts, split_indices
+from rnnlm.textstream import read_rows, split_stream
 
 
 @exit_on_user_error
@@ -19,13 +25,23 @@ def main():
     ap.add_argument("--rows", required=True, help="input: ingested rows, JSON lines")
     ap.add_argument("--out-dir", required=True, help="output: {train,dev,test}.txt and report.json")
     args = ap.parse_args()
-    cfg = section(load_params(), SplitConfig, "split", args.corpus)
+    params = load_params()
+    cfg = section(params, SplitConfig, "split", args.corpus)
+    out = Path(args.out_dir)
+    if section(params, IngestConfig, "ingest", args.corpus).format == "text":  # one long text
+        level = section(params, VocabConfig, "vocab", args.corpus).level  # the units it is cut by
+        texts, report = split_stream(read_rows(args.rows), level, cfg)
+        for name, text in texts.items():
+            write_text(out / f"{name}.txt", text)
+        write_json(out / "report.json", report)
+        units = ", ".join(f"{name} {count:,} {level} units" for name, count in report["units"].items())
+        print(f"split {args.corpus}: one stream, {units}{' (predefined)' if report['predefined'] else ''}")
+        return
 
     # Only line positions and categories stay in memory; each split's texts are read back from
     # the rows file in split order as they are written.
     offsets, labels = scan_jsonl(args.rows, "category", what="ingested rows")
     parts = split_indices(len(offsets), labels, cfg)
-    out = Path(args.out_dir)
     for name, lines in parts.items():
         write_lines(out / f"{name}.txt", (row["text"] for row in read_jsonl_at(args.rows, offsets, lines)))
     report = {"items": {name: len(lines) for name, lines in parts.items()}}

@@ -28,3 +28,24 @@ def test_names_throughput_prints_ratios_and_bounds_as_its_last_json_line(tmp_pat
         assert all(value > 0 for value in result[key].values()), key
     for kind, ratio in result["ratios"].items():
         assert ratio == pytest.approx(result["tokens_per_s"][kind] / result["seed_tokens_per_s"][kind], abs=0.01)
+
+
+PLAIN_STREAM = ROOT.parent / "shared" / "bench" / "plain_stream_lstm.py"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PLAIN_STREAM.is_file(), reason="the plain loop lies in ../shared/bench beside the clone")
+def test_stream_throughput_prints_both_sides_and_their_share_of_peak(tmp_path):
+    rng = random.Random(0)
+    words = "the king my lord thou art hath love night day".split()
+    text = "".join(" ".join(rng.choice(words) for _ in range(rng.randint(2, 8))) + "\n" for _ in range(800))
+    (tmp_path / "text.txt").write_text(text)
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stream_throughput.py"), "--data",
+                           str(tmp_path / "text.txt"), "--steps", "1", "--threads", "1"], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["project"]["tokens_per_s"] > 0 and result["plain"]["tokens_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["project"]["tokens_per_s"] / result["plain"]["tokens_per_s"],
+                                            abs=0.01)
+    assert 0 < result["project"]["share_of_peak"] < 1 and result["threads"] == 1 and result["hidden"] == 512

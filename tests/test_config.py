@@ -108,7 +108,7 @@ def test_params_yaml_of_the_project_is_valid():
     from _params import load_params, section
 
     params = load_params(root / "params.yaml")
-    for corpus in ("names", "news"):
+    for corpus in params["corpora"]:
         section(params, IngestConfig, "ingest", corpus)
         section(params, SplitConfig, "split", corpus)
         section(params, VocabConfig, "vocab", corpus)

@@ -36,7 +36,7 @@ ONE_KEY = "+train.names.overrides.gru.hidden_size=12"   # one setting of one mod
 
 def names_two_kinds_one_seed(params):
     params["corpora"] = {"names": params["corpora"]["names"]}
-    params["kinds"]["names"] = ["gru", "lstm"]           # the mixture mixes the lstm alone: the transformer is not trained
+    params["kinds"] = {"names": ["gru", "lstm"]}         # the mixture mixes the lstm alone: the transformer is not trained
     params["train"]["names"]["seeds"] = [0]
 
 

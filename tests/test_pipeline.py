@@ -55,12 +55,20 @@ def make_corpora(repo):
     rows.insert(5, '{"short_description": null, "category": "POLITICS"}')
     rows.insert(9, "not json")
     (repo / "fixtures" / "news.json").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    # a stream: speakers and verse, blank lines between speeches, one line that is not UTF-8
+    speeches = [f"{rng.choice(['ROMEO', 'JULIET', 'NURSE'])}:\n" + "\n".join(
+        " ".join(rng.choice(words) for _ in range(rng.randint(3, 8))).capitalize() + rng.choice(",.;!?")
+        for _ in range(rng.randint(1, 4))) + "\n" for _ in range(120)]
+    stream = "\n".join(speeches).encode("utf-8")
+    cut = stream.index(b"\n", len(stream) // 3) + 1
+    (repo / "fixtures" / "shakespeare.txt").write_bytes(stream[:cut] + b"caf\xe9 latin-1\n" + stream[cut:])
 
 
 def shrink(repo, adjust=None):
     """Tiny models, one epoch; ``adjust`` (optional) changes the params further before they are written."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["corpora"] = {"names": "fixtures/names.txt", "news": "fixtures/news.json"}
+    params["corpora"] = {"names": "fixtures/names.txt", "news": "fixtures/news.json",
+                         "shakespeare": "fixtures/shakespeare.txt"}
     for corpus in ("names", "news"):
         # workers 1: tiny runs train in the stage's own process, sparing two torch start-ups per
         # train stage (the pool of workers: test_checkpoint_training, test_interruptions)
@@ -72,6 +80,10 @@ def shrink(repo, adjust=None):
                    if key not in ("embedding_size", "hidden_size", "layers", "epochs")}
             for kind, settings in params["train"][corpus].get("overrides", {}).items()}
         params["generate"][corpus].update(num_samples=4, samples_per_prompt=1, max_tokens=8)
+    # the stream: tiny models in short chunks, a few long-ish samples
+    params["train"]["shakespeare"].update(embedding_size=8, hidden_size=8, epochs=1, seeds=[0, 1], batch_size=4,
+                                          bptt=16, workers=1, overrides={"transformer": {"heads": 2}})
+    params["generate"]["shakespeare"].update(num_samples=2, samples_per_prompt=1, max_tokens=60)
     params["train"]["news"]["adaptive_cutoffs"] = [8, 16]  # the tiny corpus's vocabulary is far below 1,000
     # the tokenization comparison, on (tiny) news only: names keeps its empty default
     params["tokenization"]["news"].update(levels=["word", "bpe", "char"], epochs=1, bpe_vocab_size=300)
@@ -186,10 +198,16 @@ def test_repro_builds_every_output(repo):
     assert "metrics/news/neural/gru.json" in shown and "metrics/names/neural/lstm.json" in shown
     assert "metrics/news/mixture.json" in shown and "metrics/names/samples/gru.json" in shown
     plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=repo).stdout)
-    assert sorted(plots["data"]) == ["plots/names/loss.csv", "plots/news/loss.csv"]  # one chart per corpus
+    assert sorted(plots["data"]) == ["plots/names/loss.csv", "plots/news/loss.csv",
+                                     "plots/shakespeare/loss.csv"]  # one chart per corpus
+    stream = json.loads((repo / "metrics/shakespeare/neural/lstm.json").read_text())
+    assert stream["dev_test"]["tokens"] == stream["dev"]["tokens"] + stream["test"]["tokens"]
+    assert "dev ∪ test loss" in (repo / "reports/summary.md").read_text()
+    assert json.loads((repo / "data/interim/shakespeare.report.json").read_text())["rejected_by_reason"] == {
+        "invalid_utf8": 1}
 
 
-@pytest.mark.parametrize("corpus", ["names", "news"])
+@pytest.mark.parametrize("corpus", ["names", "news", "shakespeare"])
 def test_every_model_file_scores_its_test_split_with_its_stage_loss(repo, corpus, capsys, monkeypatch):
     """`rnnlm score` on each file the pipeline wrote (recurrent checkpoints, the ARPA n-gram, the
     mixture) gives the test loss and perplexity its stage recorded in metrics/, to 1e-6. (In this

@@ -25,7 +25,7 @@ def one_model_pipeline(repo):
     del pipeline["stages"]["report"]
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    del params["corpora"]["news"]
+    params["corpora"] = {"names": params["corpora"]["names"]}
     params["kinds"] = {corpus: ["gru"] for corpus in params["corpora"]}
     params["mixture"]["names"]["model"] = "gru"
     params["train"]["names"].update(seeds=[0], epochs=1)

@@ -14,6 +14,10 @@ up as one token, rare words as a few pieces. Here the symbols are bytes (GPT-2's
   text back, with no ``Ġ`` left.
 
 The special tokens are the trainer's first entries, so they keep ids 0, 1, 2, ... in the order given.
+
+A stream (``rnnlm.textstream``) gets no prefix space (``prefix_space=False``): it is one text, cut into
+splits at pre-tokenizer pieces, and without a space added at each split's start, the splits encoded one by
+one give the tokens of the whole text.
 """
 
 import json
@@ -23,13 +27,15 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from .errors import UserError
 
 
-def train_bpe(items, vocab_size, specials, min_freq=1):
-    """A byte-level BPE tokenizer trained on ``items`` (iterable of strings), specials first."""
+def train_bpe(items, vocab_size, specials, min_freq=1, prefix_space=True):
+    """A byte-level BPE tokenizer trained on ``items`` (iterable of strings), specials first;
+    ``prefix_space=False`` for a stream (module docstring)."""
     unk = specials[1] if len(specials) > 1 else None
     tokenizer = Tokenizer(models.BPE(unk_token=unk))
     tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-    tokenizer.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 0)])
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
+    tokenizer.decoder = (decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 0)]) if prefix_space
+                         else decoders.ByteLevel())
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_freq,

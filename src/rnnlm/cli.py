@@ -16,6 +16,7 @@ runs each one).
 
 import argparse
 import csv
+import io
 import json
 import os
 import sys
@@ -34,8 +35,9 @@ from .schema.generate import Temperature, TopK
 from .lm import (MODEL_FILES, MODEL_HINT, PIPELINE_MODELS, NeuralLM, load_model, load_vocabulary, model_file,
                  recorded_metrics)
 from .novelty import novelty_grid
-from .sampling import join_text, sample_ids
-from .scoring import printable_tokens, read_items, score_lines
+from .sampling import join_text, prompt_ids, sample_ids
+from .scoring import printable_tokens, read_items, score_lines, score_stream
+from .textstream import decode_stream_lines
 from .tolerances import rtol_of
 
 
@@ -80,32 +82,33 @@ def _model_loader(args):
     return model_file(args.model, hint=pipeline_hint(args.model, MODEL_HINT))[1]
 
 
-def input_lines(path):
-    """The lines of the user's input, a file or stdin (``-``): texts, and bytes for a line that is not
-    valid UTF-8 (``rnnlm.scoring.read_items`` rejects it as the ingest stage would)."""
+def input_bytes(path):
+    """The user's input, a file or stdin (``-``), as bytes; an empty one is an error."""
     if path == "-":
-        lines = list(decode_lines(sys.stdin.buffer))
+        data = sys.stdin.buffer.read()
     else:
         with open(require_file(path, what="input file", hint=pipeline_hint(path)), "rb") as f:
-            lines = list(decode_lines(f))
-    if not lines:
+            data = f.read()
+    if not data:
         raise UserError(f"{'stdin' if path == '-' else f'input file {path}'} is empty: nothing to read")
-    return [raw if text is None else text for _, text, raw in lines]
+    return data
+
+
+def input_lines(path, data=None):
+    """The lines of the user's input (``data``: its bytes, if already read): texts, and bytes for a line
+    that is not valid UTF-8 (``rnnlm.scoring.read_items`` rejects it as the ingest stage would)."""
+    data = input_bytes(path) if data is None else data
+    return [raw if text is None else text for _, text, raw in decode_lines(io.BytesIO(data))]
+
+
+def input_stream(data):
+    """The input's bytes read as one stream, as the ingest stage reads a stream corpus: its lines, each with
+    its newline, and the bytes of a line that is not valid UTF-8 (rejected)."""
+    return [raw if text is None else text for _, text, raw in decode_stream_lines(io.BytesIO(data))]
 
 
 def _source(path):
     return "stdin" if path == "-" else path
-
-
-def prompt_ids(vocab, prompt, warn):
-    """``(ids, text)`` of a prompt normalized like the corpus; ``warn`` gets one line per unknown piece."""
-    text = vocab.normalization.clean(prompt) if vocab.normalization is not None else prompt.strip()
-    if not text:
-        return [vocab.bos_id], ""
-    what = "character" if vocab.level == "char" else "word"
-    for piece in dict.fromkeys(vocab.unknown_tokens(text)):
-        warn(f"warning: prompt {what} {piece!r} is not in the model's vocabulary; the model reads it as <unk>")
-    return vocab.encode(text)[:-1], text
 
 
 def cmd_sample(args):
@@ -133,8 +136,11 @@ CSV_COLUMNS = ["line", "text", "tokens", "logprob_nats", "logprob_bits", "perple
 
 def cmd_score(args):
     _model_loader(args)
-    lines = input_lines(args.input)  # a bad input is told before the model loads
-    records, summary = score_lines(_model(args), lines)
+    data = input_bytes(args.input)  # a bad input is told before the model loads
+    lm = _model(args)
+    # A stream model reads the whole input as one text (newlines are tokens), an item model line by line.
+    records, summary = (score_stream(lm, input_stream(data)) if lm.vocab.stream
+                        else score_lines(lm, input_lines(args.input, data)))
     if not summary["items"]:
         raise UserError(f"no line of {_source(args.input)} could be scored ({summary['rejected']} rejected)")
     if args.format == "jsonl":
@@ -153,10 +159,12 @@ def cmd_score(args):
 
 def cmd_tokenize(args):
     _model_loader(args)
-    lines = input_lines(args.input)
+    data = input_bytes(args.input)
     vocab = load_vocabulary(args.model)  # the file's vocabulary alone: no weights, no n-grams
+    if vocab.stream:  # one stream: the whole input is one line of tokens, its newlines among them
+        return tokenize_stream(vocab, input_stream(data), _source(args.input))
     printed = 0
-    for record in read_items(vocab, lines):
+    for record in read_items(vocab, input_lines(args.input, data)):
         if "rejected" in record:
             print(f"{_source(args.input)}:{record['line']}: rejected ({record['rejected']}: {record['detail']}): "
                   f"{record['text']!r}", file=sys.stderr)
@@ -165,6 +173,20 @@ def cmd_tokenize(args):
             printed += 1
     if not printed:
         raise UserError(f"no line of {_source(args.input)} could be tokenized (every line was rejected)")
+    return 0
+
+
+def tokenize_stream(vocab, lines, source):
+    """``rnnlm tokenize`` of a stream model: every kept line joined into one text, printed as one line of
+    tokens (a newline as the ARPA file writes it, <U+000A>), so KenLM scores it as one sentence."""
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            print(f"{source}:{number}: rejected (invalid_utf8: the line is not valid UTF-8): "
+                  f"{line.decode('utf-8', errors='replace')!r}", file=sys.stderr)
+    text = "".join(line for line in lines if not isinstance(line, bytes))
+    if not text:
+        raise UserError(f"no line of {source} could be tokenized (every line was rejected)")
+    print(printable_tokens(vocab, text))
     return 0
 
 
@@ -185,7 +207,8 @@ def cmd_export(args):
           f"{description['kind']}, {lm.model.num_parameters():,} parameters")
     print(f"  inputs:  {signature(description['inputs'])}")
     print(f"  outputs: {signature(description['outputs'])}")
-    print(f"wrote {out.with_suffix('.json')}: vocabulary ({lm.vocab.level} level, {len(lm.vocab):,} tokens, "
+    print(f"wrote {out.with_suffix('.json')}: {'a stream model, ' if lm.vocab.stream else ''}"
+          f"vocabulary ({lm.vocab.level} level, {len(lm.vocab):,} tokens, "
           f"normalization {lm.vocab.normalization.normalize if lm.vocab.normalization else None}), "
           "initial state, inputs and outputs")
     return 0
@@ -195,7 +218,7 @@ def cmd_info(args):
     lm = load_model(args.model, hint=pipeline_hint(args.model, MODEL_HINT))
     vocab = lm.vocab
     info = {"file": args.model, "kind": lm.kind, **lm.describe(),
-            "vocabulary": {"level": vocab.level, "size": len(vocab),
+            "vocabulary": {"level": vocab.level, "size": len(vocab), "stream": vocab.stream,
                            "normalization": vocab.normalization.to_dict() if vocab.normalization else None},
             "metrics": recorded_metrics(args.model)}
     print(json.dumps(info, indent=2, ensure_ascii=False))
@@ -351,7 +374,8 @@ def build_parser():
                     "a token, such as a char-level space, as <U+0020>). A token the vocabulary lacks is printed "
                     "as written; KenLM and SRILM read it as <unk>, as the model does. A rejected line is not "
                     "printed: stdout has one line per kept item, and stderr names each rejected line with its "
-                    "number and reason.",
+                    "number and reason. A stream model (one long text) reads the whole input as one text and prints "
+                    "it as one line of tokens, each newline among them (score it in KenLM without an end token).",
         epilog=examples("rnnlm tokenize --model models/news/ngram.arpa.gz data/splits/news/test.txt > test.tok",
                         "echo \"Don't stop-believing!\" | rnnlm tokenize --model models/news/neural/lstm.pt",
                         "echo Zoë | rnnlm tokenize --model models/names/mixture.json"))

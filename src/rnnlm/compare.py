@@ -6,7 +6,8 @@ where the change goes beyond the tolerance of ``rnnlm check-metrics`` (the same 
 ``gates.judge``); then the best model (lowest dev loss) of each side. A model is any metrics file
 with a dev and a test loss (``metrics/<corpus>/neural/<kind>.json``, ``ngram.json``,
 ``mixture.json``, named ``<kind>+ngram`` after the kind it mixes); a model on one side only is
-shown as added or removed.
+shown as added or removed. A stream corpus's models also have a ``dev_test`` row (dev ∪ test read as
+one stream), where their files hold it.
 """
 
 from pathlib import Path, PurePosixPath
@@ -18,6 +19,7 @@ from .schema.mixture import mixture_name
 from .tolerances import rtol_of
 
 SPLITS = ("dev", "test")
+STREAM_SPLIT = "dev_test"  # a stream corpus's dev ∪ test, one stream (docs/streams.md)
 # (metric, decimals of its values and changes)
 METRICS = (("loss", 4), ("perplexity", 2))
 MARK = "⚠"
@@ -61,16 +63,19 @@ def _rows(old_models, new_models, rtol, atol):
     rows, beyond = [], 0
     for model in sorted(set(old_models) | set(new_models)):
         old, new = old_models.get(model), new_models.get(model)
-        for split in SPLITS:
+        joined = any(isinstance(side, dict) and isinstance(side.get(STREAM_SPLIT), dict) for side in (old, new))
+        for split in SPLITS + ((STREAM_SPLIT,) if joined else ()):
             cells = [model, split]
+            before, after = ((side or {}).get(split) if isinstance((side or {}).get(split), dict) else None
+                             for side in (old, new))
             for metric, decimals in METRICS:
-                a = old[split].get(metric) if old is not None else None
-                b = new[split].get(metric) if new is not None else None
+                a = before.get(metric) if before is not None else None
+                b = after.get(metric) if after is not None else None
                 cells += [DASH if a is None else f"{a:.{decimals}f}", DASH if b is None else f"{b:.{decimals}f}"]
-                if old is None or new is None:
-                    cells.append("added" if old is None else "removed")
+                if before is None or after is None:
+                    cells.append("added" if before is None else "removed")
                     continue
-                _, problem = gates.judge(metric, a, b, old[split], rtol, atol)
+                _, problem = gates.judge(metric, a, b, before, rtol, atol)
                 beyond += problem is not None
                 cells.append(_change(a, b, decimals) + (f" {MARK}" if problem else ""))
             rows.append(cells)

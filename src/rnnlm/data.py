@@ -6,6 +6,11 @@ straight into int32 arrays, so the only thing that grows with the corpus is the 
 (4 bytes a token, 16 an item), never Python lists of ids. Batches are padded per batch, not to a
 global length, and with ``bucket=True`` sequences of similar length are batched together, so almost
 no work is spent on padding.
+
+A **stream** split (one long text, ``rnnlm.textstream``) is ONE item ``<s> t0 t1 ... t(N-1)``
+with no ``</s>``: the ``<s>`` is the zero-state start that predicts ``t0``, so all N tokens are
+targets; ``chars`` holds the number of characters of the split's text, and ``stream`` is True (saved
+in the ``.npz`` as ``<split>_stream``, only for streams). Streams are batched by ``rnnlm.streams``.
 """
 
 import itertools
@@ -27,6 +32,7 @@ class EncodedSplit:
     tokens: np.ndarray   # (total_tokens,) int32
     offsets: np.ndarray  # (items + 1,) int64
     chars: np.ndarray    # (items,) int64: characters each item covers, its end counted as one
+    stream: bool = False  # one long text: one item <s> t0 ... t(N-1), chars = [its characters]
 
     def __len__(self):
         return len(self.offsets) - 1
@@ -66,12 +72,30 @@ def encode_split(vocab, items, chunk_size=None):
     return EncodedSplit(np.concatenate(tokens), offsets, np.concatenate(chars))
 
 
+def encode_stream(vocab, text):
+    """One stream's text (a split's exact piece of it) as an EncodedSplit: the item ``<s> t0 ... t(N-1)``."""
+    tokens = np.asarray([vocab.bos_id, *vocab.stream_ids(text)], dtype=np.int32)
+    return EncodedSplit(tokens, np.array([0, len(tokens)], dtype=np.int64), np.array([len(text)], dtype=np.int64),
+                        stream=True)
+
+
+def joined_streams(first, second):
+    """Two consecutive pieces of a stream (dev, then test) as one, scored from one zero state: the
+    second's ``<s>`` dropped, characters added."""
+    if not (first.stream and second.stream):
+        raise ValueError("only stream splits join into one stream")
+    tokens = np.concatenate([first.tokens, second.tokens[1:]])
+    return EncodedSplit(tokens, np.array([0, len(tokens)], dtype=np.int64), first.chars + second.chars, stream=True)
+
+
 def save_encoded(path, splits):
     arrays = {}
     for name, split in splits.items():
         arrays[f"{name}_tokens"] = split.tokens
         arrays[f"{name}_offsets"] = split.offsets
         arrays[f"{name}_chars"] = split.chars
+        if split.stream:  # only then: an item corpus's archive stays as it was
+            arrays[f"{name}_stream"] = np.array(True)
     # np.savez stamps no times into the archive, so equal arrays give byte-identical files.
     with atomic_write(path, "wb") as f:
         np.savez(f, **arrays)
@@ -82,7 +106,8 @@ def load_encoded(path):
     with np.load(path) as npz:
         try:
             return {
-                name: EncodedSplit(npz[f"{name}_tokens"], npz[f"{name}_offsets"], npz[f"{name}_chars"])
+                name: EncodedSplit(npz[f"{name}_tokens"], npz[f"{name}_offsets"], npz[f"{name}_chars"],
+                                   stream=f"{name}_stream" in npz.files and bool(npz[f"{name}_stream"]))
                 for name in SPLITS
             }
         except KeyError as err:

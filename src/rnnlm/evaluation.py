@@ -1,4 +1,7 @@
-"""Full-pass evaluation: token-weighted loss, perplexity, next-token accuracy, bits per character."""
+"""Full-pass evaluation: token-weighted loss, perplexity, next-token accuracy, bits per character.
+
+A stream split (one long text) is scored as one stream from a zero state by ``rnnlm.stream_scoring``.
+"""
 
 import math
 
@@ -7,6 +10,7 @@ import torch
 from .data import batch_indices, make_batch
 from .devices import to_device
 from .models import token_losses
+from .stream_scoring import evaluate_stream
 
 
 @torch.no_grad()
@@ -20,6 +24,8 @@ def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None, accuracy=T
     an adaptive softmax then scores the targets alone, several times cheaper on a word vocabulary
     (the loss's last digits may differ from the full distribution's); the result has no accuracy.
     """
+    if split.stream:  # one long text: every target once, with the text before it (rnnlm.stream_scoring)
+        return summarize(*evaluate_stream(model, split, unk_id, accuracy))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device  # batches go where the model is

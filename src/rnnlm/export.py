@@ -28,7 +28,9 @@ dynamic batch and time axes and a dynamic length of any state axis that grows wi
 
 Beside ``OUT.onnx`` the export writes ``OUT.json``: the vocabulary with its normalization rules (how
 raw text becomes ids), the kind and its config, the inputs and outputs with their shapes, and how to
-build each initial state tensor.
+build each initial state tensor. ``"stream": true`` marks a stream model (one long text): a text is read
+as ``<s>`` and then all its tokens, newlines included, feeding the state back chunk after chunk, and no
+``</s>`` ends it.
 """
 
 import copy
@@ -231,7 +233,7 @@ def export_onnx(model, vocab, onnx_path, source=None):
 
     description = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "onnx": onnx_path.name,
-        "source": None if source is None else str(source), "kind": model.config.kind,
+        "source": None if source is None else str(source), "kind": model.config.kind, "stream": vocab.stream,
         "model_config": model.config.to_dict(),
         "opset": next(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")),
         "inputs": shapes(proto.graph.input), "outputs": shapes(proto.graph.output),

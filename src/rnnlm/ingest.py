@@ -11,6 +11,7 @@ whatever the split. Only a 16-byte digest per distinct item is kept in memory.
 
 ``ingest_lines`` yields the rows one at a time, so the stage writes them as they come and holds
 only the counts (memory does not grow with the file); ``ingest`` collects them for small inputs.
+``ingest_stream`` reads a stream corpus (format ``text``, ``rnnlm.textstream``) the same way.
 """
 
 import hashlib
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .text import EMPTY, Normalization
+from .textstream import decode_stream_lines, predefined_files
 
 INVALID_UTF8 = "invalid_utf8"
 INVALID_JSON = "invalid_json"
@@ -157,6 +159,29 @@ def ingest_lines(path, cfg):
         if cfg.bad_rows_fatal and problem[0] != DUPLICATE:  # a repeat is not a bad row
             raise UserError(f"{path}:{number}: {problem[0]}: {problem[1]} (bad_rows_fatal is set)")
         yield None, {"line": number, "reason": problem[0], "detail": problem[1], "raw": _snippet(raw)}
+
+
+def ingest_stream(path, cfg):
+    """Read a stream corpus (``cfg.format`` text: ``rnnlm.textstream``) as ``ingest_lines`` reads items: yields
+    ``(row, None)`` for every line, its text with its newline, and ``(None, reject)`` for a line that is not
+    UTF-8. ``path`` is a file, or a folder of predefined split files (then every row names its ``split``)."""
+    path = Path(path)
+    if path.is_dir():
+        sources = list(predefined_files(path).items())
+    elif path.is_file():
+        sources = [(None, path)]
+    else:
+        raise UserError(f"raw file {path} not found: {raw_file_hint(path)}")
+    for split, file in sources:
+        with open(file, "rb") as f:
+            for number, text, raw in decode_stream_lines(f):
+                where = {"line": number} | ({"split": split} if split else {})
+                if text is not None:
+                    yield where | {"text": text}, None
+                elif cfg.bad_rows_fatal:
+                    raise UserError(f"{file}:{number}: {NOT_UTF8[0]}: {NOT_UTF8[1]} (bad_rows_fatal is set)")
+                else:
+                    yield None, where | {"reason": NOT_UTF8[0], "detail": NOT_UTF8[1], "raw": _snippet(raw)}
 
 
 def ingest(path, cfg):

@@ -22,6 +22,11 @@ Positions are visited item by item in the split's order, the same targets (every
 item's <s>) that :func:`rnnlm.evaluation.evaluate_split` and :meth:`KneserNeyLM.evaluate` score.
 Full distributions are (positions, V) float64 arrays, built in chunks of at most ``max_cells``
 entries (news: V ≈ 8.4k, so a few hundred positions per chunk), so memory stays small.
+
+A stream split (one long text) is visited in blocks of consecutive targets instead: every neural
+model reads it as ``rnnlm.stream_scoring`` does (its state carried, or a sliding window), and the
+n-gram's histories are a sliding-window view of the whole item (``KneserNeyLM.histories``), sliced
+per block, so its history runs across newlines as the text does.
 """
 
 import math
@@ -32,8 +37,9 @@ import torch
 from .data import make_batch
 from .devices import to_device
 from .evaluation import summarize
-from .models import token_losses
+from .models import state_losses, token_losses
 from .ngram import MAX_CELLS, item_chunks
+from .stream_scoring import StreamReader, block_size, stream_target_losses
 
 
 @torch.no_grad()
@@ -54,6 +60,8 @@ def _neural_outputs(model, split, indices, pad_id, full=True):
 def neural_target_losses(model, split, pad_id, max_cells=MAX_CELLS):
     """−log P(target | history) (nats) of every target of ``split`` under a neural model, in item
     order: (N,) float64."""
+    if split.stream:
+        return stream_target_losses(model, split, block_size(model.config.vocab_size, max_cells))
     model.eval()
     nll = [_neural_outputs(model, split, indices, pad_id, full=False)[1]
            for indices in item_chunks(split, model.config.vocab_size, max_cells)]
@@ -102,6 +110,42 @@ def _check_weights(mixtures):
             raise ValueError(f"weights must be >= 0 and sum to 1, got {list(weights)}")
 
 
+def _item_chunks(models, ngram, split, pad_id, max_cells):
+    """``(targets (N,), P_ngram (N, V), {id(model): (nll (N,), P (N, V))})`` chunk by chunk over the items.
+
+    An item longer than the budget comes from the n-gram in consecutive pieces (``indices == [i]``
+    each time): that item's neural outputs are computed once, at its first piece, and sliced.
+    """
+    current, cached, start = None, {}, 0
+    for indices, targets, p_ngram in ngram.split_distributions(split, max_cells):
+        if len(targets) == int(split.lengths[indices].sum()) - len(indices):  # whole items
+            yield targets, p_ngram, {id(model): _neural_outputs(model, split, indices, pad_id)[1:] for model in models}
+            continue
+        if current != indices[0]:
+            current, start = indices[0], 0
+            cached = {id(model): _neural_outputs(model, split, indices, pad_id)[1:] for model in models}
+        yield targets, p_ngram, {key: tuple(a[start:start + len(targets)] for a in outputs)
+                                 for key, outputs in cached.items()}
+        start += len(targets)
+
+
+@torch.no_grad()
+def _stream_chunks(models, ngram, split, max_cells):
+    """The same over a stream, block by block of consecutive targets (module docstring)."""
+    readers = {id(model): StreamReader(model, split) for model in models}
+    item = np.asarray(split.item(0), dtype=np.int64)
+    histories = ngram.histories(item)  # a sliding-window view: only a block's rows are ever copied
+    block = block_size(ngram.vocab_size, max_cells)
+    for start in range(0, len(item) - 1, block):
+        end = min(start + block, len(item) - 1)
+        outputs = {}
+        for model in models:
+            reader = readers[id(model)]
+            nll, logits = state_losses(model, reader.states(start, end), reader.targets[start:end].to(reader.device))
+            outputs[id(model)] = (nll.double().cpu().numpy(), torch.softmax(logits.double(), dim=-1).cpu().numpy())
+        yield item[start + 1:end + 1], ngram.distributions(histories[start:end]), outputs
+
+
 def mixed_distributions(mixtures, ngram, split, pad_id, max_cells=MAX_CELLS):
     """The one mixing routine: chunk by chunk over ``split``'s targets, yield ``targets (N,)`` and
     per mixture ``(component losses (K + 1, N), P_mix (N, V))``.
@@ -112,32 +156,22 @@ def mixed_distributions(mixtures, ngram, split, pad_id, max_cells=MAX_CELLS):
     distribution exactly (x·1 + 0 = x).
     """
     _check_weights(mixtures)
-    for models, _ in mixtures:
-        for model in models:
-            model.eval()
-    # An item longer than the budget comes from the n-gram in consecutive pieces (indices == [i] each
-    # time): that item's neural outputs are computed once, at its first piece, and sliced. (That is
-    # one (item length, V) array for the whole item: a stream needs batching of its own here.)
-    current, cached, start = None, {}, 0
-    for indices, targets, p_ngram in ngram.split_distributions(split, max_cells):
-        piece = len(targets) < int(split.lengths[indices].sum()) - len(indices)
-        if piece and current != indices[0]:
-            current, cached, start = indices[0], {}, 0
+    distinct = list({id(model): model for models, _ in mixtures for model in models}.values())
+    for model in distinct:
+        model.eval()
+    chunks = (_stream_chunks(distinct, ngram, split, max_cells) if split.stream
+              else _item_chunks(distinct, ngram, split, pad_id, max_cells))
+    for targets, p_ngram, outputs in chunks:
         ngram_nll = -np.log(p_ngram[np.arange(len(targets)), targets])
         mixed = []
-        for m, (models, weights) in enumerate(mixtures):
+        for models, weights in mixtures:
             losses, dist = [], weights[-1] * p_ngram
-            for k, (model, weight) in enumerate(zip(models, weights)):
-                if not piece:
-                    _, nll, probs = _neural_outputs(model, split, indices, pad_id)
-                else:
-                    if (m, k) not in cached:
-                        cached[m, k] = _neural_outputs(model, split, indices, pad_id)[1:]
-                    nll, probs = (a[start:start + len(targets)] for a in cached[m, k])
-                dist += probs * weight
+            for model, weight in zip(models, weights):
+                nll, probs = outputs[id(model)]
+                probs = probs * weight
+                dist += probs
                 losses.append(nll)
             mixed.append((np.stack(losses + [ngram_nll]), dist))
-        start += len(targets)
         yield targets, mixed
 
 

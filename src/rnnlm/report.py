@@ -36,6 +36,10 @@ _METRIC_COLUMNS = [
     ("test bits/char", "test", "bits_per_char", 4),
 ]
 _COLUMNS = ["model", "parameters"] + [c[0] for c in _METRIC_COLUMNS] + ["novel samples", "chosen epoch"]
+# A stream corpus (one long text) also reports dev and test read as one stream, and judges its samples by line.
+_STREAM_COLUMN = ("dev ∪ test loss", "dev_test", "loss", 4)
+_STREAM_COLUMNS = (["model", "parameters"] + [c[0] for c in _METRIC_COLUMNS[:2]] + [_STREAM_COLUMN[0]]
+                   + [c[0] for c in _METRIC_COLUMNS[2:]] + ["copied lines", "chosen epoch"])
 
 
 def markdown_table(rows, titles, names=1):
@@ -121,11 +125,17 @@ def _chosen_epoch(metrics, where):
     return f"{best} of {_number(metrics['epochs_done'], f'{where}: epochs_done'):.0f}"
 
 
-def _novelty(samples, model, where):
-    """The share of the generate stage's samples not in the training split, or a dash without samples."""
+def _novelty(samples, model, where, stream=False):
+    """The share of the generate stage's samples not in the training split (for a stream: the share of the
+    samples' long lines found in the training text), or a dash without samples."""
     if not samples or model not in samples:
         return DASH
-    return f"{_field(samples[model], f'{where} (samples)', 'novel_share'):.2f}"
+    return f"{_field(samples[model], f'{where} (samples)', 'copied_line_share' if stream else 'novel_share'):.2f}"
+
+
+def _is_stream(models):
+    """A stream corpus's metrics hold dev ∪ test (``dev_test``) beside dev and test."""
+    return any(isinstance(metrics, dict) and "dev_test" in metrics for metrics in models.values())
 
 
 def _seeds_trained(metrics, n):
@@ -138,18 +148,22 @@ def _seeds_trained(metrics, n):
 
 def _table(corpus, models, samples=None):
     rows = []
+    stream = _is_stream(models)
+    columns = (_METRIC_COLUMNS[:2] + [_STREAM_COLUMN] + _METRIC_COLUMNS[2:]) if stream else _METRIC_COLUMNS
     for model, metrics in models.items():
         where = f"metrics for {corpus}/{model}"
         if not isinstance(metrics, dict):
             raise UserError(f"{where}: expected a JSON object")
-        cells = {title: _spread(metrics, split, key, where) for title, split, key, _ in _METRIC_COLUMNS}
+        cells = {title: _spread(metrics, split, key, where) if split in metrics or split != "dev_test" else None
+                 for title, split, key, _ in columns}
         rows.append({
             "model": model,
             "sort": cells["dev loss"][0],   # chosen on dev: the test split never picks anything
             "n": _seeds_trained(metrics, cells["test loss"][2]),
             "cells": [_optional(metrics, "params", where, lambda v: f"{v:,.0f}")]
-            + [_fmt_spread(*cells[title], decimals) for title, _, _, decimals in _METRIC_COLUMNS]
-            + [_novelty(samples, model, where), _chosen_epoch(metrics, where)],
+            + [DASH if cells[title] is None else _fmt_spread(*cells[title], decimals)
+               for title, _, _, decimals in columns]
+            + [_novelty(samples, model, where, stream), _chosen_epoch(metrics, where)],
             "oov": metrics["test"].get("oov_rate") if isinstance(metrics.get("test"), dict) else None,
             "oov_chars": metrics["test"].get("oov_char_share") if isinstance(metrics.get("test"), dict) else None,
             "order": metrics.get("order"),
@@ -159,16 +173,25 @@ def _table(corpus, models, samples=None):
     best = rows[0]["sort"] if rows else None
 
     table = markdown_table([[f"**{row['model']}** (best)" if row["sort"] == best else row["model"], *row["cells"]]
-                            for row in rows], _COLUMNS)
-    return "\n".join([f"## {corpus}", "", table, "", *_notes(rows, samples)])
+                            for row in rows], _STREAM_COLUMNS if stream else _COLUMNS)
+    return "\n".join([f"## {corpus}", "", table, "", *_notes(rows, samples, stream)])
 
 
-def _notes(rows, samples=None):
+def _notes(rows, samples=None, stream=False):
     notes = ["Sorted by dev loss (nats/token, lower is better; the mean over seeds where there are several), and "
              "\"best\" is the lowest dev loss: the test split chooses nothing, it only reports. Bits/char divides "
              "the total negative log-likelihood in bits by the characters covered, so it compares char- and "
              "word-level models."]
-    if samples:
+    if stream:
+        notes.append("One stream: the corpus is one long text, read from its start with the state carried along "
+                     "(newlines are tokens, no item ends), dev and test are its last contiguous stretches, and "
+                     "dev ∪ test scores the two as one stream from a zero state (nanoGPT's val). Stream and item "
+                     "numbers differ in kind: an item corpus's loss is per token of short items each read from a "
+                     "fresh start and closed by an end token, so the two never compare directly (docs/streams.md).")
+    if samples and stream:
+        notes.append("Copied lines: of the lines of at least 20 characters in the generate stage's unprompted "
+                     "samples (headline seed, generate params), the share found verbatim in the training text.")
+    elif samples:
         notes.append("Novel samples: the share of the generate stage's unprompted samples (headline seed, "
                      "generate params) that are not in the training split; "
                      f"{DASH} for models the generate stage does not sample.")

@@ -1,4 +1,9 @@
-"""Sampling from a trained model: temperature, top-k, greedy decoding, prompts; sample statistics."""
+"""Sampling from a trained model: temperature, top-k, greedy decoding, prompts; sample statistics.
+
+A prompt is normalized like the corpus by ``prompt_ids``, the one normalizer of the generate stage and
+``rnnlm sample``. A stream model (its vocabulary's ``stream``: one long text) never stops at ``</s>``
+(its text has none) and keeps every newline; ``stream_sample_statistics`` judges its long samples.
+"""
 
 import statistics
 
@@ -22,21 +27,40 @@ class ModelStepper:
     Both return each row's next-token scores, (n, V) on the CPU: logits here, log-probabilities for
     the n-gram and mixture steppers (``rnnlm.lm``). Any scores equal to log-probabilities up to a
     constant per row will do: temperature, top-k and softmax do not see the constant.
+
+    A kind with a fixed context (``context_limit``: the Transformer's positions) crops it as nanoGPT does:
+    when its key/value cache is full, it starts again from the last ``context_limit // 2`` tokens (read
+    afresh from position 0), so a sample can run to any length.
     """
 
     def __init__(self, model):
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.hidden = None
+        self.limit = model.context_limit
+        self.ids, self.cached = None, 0  # with a limit: every row's tokens so far, and how many the cache holds
 
     def start(self, ids, n):
-        logits, self.hidden = self.model(torch.tensor([ids] * n, device=self.device))  # (n, P, V)
+        self.ids = torch.tensor([ids] * n, device=self.device)                          # (n, P)
+        logits, self.hidden = self.model(self.ids)  # (n, P, V); past the limit, read in windows
+        self.cached = len(ids) if self.limit is None else min(len(ids), self.limit)
         # Draws happen on the CPU (with the caller's CPU generator), so a seed gives the same
         # samples from the same scores whatever device computed them.
         return logits[:, -1].float().cpu()
 
     def step(self, tokens):
-        logits, self.hidden = self.model(tokens.unsqueeze(1).to(self.device), self.hidden)
+        tokens = tokens.unsqueeze(1).to(self.device)                                    # (n, 1)
+        if self.limit is None:
+            logits, self.hidden = self.model(tokens, self.hidden)
+            return logits[:, -1].float().cpu()
+        self.ids = torch.cat([self.ids, tokens], dim=1)
+        if self.cached < self.limit:
+            logits, self.hidden = self.model(tokens, self.hidden)
+            self.cached += 1
+        else:  # the cache is full: crop to the last limit // 2 tokens and read them afresh
+            kept = self.ids[:, -max(1, self.limit // 2):]
+            logits, self.hidden = self.model(kept)
+            self.cached = kept.shape[1]
         return logits[:, -1].float().cpu()
 
 
@@ -45,12 +69,13 @@ def sample_ids(stepper, vocab, n, ids, temperature=1.0, top_k=None, max_tokens=3
     """``n`` continuations of the token ids ``ids`` (starting with <s>) until </s> or ``max_tokens``.
 
     Returns one list of new token ids per row, without the </s>. <s>, <pad> and <unk> (which
-    stands for no particular token) are never drawn.
+    stands for no particular token) are never drawn; for a stream vocabulary </s> is not either,
+    so every row runs to ``max_tokens``.
     """
     last = stepper.start(ids, n)
     out = [[] for _ in range(n)]
     done = torch.zeros(n, dtype=torch.bool)
-    never = torch.tensor([vocab.bos_id, vocab.pad_id, vocab.unk_id])
+    never = torch.tensor([vocab.bos_id, vocab.pad_id, vocab.unk_id] + ([vocab.eos_id] if vocab.stream else []))
     for _ in range(max_tokens):
         last = last.clone()
         last[:, never] = float("-inf")
@@ -69,6 +94,20 @@ def sample_ids(stepper, vocab, n, ids, temperature=1.0, top_k=None, max_tokens=3
     return out
 
 
+def prompt_ids(vocab, prompt, warn=None):
+    """``(ids, text)`` of a prompt normalized like the corpus (the rules its vocabulary carries), ``<s>``
+    first; ``warn`` (optional) gets one line per piece the vocabulary lacks. The one prompt normalizer of
+    the generate stage and ``rnnlm sample``."""
+    text = vocab.normalization.clean(prompt) if vocab.normalization is not None else prompt.strip()
+    if not text:
+        return [vocab.bos_id], ""
+    what = "character" if vocab.level == "char" else "word"
+    for piece in dict.fromkeys(vocab.unknown_tokens(text)):
+        if warn is not None:
+            warn(f"warning: prompt {what} {piece!r} is not in the model's vocabulary; the model reads it as <unk>")
+    return vocab.encode(text)[:-1], text
+
+
 def join_text(vocab, ids, rows, prefix=None):
     """Texts of the prompt ``ids`` followed by each row of new ids; ``prefix``: the prompt's text
     as the user wrote it (normalized), printed instead of decoding ``ids`` (which may hold <unk>)."""
@@ -81,15 +120,16 @@ def join_text(vocab, ids, rows, prefix=None):
 
 @torch.no_grad()
 def generate(model, vocab, n, prompt="", temperature=1.0, top_k=None, max_tokens=30, greedy=False,
-             generator=None):
-    """Continue ``prompt`` ``n`` times until the end token or ``max_tokens`` new tokens.
+             generator=None, warn=None):
+    """Continue ``prompt`` (normalized by ``prompt_ids``) ``n`` times until the end token or ``max_tokens``
+    new tokens.
 
     Returns the texts (prompt included). Special tokens are never emitted as text: <s>, <pad> and
     <unk> (which stands for no particular token) are never sampled, and a sequence stops at </s>.
     """
-    ids = vocab.encode(prompt)[:-1] if prompt else [vocab.bos_id]  # drop the prompt's </s>
+    ids, text = prompt_ids(vocab, prompt, warn)
     rows = sample_ids(ModelStepper(model), vocab, n, ids, temperature, top_k, max_tokens, greedy, generator)
-    return join_text(vocab, ids, rows)
+    return join_text(vocab, ids, rows, prefix=text if text else None)
 
 
 def sample_statistics(texts, train_items):
@@ -104,4 +144,28 @@ def sample_statistics(texts, train_items):
         "novel_share": sum(text not in train_items for text in texts) / len(texts),
         "mean_length": statistics.fmean(lengths),
         "std_length": statistics.stdev(lengths) if len(lengths) > 1 else 0.0,
+    }
+
+
+LONG_LINE = 20  # characters: a shorter line ("ROMEO:", "Ay.") is often in the text by chance
+
+
+def stream_sample_statistics(texts, train_text, long_line=LONG_LINE):
+    """Statistics of long samples of a stream model: count, length in characters, and how much they copy.
+
+    A stream sample is no item that is or is not in the training split, so copying is judged line by
+    line: ``long_lines`` counts the sampled lines of at least ``long_line`` characters and
+    ``copied_line_share`` is the share of them found verbatim in the training text (anywhere: a line of
+    train may be longer). A model that learnt the text's style writes new lines; one that memorized it
+    copies them.
+    """
+    lengths = [len(text) for text in texts]
+    lines = [line for text in texts for line in text.split("\n") if len(line) >= long_line]
+    copied = sum(line in train_text for line in lines)
+    return {
+        "samples": len(texts),
+        "mean_length": statistics.fmean(lengths),
+        "std_length": statistics.stdev(lengths) if len(lengths) > 1 else 0.0,
+        "long_lines": len(lines),
+        "copied_line_share": copied / len(lines) if lines else 0.0,
     }

@@ -54,9 +54,10 @@ class Schedule:
             self.scheduler.load_state_dict(state)
 
 
-def make_schedule(cfg, optimizer, steps_per_epoch):
-    """The ``Schedule`` that ``cfg`` (a TrainConfig) asks for, driving ``optimizer``."""
-    total = steps_per_epoch * cfg.epochs
+def make_schedule(cfg, optimizer, steps_per_epoch, total_steps=None):
+    """The ``Schedule`` that ``cfg`` (a TrainConfig) asks for, driving ``optimizer``; ``total_steps``
+    (default: ``steps_per_epoch`` times the epochs) where epochs differ in steps (a stream's chunks)."""
+    total = steps_per_epoch * cfg.epochs if total_steps is None else total_steps
     if cfg.scheduler == "plateau":
         return Schedule("plateau", lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience))

@@ -10,6 +10,11 @@ Input lines are split and decoded as the ingest stage reads a raw file (``rnnlm.
 a line that is not valid UTF-8 is one rejected record (``invalid_utf8``), and the others are scored.
 ``printable_tokens`` writes an item as its tokens separated by spaces, for tools that read whitespace
 tokens beside the ARPA file (KenLM, SRILM: ``rnnlm tokenize``).
+
+A stream model (one long text, its vocabulary's ``stream``) reads the input as one text instead
+(``score_stream``): its lines keep their newlines, which are tokens, and the whole text is scored from
+a zero state exactly as the evaluate stage scores a split, so scoring ``data/splits/<corpus>/test.txt``
+gives the stage's test loss.
 """
 
 import math
@@ -17,7 +22,7 @@ import math
 import numpy as np
 
 from .arpa import arpa_token
-from .data import encode_split
+from .data import encode_split, encode_stream
 from .evaluation import summarize
 from .ingest import NOT_UTF8
 from .text import EMPTY
@@ -52,6 +57,30 @@ def read_items(vocab, lines):
             text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
             records.append({"line": number, "text": text, "rejected": problem[0], "detail": problem[1]})
     return records
+
+
+def score_stream(lm, lines):
+    """``(records, summary)`` of an input read as one stream: ``lines`` are its lines, each with its newline
+    (``rnnlm.textstream.decode_stream_lines``), or the bytes of a line that is not valid UTF-8, which is a
+    rejected record (line number and reason) and is left out of the text, as the ingest stage leaves it out.
+    The summary has ``score_lines``' fields, over the one stream (``items`` 1)."""
+    records, kept = [], []
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            records.append({"line": number, "text": line.decode("utf-8", errors="replace"),
+                            "rejected": NOT_UTF8[0], "detail": NOT_UTF8[1]})
+        else:
+            kept.append(line)
+    text = "".join(kept)
+    summary = {"summary": True, "items": 1 if text else 0, "rejected": len(records)}
+    if text:
+        split = encode_stream(lm.vocab, text)
+        total = float(lm.target_losses(split).sum())
+        result = summarize(total, 0, int(split.num_targets), int(split.chars.sum()))
+        summary |= {"tokens": result["tokens"], "oov_tokens": int((split.tokens[1:] == lm.vocab.unk_id).sum()),
+                    "logprob_nats": -total, "logprob_bits": -total / LN2, "loss": result["loss"],
+                    "perplexity": result["perplexity"], "bits_per_char": result["bits_per_char"]}
+    return records, summary
 
 
 def printable_tokens(vocab, item):

@@ -12,7 +12,7 @@ def mean_std(values):
 def seed_spread(per_seed):
     """``per_seed``: list of {"dev": {...}, "test": {...}} -> {"dev_loss": {"mean","std","n","min","max"}, ...}."""
     spread = {}
-    for split in ("dev", "test"):
+    for split in ("dev", "test", "dev_test")[:3 if "dev_test" in per_seed[0] else 2]:  # dev_test: a stream's
         for key in ("loss", "perplexity", "accuracy", "bits_per_char"):
             spread[f"{split}_{key}"] = mean_std(result[split][key] for result in per_seed)
     return spread

@@ -1,4 +1,4 @@
-"""Text normalization and tokenization for the two corpus kinds (and the rules as plain data: ``Normalization``).
+"""Text normalization and tokenization for the corpus kinds (and the rules as plain data: ``Normalization``).
 
 ``names`` (char-level): one item per line; surrounding whitespace is stripped, optionally lowercased
 and stripped of accents, and every character must belong to the allowed alphabet.
@@ -9,6 +9,9 @@ lowercase, hyphens to spaces, remove punctuation except apostrophes and ampersan
 like this only splits on whitespace and isolates apostrophes ("don't" -> don ' t). The word-level
 tokenizer is built with the maintained ``tokenizers`` library (torchtext no longer loads with
 current torch); tests check that its token stream equals the seed's rules.
+
+``text`` (a stream, ``ingest.<corpus>.format: text``): one long text kept as it is, newlines and
+blank lines included (``rnnlm.textstream``); nothing is rewritten and nothing is rejected.
 """
 
 import re
@@ -71,16 +74,16 @@ class Normalization:
     ``rnnlm sample`` normalize and reject input exactly as the ingest stage did for the corpus.
     """
 
-    normalize: str = "name"          # "name" or "news" (see rnnlm.text)
+    normalize: str = "name"          # "name", "news" or "text" (see rnnlm.text)
     alphabet: str = ""               # name rule: allowed characters
     lowercase: bool = True           # name rule
     strip_accents: bool = True       # name rule
 
     @classmethod
     def from_config(cls, cfg):
-        """The rules of an IngestConfig (the news rules take no settings)."""
-        if cfg.normalize == "news":
-            return cls("news", "", False, False)
+        """The rules of an IngestConfig (the news and text rules take no settings)."""
+        if cfg.normalize in ("news", "text"):
+            return cls(cfg.normalize, "", False, False)
         return cls("name", cfg.alphabet, cfg.lowercase, cfg.strip_accents)
 
     def to_dict(self):
@@ -92,12 +95,14 @@ class Normalization:
             rules = cls(**data)
         except TypeError as err:
             raise UserError(f"{source}: bad normalization rules ({err})") from None
-        if rules.normalize not in ("name", "news"):
+        if rules.normalize not in ("name", "news", "text"):
             raise UserError(f"{source}: unknown normalization {rules.normalize!r}")
         return rules
 
     def apply(self, text):
         """``(normalized, None)`` or ``(None, (reason, detail))`` for one item's raw text."""
+        if self.normalize == "text":  # a stream's text stays as it is: blank lines are part of it
+            return text, None
         if self.normalize == "name":
             normalized, reason = normalize_name(text, self._allowed, self.lowercase, self.strip_accents)
         else:
@@ -109,6 +114,8 @@ class Normalization:
 
     def clean(self, text):
         """The text rewritten by the rules but never rejected (a prompt: unknown pieces get a warning)."""
+        if self.normalize == "text":
+            return text
         if self.normalize == "name":
             return clean_name(text, self.lowercase, self.strip_accents)
         return normalize_news(text)[0] or ""
@@ -133,3 +140,20 @@ def tokenize(text, level):
     if level == "char":
         return list(text)
     return [piece for piece, _ in WORD_PRE_TOKENIZER.pre_tokenize_str(text)]
+
+
+NEWLINE = "\n"  # a stream's newline: a character, and at word level a token (word_language_model's <eos>)
+
+
+def stream_tokens(text, level):
+    """The token strings of a piece of a stream (``rnnlm.textstream``) at char or word level: its
+    characters, or each line's words followed by a newline token wherever the text has a newline."""
+    if level == "char":
+        return list(text)
+    tokens = []
+    lines = text.split(NEWLINE)
+    for i, line in enumerate(lines):
+        tokens += tokenize(line, "word")
+        if i < len(lines) - 1:
+            tokens.append(NEWLINE)
+    return tokens

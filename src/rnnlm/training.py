@@ -2,6 +2,10 @@
 
 A run keeps the weights of its epoch with the lowest dev loss ("best model, not last model"): the
 finished checkpoint holds those, and ``early_stopping_patience`` ends a run that stopped improving.
+
+A stream split (one long text, ``EncodedSplit.stream``) trains through the same loop on dense chunks
+of B parallel streams with the state carried from chunk to chunk (``rnnlm.streams``), and its dev loss
+is the stream evaluation of ``rnnlm.stream_scoring`` (through ``evaluate_split``).
 """
 
 import math
@@ -28,6 +32,7 @@ from .models import ModelConfig, build_model, model_class, token_losses
 from .schedules import make_schedule, steps_per_epoch
 from .seeding import seed_everything
 from .speed import split_timings
+from .streams import CarriedState, epoch_chunks, epoch_plan, scaled_lr
 
 
 class TrainingDiverged(UserError):
@@ -93,6 +98,22 @@ def model_config_for(kind, cfg, vocab):
     )
 
 
+def stream_plan(split, cfg, seed, epoch, model):
+    """The chunks of one epoch over a stream split (``rnnlm.streams.epoch_plan``), from (seed, epoch) alone."""
+    return epoch_plan(split.num_targets, cfg.batch_size, cfg.bptt, epoch_rng(seed, epoch), cfg.variable_bptt,
+                      model.context_limit)
+
+
+def check_stream_training(cfg, model, shard):
+    """The rules of training on a stream that depend on the kind: a user error naming the key."""
+    if shard is not None:
+        raise UserError("data-parallel training (train nproc > 1) does not read streams yet: set nproc: 1")
+    limit = model.context_limit
+    if limit is not None and cfg.bptt > limit:
+        raise UserError(f"params: train bptt ({cfg.bptt}) must be <= max_len ({limit}) for the "
+                        f"{model.config.kind}, which reads at most max_len tokens at once (set it in its overrides)")
+
+
 def _resumable_state(path, run_id):
     """The interrupted run's checkpoint at ``path`` if it belongs to the same run, else None."""
     if not Path(path).is_file():
@@ -131,11 +152,15 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     model = build_model(model_config).to(device)  # on the CPU, .to() changes nothing
     optimizer = make_optimizer(cfg, model.parameters())
     train, dev = splits["train"], splits["dev"]
-    # Data-parallel processes step once per global batch of ``nproc × batch_size`` items.
-    global_batch = cfg.batch_size * (1 if shard is None else shard.world_size)
-    steps = steps_per_epoch(len(train), global_batch)
-    schedule = make_schedule(cfg, optimizer, steps)
-    start_averaging = steps_before_averaging(cfg, steps * cfg.epochs)
+    if train.stream:  # an epoch's steps are its chunks, which its plan draws
+        check_stream_training(cfg, model, shard)
+        epoch_steps = [len(stream_plan(train, cfg, seed, e, model).lengths) for e in range(1, cfg.epochs + 1)]
+    else:
+        # Data-parallel processes step once per global batch of ``nproc × batch_size`` items.
+        global_batch = cfg.batch_size * (1 if shard is None else shard.world_size)
+        epoch_steps = [steps_per_epoch(len(train), global_batch)] * cfg.epochs
+    schedule = make_schedule(cfg, optimizer, epoch_steps[0], total_steps=sum(epoch_steps))
+    start_averaging = steps_before_averaging(cfg, sum(epoch_steps))
     average = None if start_averaging is None else WeightAverage(model, start_averaging)
     # Identifies "the same run": every setting that shapes the weights, and the data sizes.
     run_id = {"kind": kind, "seed": seed, "config": vars(cfg) | {"resume": None},
@@ -164,7 +189,7 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
                                                   desc=f"{kind} seed {seed} epoch {epoch}/{cfg.epochs}",
                                                   progress=progress, bar_position=bar_position,
                                                   schedule=schedule, shard=shard, average=average,
-                                                  steps_before=(epoch - 1) * steps)
+                                                  steps_before=sum(epoch_steps[:epoch - 1]))
         # With averaging under way, the epoch's candidate weights are the average's.
         candidate = model if average is None else average.evaluated_model()
         dev_loss = split_loss(candidate, dev, vocab.pad_id)
@@ -275,20 +300,27 @@ def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train",
     model.train()
     device = next(model.parameters()).device
     parameters = [p for p in model.parameters() if p.requires_grad]
-    processes = 1 if shard is None else shard.world_size
-    order = batch_indices(split.lengths, cfg.batch_size * processes, epoch_rng(seed, epoch), cfg.bucket)
-    if shard is not None:  # data-parallel: this process's part of every global batch
-        order = shard.local_batches(order)
-    # Every batch of the epoch padded up front, in one go: the loop below is only model work.
-    batches = epoch_batches(split, order, pad_id, cfg.max_len)
-    score = token_losses if shard is None else shard.token_losses  # through DDP: backward syncs gradients
+    lr_scales = None  # per step: variable-length stream chunks scale the learning rate (rnnlm.streams)
+    if split.stream:  # one long text: dense chunks of B streams, the state carried from chunk to chunk
+        plan = stream_plan(split, cfg, seed, epoch, model)
+        batches, score = epoch_chunks(split, plan, cfg.batch_size), CarriedState()
+        lr_scales = plan.lr_scales(cfg.bptt) if cfg.variable_bptt else None
+    else:
+        processes = 1 if shard is None else shard.world_size
+        order = batch_indices(split.lengths, cfg.batch_size * processes, epoch_rng(seed, epoch), cfg.bucket)
+        if shard is not None:  # data-parallel: this process's part of every global batch
+            order = shard.local_batches(order)
+        # Every batch of the epoch padded up front, in one go: the loop below is only model work.
+        batches = epoch_batches(split, order, pad_id, cfg.max_len)
+        score = token_losses if shard is None else shard.token_losses  # through DDP: backward syncs gradients
     total_nll, total_tokens = 0.0, 0
     start = time.perf_counter()
     bar = tqdm(batches, desc=desc, unit="batch", disable=None if progress else True, leave=False,
                mininterval=1.0, position=bar_position)
     for step, (x, y, tokens) in enumerate(bar, start=1):
         x, y = to_device((x, y), device)
-        loss = train_step(model, optimizer, parameters, x, y, pad_id, cfg.grad_clip, cfg.precision, score)
+        with scaled_lr(optimizer, 1.0 if lr_scales is None else lr_scales[step - 1]):
+            loss = train_step(model, optimizer, parameters, x, y, pad_id, cfg.grad_clip, cfg.precision, score)
         value = loss.item()  # the one host sync of a step
         if not math.isfinite(value):
             raise TrainingDiverged(

@@ -8,6 +8,12 @@ Three levels: ``char``, ``word`` and ``bpe`` (byte-level BPE subwords, see ``bpe
 vocabulary's tokens are its tokenizer's, in the tokenizer's id order, and the vocabulary JSON
 carries the tokenizer itself (the library's JSON under ``"tokenizer"``): a checkpoint stores the
 vocabulary as plain data, so it can encode prompts and decode samples with no other file.
+
+A **stream vocabulary** (``stream``, saved as ``"stream": true``) is fit on one long text
+(``rnnlm.textstream``): a newline is a token (a character, or at word level the token ``"\n"`` after
+each line's words, word_language_model's ``<eos>``), a text is encoded ``<s> t1 ... tn`` with no
+``</s>`` (the text goes on), and a model file holding it is read as a stream: ``rnnlm score`` reads a
+whole file as one text, and sampling never stops at ``</s>``.
 """
 
 from collections import Counter
@@ -18,7 +24,7 @@ from tokenizers.models import WordLevel
 from . import bpe
 from .errors import UserError
 from .io import read_json, write_json
-from .text import WORD_PRE_TOKENIZER, Normalization, tokenize
+from .text import NEWLINE, WORD_PRE_TOKENIZER, Normalization, stream_tokens, tokenize
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -33,7 +39,7 @@ class Vocabulary:
     (``rnnlm score``/``sample``); a vocabulary built without them (None) takes text as it is.
     """
 
-    def __init__(self, tokens, level, tokenizer=None, normalization=None):
+    def __init__(self, tokens, level, tokenizer=None, normalization=None, stream=False):
         if level not in LEVELS:
             raise UserError(f"vocabulary level must be one of {LEVELS}, got {level!r}")
         tokens = list(tokens)
@@ -48,6 +54,7 @@ class Vocabulary:
         self._word_tokenizer = None
         self._bpe_tokenizer = tokenizer
         self.normalization = normalization
+        self.stream = bool(stream)  # fit on one long text: rnnlm.textstream
         if level == "bpe":
             if tokenizer is None:
                 raise UserError("a bpe vocabulary needs its tokenizer")
@@ -63,25 +70,27 @@ class Vocabulary:
     # --- building and (de)serialization -------------------------------------------------------
 
     @classmethod
-    def build(cls, items, level, max_size=None, min_freq=1, vocab_size=None, normalization=None):
+    def build(cls, items, level, max_size=None, min_freq=1, vocab_size=None, normalization=None, stream=False):
         """Fit on training items: keep tokens seen ``min_freq`` times, at most ``max_size`` in all.
 
         For ``bpe``, ``vocab_size`` (specials included) bounds the merges instead, and a pair must
-        occur ``min_freq`` times to be merged.
+        occur ``min_freq`` times to be merged. With ``stream``, ``items`` are consecutive pieces of one
+        text that end at line ends (``rnnlm.textstream.text_blocks``), newlines included.
         """
         if level == "bpe":
             if vocab_size is None:
                 raise UserError("a bpe vocabulary needs vocab_size")
-            tokenizer = bpe.train_bpe(items, vocab_size, SPECIALS, min_freq)
-            return cls(bpe.vocab_tokens(tokenizer), level, tokenizer, normalization)
-        counts = Counter(tok for item in items for tok in tokenize(item, level))
+            tokenizer = bpe.train_bpe(items, vocab_size, SPECIALS, min_freq, prefix_space=not stream)
+            return cls(bpe.vocab_tokens(tokenizer), level, tokenizer, normalization, stream)
+        split = stream_tokens if stream else tokenize
+        counts = Counter(tok for item in items for tok in split(item, level))
         ranked = sorted(
             (tok for tok, n in counts.items() if n >= min_freq and tok not in SPECIALS),
             key=lambda tok: (-counts[tok], tok),
         )
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]
-        return cls(list(SPECIALS) + ranked, level, normalization=normalization)
+        return cls(list(SPECIALS) + ranked, level, normalization=normalization, stream=stream)
 
     def to_dict(self):
         data = {"format_version": FORMAT_VERSION, "level": self.level, "tokens": self.tokens}
@@ -89,6 +98,8 @@ class Vocabulary:
             data["tokenizer"] = bpe.tokenizer_to_dict(self._bpe_tokenizer)
         if self.normalization is not None:
             data["normalization"] = self.normalization.to_dict()
+        if self.stream:  # only then: an item vocabulary's JSON stays as it was
+            data["stream"] = True
         return data
 
     @classmethod
@@ -107,8 +118,10 @@ class Vocabulary:
         normalization = None
         if data.get("normalization") is not None:
             normalization = Normalization.from_dict(data["normalization"], source=f"{source} (normalization)")
+        if not isinstance(data.get("stream", False), bool):
+            raise UserError(f"{source}: 'stream' must be true or false")
         try:
-            return cls(data["tokens"], data.get("level"), tokenizer, normalization)
+            return cls(data["tokens"], data.get("level"), tokenizer, normalization, data.get("stream", False))
         except UserError as err:
             raise UserError(f"{source}: {err}") from None
 
@@ -130,12 +143,30 @@ class Vocabulary:
         return self._word_tokenizer
 
     def encode_many(self, items):
-        """Encode normalized items to id lists, each wrapped in ``<s> ... </s>``."""
-        if self.level in ("word", "bpe"):
+        """Encode normalized items to id lists, each wrapped in ``<s> ... </s>`` (for a stream
+        vocabulary, a text read as a piece of stream: newlines are tokens)."""
+        if self.stream:
+            bodies = [self.stream_ids(item) for item in items]
+        elif self.level in ("word", "bpe"):
             bodies = [enc.ids for enc in self._tokenizer().encode_batch(list(items), add_special_tokens=False)]
         else:
             bodies = [[self.index.get(ch, self.unk_id) for ch in item] for item in items]
         return [[self.bos_id, *body, self.eos_id] for body in bodies]
+
+    def stream_ids(self, text):
+        """The token ids of a piece of a stream, newlines included, without <s> or </s>."""
+        if self.level == "char":
+            return [self.index.get(ch, self.unk_id) for ch in text]
+        if self.level == "bpe":
+            return self._bpe_tokenizer.encode(text, add_special_tokens=False).ids
+        lines = text.split(NEWLINE)  # the word tokenizer drops newlines: each line alone, then its newline
+        newline = self.index.get(NEWLINE, self.unk_id)
+        ids = []
+        for i, encoding in enumerate(self.word_tokenizer().encode_batch(lines, add_special_tokens=False)):
+            ids += encoding.ids
+            if i < len(lines) - 1:
+                ids.append(newline)
+        return ids
 
     def _tokenizer(self):
         return self._bpe_tokenizer if self.level == "bpe" else self.word_tokenizer()
@@ -147,7 +178,7 @@ class Vocabulary:
             return list(item)
         if self.level == "bpe":
             return self._bpe_tokenizer.encode(item, add_special_tokens=False).tokens
-        return tokenize(item, "word")
+        return stream_tokens(item, "word") if self.stream else tokenize(item, "word")
 
     def unknown_tokens(self, item):
         """The pieces of one normalized ``item`` that encode as ``<unk>``: characters or words, in order."""
@@ -186,4 +217,17 @@ class Vocabulary:
             toks = [t for t in toks if t not in (PAD, BOS, EOS)]
         if self.level == "char":
             return "".join(toks)
+        if self.stream:  # a newline token ends a line: no space around it
+            return "\n".join(" ".join(line).replace(" ' ", "'") for line in _lines(toks))
         return " ".join(toks).replace(" ' ", "'")
+
+
+def _lines(tokens):
+    """Word tokens cut at newline tokens: ``[[w, ...], ...]``, one list per line."""
+    lines = [[]]
+    for token in tokens:
+        if token == NEWLINE:
+            lines.append([])
+        else:
+            lines[-1].append(token)
+    return lines

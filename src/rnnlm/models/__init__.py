@@ -10,11 +10,12 @@ Which class builds which kind is ``rnnlm.kinds.MODEL_CLASSES``, the one registry
 import importlib
 
 from ..kinds import MODEL_CLASSES, check_model_kind
-from .base import AdaptiveOutput, LanguageModel, LockedDropout, ModelConfig, make_dropout, token_losses
+from .base import (AdaptiveOutput, LanguageModel, LockedDropout, ModelConfig, make_dropout, state_losses,
+                   stream_losses, token_losses)
 from .recurrent import ScratchRNN, TanhRNNCell
 
 __all__ = ["AdaptiveOutput", "LanguageModel", "LockedDropout", "ModelConfig", "ScratchRNN", "TanhRNNCell",
-           "build_model", "make_dropout", "model_class", "token_losses"]
+           "build_model", "make_dropout", "model_class", "state_losses", "stream_losses", "token_losses"]
 
 
 def model_class(kind):

@@ -8,6 +8,13 @@ real (non-padding) positions with ``decoder``: the output layer is the costly pa
 model, and logits for padding would be thrown away anyway. Batches are right-padded, so a model
 that only looks back (every kind here) never lets padding change a real position's output.
 
+**Streams** (one long text read in chunks, ``rnnlm.streams``): ``carry(hidden)`` says what a kind takes
+from one chunk into the next: its state detached from the graph (truncated back-propagation through
+time: the values go on, the gradient stops at the chunk boundary), or None for a kind that starts every
+chunk afresh. A kind that carries nothing reads at most ``context_limit`` tokens at once, so a stream is
+scored in sliding windows of that many tokens (``rnnlm.stream_scoring``); the recurrent kinds carry their
+state and the mlp its window (exact: its hidden IS the last ``context`` ids), the Transformer nothing.
+
 For runtimes other than torch (``rnnlm.export``), each kind also states its ``hidden`` as a tuple
 of tensors: ``state_names``, ``initial_state(batch_size)`` (the tensors equal to ``hidden=None``),
 ``state_tensors(hidden)`` and ``state_from_tensors(tensors)``.
@@ -228,6 +235,15 @@ class LanguageModel(nn.Module):
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())  # tied weights are counted once
 
+    # --- streams: what goes from one chunk of a long text into the next -------------------------
+
+    context_limit = None  # the most tokens one call reads (None: any number); see ``carry``
+
+    def carry(self, hidden):
+        """The ``hidden`` to pass into the next chunk of a stream: the state detached from this chunk's
+        graph, or None where the kind carries nothing (it then has a ``context_limit``)."""
+        return detached(hidden)
+
     # --- the hidden state as plain tensors (export to other runtimes) ---------------------------
 
     def initial_state(self, batch_size):
@@ -248,6 +264,33 @@ class LanguageModel(nn.Module):
         return config.hidden_size * (config.hidden_size + config.embedding_size)
 
 
+def detached(hidden):
+    """``hidden`` (a tensor, a tuple of them, or None) cut from the graph that made it."""
+    if hidden is None:
+        return None
+    if isinstance(hidden, torch.Tensor):
+        return hidden.detach()
+    return tuple(detached(h) for h in hidden)
+
+
+def state_losses(model, states, targets, with_logits=True):
+    """Per-token negative log-likelihood (nats) of ``targets`` (N,) from top-layer ``states`` (N, H), and
+    the logits (N, V) (None with ``with_logits=False`` and an adaptive output, which then scores the
+    targets alone): the output half of ``token_losses``."""
+    if not with_logits and isinstance(model.decoder, AdaptiveOutput):
+        return -model.decoder.target_log_probs(states, targets), None
+    logits = model.decoder(states)          # (N, V)
+    return F.cross_entropy(logits, targets, reduction="none"), logits
+
+
+def stream_losses(model, x, y, hidden=None):
+    """Per-token negative log-likelihood (B * T,) of a dense stream chunk ``x``, ``y`` (B, T) read from
+    ``hidden``, and the hidden state after it: no padding, so every position is scored."""
+    states, hidden = model.features(x, hidden)  # (B, T, H)
+    nll, _ = state_losses(model, states.reshape(-1, states.size(-1)), y.reshape(-1), with_logits=False)
+    return nll, hidden
+
+
 def token_losses(model, x, y, pad_id, with_logits=True):
     """Per-token negative log-likelihood (nats) and logits at the real positions only.
 
@@ -259,7 +302,5 @@ def token_losses(model, x, y, pad_id, with_logits=True):
     states, _ = model.features(x)           # (B, T, H)
     mask = y != pad_id                      # (B, T)
     targets = y[mask]                       # (N,)
-    if not with_logits and isinstance(model.decoder, AdaptiveOutput):
-        return -model.decoder.target_log_probs(states[mask], targets), None, targets
-    logits = model.decoder(states[mask])    # (N, V)
-    return F.cross_entropy(logits, targets, reduction="none"), logits, targets
+    nll, logits = state_losses(model, states[mask], targets, with_logits)
+    return nll, logits, targets

@@ -15,7 +15,12 @@ ones, so a sampler adds one token at a time without recomputing the prefix.
 
 The model has positions for ``max_len`` tokens. A longer input without a cache (scoring a long
 text) is read in overlapping windows of ``max_len`` tokens, ``max_len // 2`` apart: every position
-sees at least the last ``max_len // 2`` tokens. Stepping a cache past ``max_len`` is refused.
+sees at least the last ``max_len // 2`` tokens. Stepping a cache past ``max_len`` is refused (a sampler
+restarts from the last ``max_len // 2`` tokens instead: ``rnnlm.sampling.ModelStepper``).
+
+On a stream (``rnnlm.streams``) it carries nothing from one chunk to the next (``carry`` returns None):
+each training chunk of at most ``max_len`` tokens is read from position 0, as nanoGPT reads its blocks,
+and a stream is scored in sliding windows of ``max_len`` tokens (``rnnlm.stream_scoring``).
 """
 
 import math
@@ -133,6 +138,13 @@ class TransformerLM(LanguageModel):
             parts.append(states[:, -(end - done):])
             done = end
         return torch.cat(parts, dim=1), hidden
+
+    @property
+    def context_limit(self):
+        return self.config.max_len
+
+    def carry(self, hidden):
+        return None  # no cache across chunks: every chunk starts at position 0
 
     def initial_state(self, batch_size):
         c = self.config

@@ -32,6 +32,11 @@ class TrainConfig(Section):
     grad_clip: Optional[Annotated[float, Field(gt=0)]]  # max gradient norm; null turns clipping off
     seeds: Annotated[list[int], Field(min_length=1)]    # one model per seed; the first is the headline
     max_len: Positive               # training sequences are cut to this many tokens
+    # Streams (one long text, ingest format: text; items ignore both): chunks of bptt tokens per row,
+    # the state carried from chunk to chunk (rnnlm.streams); variable_bptt draws each chunk's length
+    # around bptt and scales its learning rate by length / bptt (AWD-LSTM)
+    bptt: Positive
+    variable_bptt: bool
     bucket: bool                    # batch sequences of similar length (less padding)
     resume: bool                    # continue from an interrupted run's per-epoch checkpoint
     workers: Positive               # runs (kinds x seeds) trained in parallel processes (1: in turn)
