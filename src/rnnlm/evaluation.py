@@ -6,7 +6,11 @@ import torch
 
 from .data import batch_indices, make_batch
 from .devices import to_device
+from .errors import UserError
 from .models import token_losses
+
+EMPTY_SPLIT = ("has no items to score: the split stage makes every split non-empty, so rebuild the "
+               "splits (`dvc repro`) from at least the number of rows it names")
 
 
 @torch.no_grad()
@@ -20,6 +24,8 @@ def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None, accuracy=T
     an adaptive softmax then scores the targets alone, several times cheaper on a word vocabulary
     (the loss's last digits may differ from the full distribution's); the result has no accuracy.
     """
+    if len(split) == 0:
+        raise UserError(f"the split {EMPTY_SPLIT}")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device  # batches go where the model is
@@ -41,6 +47,8 @@ def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None, accuracy=T
 
 def summarize(total_nll, correct, tokens, chars, unknown=None):
     """Turn sums over a split into the metrics schema shared by every model (neural or n-gram)."""
+    if tokens == 0:
+        raise UserError(f"the split {EMPTY_SPLIT}")
     loss = total_nll / tokens
     result = {"loss": loss, "perplexity": math.exp(loss) if loss < 700 else math.inf}  # exp overflows past ~709
     if correct is not None:  # None: a loss-only pass (training's dev loss)
