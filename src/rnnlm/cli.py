@@ -23,7 +23,6 @@ import sys
 import torch
 
 from . import __version__, gates
-from .compare import compare
 from .schema.base import Positive, check_value
 from .schema.generate import Temperature, TopK
 from .devices import DEVICES, resolve_device
@@ -239,6 +238,8 @@ def cmd_check_metrics(args):
 
 
 def cmd_compare(args):
+    from .compare import compare  # imports the report's plotting: only this command needs it (0.6 s)
+
     print(compare(args.rev, args.rtol, args.atol, args.metrics_dir))
     return 0
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+from .metrics_files import parse_metrics, read_metrics
 from .speed import is_timing
 
 # What each committed metric is compared with is decided by its key and shape, never by a list of
@@ -141,14 +142,24 @@ def check_revision(rev):
 
 
 def committed_metrics(rev, metrics_dir):
-    """{path: parsed JSON} of every .json under ``metrics_dir`` at git revision ``rev``."""
+    """{path: parsed JSON} of every .json under ``metrics_dir`` at git revision ``rev`` (``rnnlm.metrics_files``
+    checks each: a corrupt one is a UserError naming it)."""
     check_revision(rev)
     names = _git("ls-tree", "-r", "--name-only", rev, "--", str(metrics_dir)).split()
-    return {name: json.loads(_git("show", f"{rev}:{name}")) for name in names if name.endswith(".json")}
+    return {name: _committed_file(rev, name) for name in names if name.endswith(".json")}
+
+
+def _committed_file(rev, name):
+    source = f"{name} at {rev}"
+    try:
+        text = _git("show", f"{rev}:{name}")
+    except UnicodeDecodeError as err:  # git's output is decoded as text: the file is not UTF-8
+        raise UserError(f"{source}: not a metrics file, corrupt ({err.reason} at byte {err.start})") from None
+    return parse_metrics(text, source)
 
 
 def workspace_metrics(metrics_dir):
-    return {str(p): json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(metrics_dir).rglob("*.json"))}
+    return {str(p): read_metrics(p) for p in sorted(Path(metrics_dir).rglob("*.json"))}
 
 
 def compare_metrics(old, new, rtol=0.01, atol=1e-6, ignore=(), k=3.0, tally=None):

@@ -13,7 +13,7 @@ current torch); tests check that its token stream equals the seed's rules.
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from tokenizers import pre_tokenizers
 
@@ -92,6 +92,9 @@ class Normalization:
             rules = cls(**data)
         except TypeError as err:
             raise UserError(f"{source}: bad normalization rules ({err})") from None
+        for field in fields(cls):  # every rule of the type its default has (a str alphabet, bool flags)
+            if type(getattr(rules, field.name)) is not type(field.default):
+                raise UserError(f"{source}: bad normalization rules ({field.name} is {getattr(rules, field.name)!r})")
         if rules.normalize not in ("name", "news"):
             raise UserError(f"{source}: unknown normalization {rules.normalize!r}")
         return rules
