@@ -162,6 +162,9 @@ def load_checkpoint(path, expect_vocab=None):
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
-        raise UserError(f"{path}: weights do not match the model config ({str(err).splitlines()[0]})") from None
+        lines = str(err).strip().splitlines()  # "Error(s) in loading state_dict for X:", then one line per problem
+        detail = lines[1].strip() if len(lines) > 1 else lines[0]
+        raise UserError(f"{path}: weights do not match the model config "
+                        f"({detail if len(detail) <= 300 else detail[:300] + '...'})") from None
     model.eval()
     return model, vocab, payload

@@ -120,14 +120,15 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     seed_everything(seed)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
-    model_config = model_config_for(kind, cfg, vocab)
-    model = build_model(model_config).to(device)  # on the CPU, .to() changes nothing
-    optimizer = make_optimizer(cfg, model.parameters())
     train, dev = splits["train"], splits["dev"]
     for name, split in (("train", train), ("dev", dev)):
         if len(split) == 0:
             raise UserError(f"cannot train {kind}: the {name} split has no items; rebuild the splits (`dvc repro`) "
                             "from at least the number of rows the split stage names")
+    model_config = model_config_for(kind, cfg, vocab)
+    model = build_model(model_config).to(device)  # on the CPU, .to() changes nothing
+    model.set_target_counts(train.target_counts(len(vocab)))  # an adaptive softmax ranks its ids by them
+    optimizer = make_optimizer(cfg, model.parameters())
     # Data-parallel processes step once per global batch of ``nproc × batch_size`` items.
     global_batch = cfg.batch_size * (1 if shard is None else shard.world_size)
     steps = steps_per_epoch(len(train), global_batch)
