@@ -7,7 +7,6 @@ two checks draw those lines.
 """
 
 import hashlib
-import json
 import math
 import subprocess
 from pathlib import Path
