@@ -7,6 +7,7 @@ someone else cannot execute anything on load.
 
 import dataclasses
 import pickle
+import types
 import typing
 import zipfile
 
@@ -113,8 +114,10 @@ def _plain(obj):
 
 
 def _is_a(value, annotation):
-    """Whether ``value`` fits a ``ModelConfig`` field's type (an int is a float too, a bool is no int)."""
-    if typing.get_origin(annotation) is typing.Union:  # Optional[list]
+    """Whether ``value`` fits a ``ModelConfig`` field's type (an int is a float too, a bool is no int; a
+    bare ``list`` is the adaptive cut-offs' list of ints)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):  # Optional[list], int | None
         return any(_is_a(value, arg) for arg in typing.get_args(annotation))
     if annotation is type(None):
         return value is None
@@ -126,6 +129,8 @@ def _is_a(value, annotation):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is list:
         return isinstance(value, list) and all(_is_a(v, int) for v in value)
+    if origin is not None:  # list[int], dict[str, int]: the container's type, its items as the model checks them
+        return isinstance(value, origin)
     return isinstance(value, annotation)
 
 
