@@ -33,8 +33,8 @@ def main():
     ap.add_argument("--curves", required=True, help="output: the first seeds' curves in one table (DVC's chart)")
     ap.add_argument("--progress", required=True, help="output: each run's latest epoch, rewritten while training")
     ap.add_argument("--speed", required=True, help="output: each run's training seconds and tokens/s (JSON)")
-    ap.add_argument("--resume-dir", required=True,
-                    help="not an output: each unfinished run's per-epoch state, for train.<corpus>.resume")
+    ap.add_argument("--resume-dir", help="not an output: each unfinished run's per-epoch state, for "
+                                         "train.<corpus>.resume (default .resume/<corpus>)")
     args = ap.parse_args()
     params = load_params()
     base = section(params, TrainConfig, "train", args.corpus)
@@ -59,7 +59,7 @@ def train(args, base, configs, shard):
     main_process = shard is None or shard.is_main  # the one that writes and prints
     vocab = Vocabulary.load(args.vocab)
     splits = load_encoded(args.encoded)
-    models_dir, live_dir, resume_dir, seeds = Path(args.models_dir), Path(args.live_dir), Path(args.resume_dir), base.seeds
+    models_dir, live_dir, resume_dir, seeds = Path(args.models_dir), Path(args.live_dir), Path(args.resume_dir or f".resume/{args.corpus}"), base.seeds
     # Each run trains into its own file, keeps its per-epoch resume state outside the outputs and logs
     # into its own dvclive directory; the first seed is the headline model whose checkpoint and curve
     # later stages use.

@@ -4,11 +4,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rnnlm import gates
 from rnnlm.checkpoint import save_checkpoint
 from rnnlm.cli import main
 from rnnlm.models import ModelConfig, build_model
+from tests.configs import PARAMS, params_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +91,7 @@ def test_user_mistakes_give_one_line_and_exit_2(tmp_path, args, message):
 
 
 def test_stage_with_missing_raw_file_names_the_fetch_command(tmp_path):
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     result = run([sys.executable, str(ROOT / "stages" / "ingest.py"), "--corpus", "names", "--raw", "data/raw/names.txt",
                   "--rows", "r.jsonl", "--rejects", "x.jsonl", "--report", "r.json"], tmp_path)
     assert result.returncode == 2
@@ -98,8 +100,8 @@ def test_stage_with_missing_raw_file_names_the_fetch_command(tmp_path):
 
 
 def test_stage_rejects_bad_params_before_work(tmp_path):
-    params = (ROOT / "params.yaml").read_text().replace("hidden_size: 256", "hidden_size: 0", 1)
-    (tmp_path / "params.yaml").write_text(params)
+    params = PARAMS | {"train": PARAMS["train"] | {"names": params_section("train") | {"hidden_size": 0}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = run([sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names",
                   "--vocab", "missing.json", "--encoded", "missing.npz", "--models-dir", "m",
                   "--live-dir", "l", "--curves", "c.csv", "--progress", "p.json", "--speed", "s.json",

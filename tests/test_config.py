@@ -8,7 +8,8 @@ from rnnlm.schema.pipeline import Pipeline
 from rnnlm.schema.split import SplitConfig
 from rnnlm.schema.train import TrainConfig
 from rnnlm.schema.vocab import VocabConfig
-from tests.configs import PARAMS, params_section, train_config
+from rnnlm.errors import UserError
+from tests.configs import PARAMS, SECTIONS as FIXTURE_SECTIONS, params_section, train_config, validated
 
 
 @pytest.mark.parametrize("cls, data, message", [
@@ -123,3 +124,21 @@ def test_overrides_change_one_kind_only():
     assert (lstm.hidden_size, lstm.dropout, lstm.overrides) == (256, 0.1, {})
     assert (gru.hidden_size, gru.dropout, gru.overrides) == (96, 0.0, {})
     assert lstm.seeds == gru.seeds == cfg.seeds  # shared by every kind
+
+
+def test_the_unit_tests_fixture_params_are_complete():
+    """tests/fixture_params.yaml (the unit tests' params, not params.yaml) holds every section for both toy
+    corpora, validated by the stages' schema: dropping a key the schema requires fails, as in params.yaml."""
+    assert set(PARAMS["corpora"]) == {"names", "news", "shakespeare"}
+    for name, (cls, per_corpus) in FIXTURE_SECTIONS.items():
+        entries = [(f"{name}.{c}", PARAMS[name][c]) for c in PARAMS["corpora"]] if per_corpus else [(name, PARAMS[name])]
+        for where, data in entries:
+            required = {key for key, field in cls.model_fields.items() if field.is_required()}
+            assert required <= set(data) <= set(cls.model_fields), where
+            for key in required:
+                with pytest.raises(UserError, match=f"{where}.{key} is missing"):
+                    cls.from_params({k: v for k, v in data.items() if k != key}, where)
+    with pytest.raises(ValueError, match="expected corpora, kinds"):
+        validated({k: v for k, v in PARAMS.items() if k != "ngram"})
+    with pytest.raises(ValueError, match="mixture needs one entry per corpus"):
+        validated(PARAMS | {"mixture": {"names": PARAMS["mixture"]["names"]}})

@@ -70,11 +70,78 @@ def test_lambda_one_is_the_recurrent_model(split, trained, ngram, vocab, splits)
     assert_same_metrics(got, want)
 
 
+def ngram_correct_known(ngram, split, unk_id):
+    """The n-gram's correct predictions of targets other than <unk>, counted from its distributions
+    (the oracle for ``KneserNeyLM.evaluate``'s own count)."""
+    return sum(int(((dist.argmax(axis=1) == targets) & (targets != unk_id)).sum())
+               for _, targets, dist in ngram.split_distributions(split))
+
+
 @pytest.mark.parametrize("split", ["dev", "test"])
 def test_lambda_zero_is_the_ngram_model(split, trained, ngram, vocab, splits):
-    want = summarize(*ngram.evaluate(splits[split], unk_id=vocab.unk_id))
+    sums = ngram.evaluate(splits[split], unk_id=vocab.unk_id)
+    assert sums[5] == ngram_correct_known(ngram, splits[split], vocab.unk_id)  # correct targets but <unk>
+    want = summarize(*sums)
     (got,) = evaluate_mixtures([([trained[0]], [0.0, 1.0])], ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
     assert_same_metrics(got, want)
+
+
+def argmax_hits_by_hand(predict, split, unk_id):
+    """(correct, correct on targets other than <unk>, <unk> targets, targets): the argmax of ``predict(prefix)``
+    (a distribution over the vocabulary) against each target, one prefix at a time."""
+    correct = correct_known = unknown = tokens = 0
+    for i in range(len(split)):
+        item = split.item(i).tolist()
+        for j in range(1, len(item)):
+            hit = int(np.argmax(predict(item[:j]))) == item[j]
+            correct += hit
+            correct_known += hit and item[j] != unk_id
+            unknown += item[j] == unk_id
+            tokens += 1
+    return correct, correct_known, unknown, tokens
+
+
+def test_accuracy_without_unk_is_the_hand_count_over_the_other_targets(trained, ngram, vocab, splits):
+    """The dev split's <unk> targets ("luna", "sofia": u and f are unknown) are left out of
+    accuracy_without_unk, and counted in accuracy, for the neural model and for the mixture alike."""
+    model, lam = trained[0], 0.3
+
+    def neural(prefix):
+        with torch.no_grad():
+            return model(torch.tensor([prefix]))[0][0, -1].numpy()
+
+    dev = splits["dev"]
+    correct, correct_known, unknown, tokens = argmax_hits_by_hand(neural, dev, vocab.unk_id)
+    assert unknown > 0  # <unk> is a target
+    got = evaluate_split(model, dev, vocab.pad_id, unk_id=vocab.unk_id)
+    assert got["accuracy"] == correct / tokens
+    assert got["accuracy_without_unk"] == correct_known / (tokens - unknown)
+    # a model that always predicts <unk>: every <unk> target is a hit for accuracy, and none for the other
+    always_unk = copy.deepcopy(model)
+    with torch.no_grad():
+        always_unk.decoder.bias[vocab.unk_id] += 1e3
+    got = evaluate_split(always_unk, dev, vocab.pad_id, unk_id=vocab.unk_id)
+    assert got["accuracy"] == unknown / tokens and got["accuracy_without_unk"] == 0
+    assert "accuracy_without_unk" not in evaluate_split(model, dev, vocab.pad_id)  # no unk_id: nothing to leave out
+    # no <unk> among the training targets: the plain accuracy says it all
+    assert "accuracy_without_unk" not in evaluate_split(model, splits["train"], vocab.pad_id, unk_id=vocab.unk_id)
+
+    def mixed(prefix):
+        with torch.no_grad():
+            p_rnn = torch.softmax(model(torch.tensor([prefix]))[0][0, -1].double(), dim=-1).numpy()
+        return lam * p_rnn + (1 - lam) * ngram.distribution(prefix)
+
+    correct, correct_known, unknown, tokens = argmax_hits_by_hand(mixed, dev, vocab.unk_id)
+    (got,) = evaluate_mixtures([([model], [lam, 1 - lam])], ngram, dev, vocab.pad_id, unk_id=vocab.unk_id)
+    assert got["accuracy"] == correct / tokens
+    assert got["accuracy_without_unk"] == correct_known / (tokens - unknown)
+
+
+def test_summarize_reports_accuracy_without_unk_only_where_unk_is_a_target():
+    both = summarize(10.0, 6, 20, 30, unknown=5, correct_known=3)
+    assert both["accuracy"] == 6 / 20 and both["accuracy_without_unk"] == 3 / 15 and both["oov_rate"] == 5 / 20
+    assert "accuracy_without_unk" not in summarize(10.0, 6, 20, 30, unknown=0, correct_known=6)
+    assert "accuracy_without_unk" not in summarize(10.0, 6, 20, 30, unknown=5)  # a caller that did not count it
 
 
 def test_mixed_rows_are_distributions_and_match_both_models_position_by_position(trained, ngram, vocab, splits):

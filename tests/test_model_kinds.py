@@ -154,17 +154,30 @@ def test_embedding_dropout_drops_whole_token_types():
     torch.testing.assert_close(model.embed(x), model.embedding(x))
 
 
-def test_ar_and_tar_are_the_formulas_on_real_positions():
-    model = model_of("lstm", activation_reg=2.0, temporal_reg=1.0, dropout=0.0, layers=1)
+@pytest.mark.parametrize("kind", ["rnn_scratch", "rnn", "gru", "lstm"])
+@pytest.mark.parametrize("mode", ["standard", "locked"])
+def test_ar_and_tar_are_the_formulas_on_real_positions(kind, mode):
+    """AR on the dropped-out outputs, TAR on the raw ones (AWD-LSTM, and the module's docstring). Dropout is
+    on, so the two differ: a penalty that took them the other way round would not match."""
+    model = model_of(kind, activation_reg=2.0, temporal_reg=1.0, dropout=0.5, dropout_mode=mode, layers=2)
+    captured = {}
+    model.rnn.register_forward_hook(lambda module, args, output: captured.update(outputs=output[0]))
     model.train()
     x = items(B=2, T=6)
     x[1, 4:] = PAD
-    states, _ = model.features(x)
+    torch.manual_seed(0)
+    dropped, _ = model.features(x)                                      # (B, T, H): what the decoder reads
+    raw = captured["outputs"]                                           # (B, T, H): the top layer's own outputs
     real = x != PAD
-    expected = 2.0 * states[real].pow(2).mean()
     both = real[:, 1:] & real[:, :-1]
-    expected = expected + 1.0 * (states[:, 1:] - states[:, :-1])[both].pow(2).mean()
-    torch.testing.assert_close(model.activation_penalty, expected)
+
+    def penalty(ar_on, tar_on):
+        return 2.0 * ar_on[real].pow(2).mean() + 1.0 * (tar_on[:, 1:] - tar_on[:, :-1])[both].pow(2).mean()
+
+    assert not torch.allclose(dropped, raw)                             # dropout is really on
+    torch.testing.assert_close(model.activation_penalty, penalty(dropped, raw))
+    for swapped in (penalty(raw, dropped), penalty(raw, raw), penalty(dropped, dropped)):
+        assert not torch.allclose(model.activation_penalty, swapped)
     model.eval()
     model.features(x)
     assert model.activation_penalty is None

@@ -279,17 +279,19 @@ def test_evaluate_equals_token_by_token_sums(order):
     lm = fit(vocab, HAND + DEGENERATE, order)
     items = ["ba", "abc", "", "bbab"]  # "c" is not in the vocabulary -> <unk>
     split = encode_split(vocab, items)
-    nll, correct, tokens, unknown = 0.0, 0, 0, 0
+    nll, correct, tokens, unknown, correct_known = 0.0, 0, 0, 0, 0
     for i in range(len(split)):
         item = split.item(i).tolist()
         for j in range(1, len(item)):
             nll -= math.log(lm.prob(item[:j], item[j]))
-            correct += int(np.argmax(lm.distribution(item[:j])) == item[j])
+            hit = int(np.argmax(lm.distribution(item[:j])) == item[j])
+            correct += hit
             tokens += 1
             unknown += int(item[j] == vocab.unk_id)
+            correct_known += hit * int(item[j] != vocab.unk_id)
     got = lm.evaluate(split, unk_id=vocab.unk_id)
     assert got[0] == pytest.approx(nll, rel=1e-12)
-    assert got[1:] == (correct, tokens, sum(len(s) + 1 for s in items), unknown)
+    assert got[1:] == (correct, tokens, sum(len(s) + 1 for s in items), unknown, correct_known)
     assert tokens == split.num_targets and unknown == 1
     assert lm.evaluate(split)[4] is None
     np.testing.assert_allclose(-np.log(lm.target_probabilities(split)).sum(), nll, rtol=1e-12)

@@ -96,7 +96,7 @@ def test_stages_stream_the_same_outputs_as_the_in_memory_path(tmp_path, monkeypa
     """ingest -> split -> vocab as scripts (streaming) against the library's in-memory functions."""
     monkeypatch.setattr("rnnlm.data.ENCODE_CHUNK", 4)  # several chunks, the last one partial
     raw = news_file(tmp_path / "raw.jsonl")
-    ingest_cfg = params_section("ingest", "news") | {"text_fields": ["short_description"],
+    ingest_cfg = params_section("ingest", "news") | {"dedupe": False, "text_fields": ["short_description"],
                                                       "category_field": "category"}
     split_cfg = {"seed": 5, "train": 0.6, "dev": 0.2, "test": 0.2, "stratify": stratify}
     vocab_cfg = params_section("vocab", "news") | {"level": "word", "max_size": 8, "min_freq": 2}

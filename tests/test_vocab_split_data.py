@@ -1,15 +1,21 @@
 import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from rnnlm.data import batch_indices, encode_split, load_encoded, make_batch, save_encoded
 from rnnlm.errors import UserError
-from rnnlm.split import split_rows
+from rnnlm.split import minimum_rows, split_indices, split_rows, split_sizes
 from rnnlm.vocab import BOS, EOS, PAD, UNK, Vocabulary
 from tests.conftest import TOY_NAMES
-from tests.configs import split_config
+from tests.configs import params_section, split_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_vocab_round_trip(tmp_path, toy_vocab):
@@ -115,3 +121,67 @@ def test_batches_pad_per_batch_and_cover_every_item(toy_vocab):
             n = len(seq) - 1
             assert x[row, :n].tolist() == seq[:-1] and y[row, :n].tolist() == seq[1:]
             assert (y[row, n:] == toy_vocab.pad_id).all()
+
+
+@pytest.mark.parametrize("fractions, minimum", [((0.8, 0.1, 0.1), 6), ((0.7, 0.2, 0.1), 4),
+                                                ((0.98, 0.01, 0.01), 51), ((0.5, 0.25, 0.25), 3)])
+@pytest.mark.parametrize("stratify", [False, True])
+def test_the_minimum_rows_leave_no_split_empty_and_one_fewer_does(fractions, minimum, stratify):
+    """The minimum is computed from the fractions: every count from it on gives three non-empty splits of
+    the sizes ``split_sizes`` says, and one row fewer is refused in one line that names it."""
+    cfg = split_config(train=fractions[0], dev=fractions[1], test=fractions[2], stratify=stratify)
+    assert minimum_rows(cfg) == minimum
+    for n in range(minimum, minimum + 120):
+        parts = split_indices(n, ["a" if i % 3 else "b" for i in range(n)] if stratify else [None] * n, cfg)
+        assert {name: len(idx) for name, idx in parts.items()} == split_sizes(n, cfg)
+        assert min(map(len, parts.values())) >= 1
+    for n in (minimum - 1, 1, 0):
+        with pytest.raises(UserError, match=f"need at least {minimum} rows") as err:
+            split_indices(n, ["a"] * n, cfg)
+        assert len(str(err.value).splitlines()) == 1 and f"{n} rows leave the" in str(err.value)
+
+
+def test_empty_splits_reaching_evaluation_or_training_are_user_errors(toy_vocab, toy_splits, tmp_path):
+    from rnnlm.evaluation import evaluate_split, summarize
+    from rnnlm.models import ModelConfig, build_model
+    from rnnlm.training import train_model
+    from tests.configs import train_config
+
+    empty = encode_split(toy_vocab, [])
+    model = build_model(ModelConfig("gru", len(toy_vocab), toy_vocab.pad_id, 8, 8))
+    with pytest.raises(UserError, match="no items to score"):
+        evaluate_split(model, empty, toy_vocab.pad_id)
+    with pytest.raises(UserError, match="no items to score"):
+        summarize(0.0, 0, 0, 0)
+    cfg = train_config(embedding_size=8, hidden_size=8, batch_size=4, epochs=1, workers=1)
+    for name in ("train", "dev"):
+        with pytest.raises(UserError, match=f"the {name} split has no items"):
+            train_model("gru", cfg, toy_vocab, toy_splits | {name: empty}, 0, tmp_path / "m.pt", progress=False)
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("stratify", [False, True])
+def test_the_split_stage_refuses_too_few_rows_in_one_line(tmp_path, stratify):
+    """The stage itself, on a toy corpus of 5 rows (6 are the minimum at 80/10/10): one line, exit 2,
+    nothing written; 6 rows make three non-empty splits."""
+    section = {"seed": 123, "train": 0.8, "dev": 0.1, "test": 0.1, "stratify": stratify}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"split": {"toy": section},  # the stage reads these too
+                                                          "ingest": {"toy": params_section("ingest")},
+                                                          "vocab": {"toy": params_section("vocab")}}))
+    for rows, expected in ((5, None), (6, {"train": 4, "dev": 1, "test": 1})):
+        lines = [json.dumps({"text": name, "category": "ab"[i % 2]}) for i, name in enumerate(TOY_NAMES[:rows])]
+        (tmp_path / "rows.jsonl").write_text("\n".join(lines) + "\n")
+        out = tmp_path / f"out{rows}"
+        done = subprocess.run([sys.executable, str(ROOT / "stages" / "split.py"), "--corpus", "toy",
+                               "--rows", "rows.jsonl", "--out-dir", str(out)], cwd=tmp_path, capture_output=True,
+                              text=True)
+        if expected is None:
+            assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+            assert done.stderr.splitlines() == [
+                "error: 5 rows leave the dev split empty: the split's fractions (train 0.8, dev 0.1, test 0.1"
+                f"{', stratified' if stratify else ''}) need at least 6 rows"]
+            assert not out.exists()
+        else:
+            assert done.returncode == 0, done.stderr
+            assert json.loads((out / "report.json").read_text())["items"] == expected
+            assert all((out / f"{name}.txt").read_text().strip() for name in expected)

@@ -5,7 +5,10 @@ refuses any pickle that would construct arbitrary objects or run code: a checkpo
 someone else cannot execute anything on load.
 """
 
+import dataclasses
 import pickle
+import types
+import typing
 import zipfile
 
 import torch
@@ -90,7 +93,59 @@ def read_checkpoint(path):
     for key in ("model", "model_config", "vocab", "training"):
         if key not in payload:
             raise UserError(f"{path}: checkpoint lacks {key!r}")
+        if not isinstance(payload[key], dict):
+            raise UserError(f"{path}: corrupt checkpoint ({key!r} is a {type(payload[key]).__name__}, not a mapping)")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["model"].items()):
+        raise UserError(f"{path}: corrupt checkpoint ('model' must map parameter names to tensors)")
+    for key in ("model_config", "vocab", "training"):
+        if not _plain(payload[key]):
+            raise UserError(f"{path}: corrupt checkpoint ({key!r} must be plain data: mappings, lists, "
+                            "strings, numbers)")
     return payload
+
+
+def _plain(obj):
+    """Whether ``obj`` is plain data as JSON holds it (what a checkpoint's config, vocabulary and record are)."""
+    if isinstance(obj, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return all(_plain(v) for v in obj)
+    return obj is None or isinstance(obj, (str, int, float, bool))
+
+
+def _is_a(value, annotation):
+    """Whether ``value`` fits a ``ModelConfig`` field's type (an int is a float too, a bool is no int; a
+    bare ``list`` is the adaptive cut-offs' list of ints)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):  # Optional[list], int | None
+        return any(_is_a(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is list:
+        return isinstance(value, list) and all(_is_a(v, int) for v in value)
+    if origin is not None:  # list[int], dict[str, int]: the container's type, its items as the model checks them
+        return isinstance(value, origin)
+    return isinstance(value, annotation)
+
+
+def model_config_from(data, path):
+    """The checkpoint's model config as a ``ModelConfig``, every field of the type it declares: a
+    config of wrong types would build a model that fails later, deep inside torch."""
+    try:
+        config = ModelConfig(**data)
+    except TypeError as err:
+        raise UserError(f"{path}: bad model config ({err})") from None
+    for field in dataclasses.fields(ModelConfig):
+        value = getattr(config, field.name)
+        if not _is_a(value, field.type):
+            raise UserError(f"{path}: bad model config ({field.name} is {value!r})")
+    return config
 
 
 def load_checkpoint(path, expect_vocab=None):
@@ -103,10 +158,7 @@ def load_checkpoint(path, expect_vocab=None):
     vocab = Vocabulary.from_dict(payload["vocab"], source=f"{path} (vocabulary)")
     if expect_vocab is not None and vocab != expect_vocab:
         raise UserError(f"{path} was trained with another vocabulary than the current one; rerun `dvc repro`")
-    try:
-        config = ModelConfig(**payload["model_config"])
-    except TypeError as err:
-        raise UserError(f"{path}: bad model config ({err})") from None
+    config = model_config_from(payload["model_config"], path)
     if config.vocab_size != len(vocab):
         raise UserError(
             f"{path}: vocabulary has {len(vocab)} tokens but the model was built for {config.vocab_size}"
@@ -115,6 +167,9 @@ def load_checkpoint(path, expect_vocab=None):
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
-        raise UserError(f"{path}: weights do not match the model config ({str(err).splitlines()[0]})") from None
+        lines = str(err).strip().splitlines()  # "Error(s) in loading state_dict for X:", then one line per problem
+        detail = lines[1].strip() if len(lines) > 1 else lines[0]
+        raise UserError(f"{path}: weights do not match the model config "
+                        f"({detail if len(detail) <= 300 else detail[:300] + '...'})") from None
     model.eval()
     return model, vocab, payload

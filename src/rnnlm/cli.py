@@ -24,7 +24,6 @@ import sys
 import torch
 
 from . import __version__, gates
-from .compare import compare
 from .devices import DEVICES, resolve_device
 from .errors import UserError, exit_on_user_error
 from .export import export_onnx
@@ -269,6 +268,8 @@ def cmd_check_metrics(args):
 
 
 def cmd_compare(args):
+    from .compare import compare  # imports the report's plotting: only this command needs it (0.6 s)
+
     print(compare(args.rev, args.rtol, args.atol, args.metrics_dir))
     return 0
 

@@ -49,6 +49,12 @@ class EncodedSplit:
         """Predicted tokens: every token but each item's leading <s>."""
         return int(self.offsets[-1] - len(self))
 
+    def target_counts(self, vocab_size):
+        """How often each id is a target (every token but each item's leading <s>): (vocab_size,) int64."""
+        counts = np.bincount(self.tokens, minlength=vocab_size).astype(np.int64)
+        counts -= np.bincount(self.tokens[self.offsets[:-1]], minlength=vocab_size)
+        return counts
+
 
 ENCODE_CHUNK = 4096  # items encoded at once: bounds the encoder's temporary lists and objects
 

@@ -1,5 +1,12 @@
 """Full-pass evaluation: token-weighted loss, perplexity, next-token accuracy, bits per character.
 
+Accuracy counts every target, ``<unk>`` included; where ``<unk>`` is a target (word level: an
+out-of-vocabulary word is one ``<unk>``, the commonest news target), predicting it is cheap and
+flatters the accuracy, so ``accuracy_without_unk`` beside it is the accuracy over the other targets.
+It is reported wherever ``<unk>`` occurs among a split's targets, at any level: news (word level)
+has it; names (char level) has none, since ingest keeps only the alphabet, which the training split
+covers; a BPE vocabulary never produces ``<unk>``.
+
 A stream split (one long text) is scored as one stream from a zero state by ``rnnlm.stream_scoring``.
 """
 
@@ -9,8 +16,12 @@ import torch
 
 from .data import batch_indices, make_batch
 from .devices import to_device
+from .errors import UserError
 from .models import token_losses
 from .stream_scoring import evaluate_stream
+
+EMPTY_SPLIT = ("has no items to score: the split stage makes every split non-empty, so rebuild the "
+               "splits (`dvc repro`) from at least the number of rows it names")
 
 
 @torch.no_grad()
@@ -24,29 +35,42 @@ def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None, accuracy=T
     an adaptive softmax then scores the targets alone, several times cheaper on a word vocabulary
     (the loss's last digits may differ from the full distribution's); the result has no accuracy.
     """
+    if len(split) == 0:
+        raise UserError(f"the split {EMPTY_SPLIT}")
     if split.stream:  # one long text: every target once, with the text before it (rnnlm.stream_scoring)
         return summarize(*evaluate_stream(model, split, unk_id, accuracy))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device  # batches go where the model is
-    total_nll, correct, tokens, unknown = 0.0, 0, 0, 0
+    total_nll, correct, tokens, unknown, correct_known = 0.0, 0, 0, 0, 0
     # Sorting by length (no shuffling) keeps padding low; the sums do not depend on batching.
     for indices in batch_indices(split.lengths, batch_size, rng=None, bucket=True):
         x, y = to_device(make_batch(split, indices, pad_id), device)
         nll, logits, targets = token_losses(model, x, y, pad_id, with_logits=accuracy)
         total_nll += nll.double().sum().item()
         if accuracy:
-            correct += (logits.argmax(dim=-1) == targets).sum().item()
+            hits = logits.argmax(dim=-1) == targets
+            correct += hits.sum().item()
+            if unk_id is not None:
+                correct_known += (hits & (targets != unk_id)).sum().item()
         tokens += targets.numel()
         if unk_id is not None:
             unknown += (targets == unk_id).sum().item()
     model.train(was_training)
     return summarize(total_nll, correct if accuracy else None, tokens, int(split.chars.sum()),
-                     unknown if unk_id is not None else None)
+                     unknown if unk_id is not None else None,
+                     correct_known=correct_known if accuracy and unk_id is not None else None)
 
 
-def summarize(total_nll, correct, tokens, chars, unknown=None):
-    """Turn sums over a split into the metrics schema shared by every model (neural or n-gram)."""
+def summarize(total_nll, correct, tokens, chars, unknown=None, correct_known=None):
+    """Turn sums over a split into the metrics schema shared by every model (neural or n-gram).
+
+    ``correct_known``: the correct predictions of targets other than ``<unk>`` (``unknown`` counts the
+    ``<unk>`` targets); with both, and ``<unk>`` among the targets, the result has ``accuracy_without_unk``
+    (module docstring).
+    """
+    if tokens == 0:
+        raise UserError(f"the split {EMPTY_SPLIT}")
     loss = total_nll / tokens
     result = {"loss": loss, "perplexity": math.exp(loss) if loss < 700 else math.inf}  # exp overflows past ~709
     if correct is not None:  # None: a loss-only pass (training's dev loss)
@@ -54,6 +78,8 @@ def summarize(total_nll, correct, tokens, chars, unknown=None):
     result |= {"bits_per_char": total_nll / math.log(2) / chars, "tokens": tokens}
     if unknown is not None:
         result["oov_rate"] = unknown / tokens
+        if correct_known is not None and 0 < unknown < tokens:
+            result["accuracy_without_unk"] = correct_known / (tokens - unknown)
     return result
 
 

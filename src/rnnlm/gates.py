@@ -7,6 +7,7 @@ two checks draw those lines. The lock check asks DVC itself: it runs ``dvc statu
 workspace that holds the committed dvc.lock, and sorts what DVC says into stale and not built.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+from .metrics_files import parse_metrics, read_metrics
 from .speed import is_timing
 from .tolerances import metric_name, rtol_of, within
 
@@ -155,14 +157,24 @@ def check_revision(rev):
 
 
 def committed_metrics(rev, metrics_dir):
-    """{path: parsed JSON} of every .json under ``metrics_dir`` at git revision ``rev``."""
+    """{path: parsed JSON} of every .json under ``metrics_dir`` at git revision ``rev`` (``rnnlm.metrics_files``
+    checks each: a corrupt one is a UserError naming it)."""
     check_revision(rev)
     names = _git("ls-tree", "-r", "--name-only", rev, "--", str(metrics_dir)).split()
-    return {name: json.loads(_git("show", f"{rev}:{name}")) for name in names if name.endswith(".json")}
+    return {name: _committed_file(rev, name) for name in names if name.endswith(".json")}
+
+
+def _committed_file(rev, name):
+    source = f"{name} at {rev}"
+    try:
+        text = _git("show", f"{rev}:{name}")
+    except UnicodeDecodeError as err:  # git's output is decoded as text: the file is not UTF-8
+        raise UserError(f"{source}: not a metrics file, corrupt ({err.reason} at byte {err.start})") from None
+    return parse_metrics(text, source)
 
 
 def workspace_metrics(metrics_dir):
-    return {str(p): json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(metrics_dir).rglob("*.json"))}
+    return {str(p): read_metrics(p) for p in sorted(Path(metrics_dir).rglob("*.json"))}
 
 
 def compare_metrics(old, new, rtol=None, atol=1e-6, ignore=(), k=3.0, tally=None, drift=None):

@@ -20,7 +20,6 @@ through ``rnnlm.mixture``, the mixture's log-space formula), so a model file sco
 the loss its stage reported.
 """
 
-import json
 import math
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from .arpa import ArpaLM, file_stem, read_arpa, read_arpa_header, require_comple
 from .checkpoint import load_checkpoint, read_checkpoint
 from .errors import UserError
 from .io import pipeline_hint, read_json, require_file
+from .metrics_files import check_record, read_metrics
 from .mixture import mixed_losses, neural_target_losses
 from .sampling import ModelStepper
 from .vocab import Vocabulary
@@ -61,9 +61,10 @@ class NeuralLM:
 
     def describe(self):
         training = self.payload["training"]
-        run = training.get("run_id", {})
+        run = training.get("run_id")
         return {"model": self.model.config.kind, "parameters": self.model.num_parameters(),
-                "model_config": self.model.config.to_dict(), "trained_with": run.get("config"),
+                "model_config": self.model.config.to_dict(),
+                "trained_with": run.get("config") if isinstance(run, dict) else None,
                 "seed": training.get("seed"), "best_epoch": training.get("best_epoch"),
                 "epochs_done": training.get("epochs_done"), "best_dev_loss": training.get("best_dev_loss")}
 
@@ -157,8 +158,6 @@ class MixtureLM:
         self.weights = [float(c["weight"]) for c in self.spec["components"]]
         self.files = [mixture_component(path, c["file"]) for c in self.spec["components"]]
         self.components = [load_model(file, device) for file in self.files]
-        if any(isinstance(c, MixtureLM) for c in self.components):
-            raise UserError(f"{path}: a mixture's components are neural checkpoints and ARPA files, not mixtures")
         self.vocab = self.components[0].vocab
         if any(c.vocab != self.vocab for c in self.components):
             raise UserError(f"{path}: its component models use different vocabularies")
@@ -197,8 +196,12 @@ def read_mixture_spec(path):
 
 
 def mixture_component(path, name):
-    """The file of one of a mixture's components, named relative to the mixture file."""
+    """The file of one of a mixture's components, named relative to the mixture file: a neural checkpoint
+    or an ARPA file (a mixture of mixtures is refused before it is read: one naming itself would never end)."""
     component = Path(path).parent / name
+    if name.endswith(".json"):
+        raise UserError(f"{path}: component {name}: a mixture's components are neural checkpoints and ARPA "
+                        "files, not mixtures")
     return require_file(component, what=f"component model of mixture {path}:",
                         hint=pipeline_hint(component, MODEL_HINT), empty_ok=False)
 
@@ -274,5 +277,5 @@ def recorded_metrics(path):
     candidate = Path(*parts[:at], "metrics", *parts[at + 1:-1], f"{model_name(path)}.json")
     if not candidate.is_file():
         return None
-    data = json.loads(candidate.read_text(encoding="utf-8"))
+    data = check_record(read_metrics(candidate), str(candidate))
     return {"file": str(candidate), "dev": data.get("dev"), "test": data.get("test")}

@@ -180,19 +180,24 @@ def evaluate_mixtures(mixtures, ngram, split, pad_id, unk_id=None, max_cells=MAX
 
     Loss: ``−log Σ_k λ_k p_k`` of each target, summed in log space from each neural model's own
     per-token loss (so a probability too small for float32 cannot turn into log 0). Accuracy: the
-    argmax of the mixed (N, V) distribution.
+    argmax of the mixed (N, V) distribution; with ``unk_id``, also over the targets that are not
+    ``<unk>`` (``accuracy_without_unk``, where ``<unk>`` is a target).
     """
-    nll, correct = [0.0] * len(mixtures), [0] * len(mixtures)
+    nll, correct, correct_known = [0.0] * len(mixtures), [0] * len(mixtures), [0] * len(mixtures)
     tokens, unknown = 0, 0
     for targets, mixed in mixed_distributions(mixtures, ngram, split, pad_id, max_cells):
+        known = targets != unk_id if unk_id is not None else np.ones(len(targets), dtype=bool)
         for m, (component_nll, dist) in enumerate(mixed):
             nll[m] += float(mixed_losses(component_nll, mixtures[m][1]).sum())
-            correct[m] += int((dist.argmax(axis=1) == targets).sum())
+            hits = dist.argmax(axis=1) == targets
+            correct[m] += int(hits.sum())
+            correct_known[m] += int((hits & known).sum())
         tokens += len(targets)
         if unk_id is not None:
             unknown += int((targets == unk_id).sum())
     if not all(math.isfinite(v) for v in nll):
         raise ValueError("a target has probability 0 under the mixture (<pad> or <s> inside an item?)")
     chars = int(split.chars.sum())
-    return [summarize(nll[m], correct[m], tokens, chars, unknown if unk_id is not None else None)
+    return [summarize(nll[m], correct[m], tokens, chars, unknown if unk_id is not None else None,
+                      correct_known=correct_known[m] if unk_id is not None else None)
             for m in range(len(mixtures))]

@@ -516,22 +516,28 @@ class KneserNeyLM:
     # --- evaluation ---------------------------------------------------------------------------
 
     def evaluate(self, split, unk_id=None, max_cells=MAX_CELLS):
-        """Sums over every target of ``split``: ``(total_nll, correct, tokens, chars, unknown)``.
+        """Sums over every target of ``split``: ``(total_nll, correct, tokens, chars, unknown, correct_known)``.
 
         Pass them to :func:`rnnlm.evaluation.summarize` for the metrics every model reports.
         ``correct`` counts targets equal to the argmax of the predicted distribution; ``unknown``
-        counts targets equal to ``unk_id`` (None when no ``unk_id`` is given).
+        counts targets equal to ``unk_id`` and ``correct_known`` the correct ones among the others
+        (both None when no ``unk_id`` is given).
         """
-        total_nll, correct, tokens, unknown = 0.0, 0, 0, 0
+        total_nll, correct, tokens, unknown, correct_known = 0.0, 0, 0, 0, 0
         for _, targets, dist in self.split_distributions(split, max_cells):
             with np.errstate(divide="ignore"):
                 total_nll -= float(np.log(dist[np.arange(len(targets)), targets]).sum())  # -inf: <pad>/<s> targets
-            correct += int((dist.argmax(axis=1) == targets).sum())
+            hits = dist.argmax(axis=1) == targets
+            correct += int(hits.sum())
             tokens += len(targets)
-            unknown += int((targets == unk_id).sum()) if unk_id is not None else 0
+            if unk_id is not None:
+                unknown += int((targets == unk_id).sum())
+                correct_known += int((hits & (targets != unk_id)).sum())
         if not math.isfinite(total_nll):
             raise ValueError("a target has probability 0 (<pad> or <s> inside an item?)")
-        return total_nll, correct, tokens, int(split.chars.sum()), unknown if unk_id is not None else None
+        if unk_id is None:
+            return total_nll, correct, tokens, int(split.chars.sum()), None, None
+        return total_nll, correct, tokens, int(split.chars.sum()), unknown, correct_known
 
 
 def select_order(model, dev, orders):

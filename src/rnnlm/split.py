@@ -2,7 +2,13 @@
 
 The split is decided on row indices (and labels, to stratify) only: ``split_indices`` never sees
 the texts, so a stage can pick rows from the file by position and keep memory small.
+
+Every split must hold at least one row: ``split_sizes`` gives the sizes a split of ``n`` rows will
+have (the same floors the two splits take), and ``minimum_rows`` the fewest rows from which no split
+is empty for the given fractions, which a refusal names.
 """
+
+import math
 
 import random
 from collections import Counter
@@ -68,13 +74,51 @@ def stratified_split(labels, cfg):
     return {"train": train_idx, "dev": dev_idx, "test": test_idx}
 
 
+def split_sizes(n, cfg):
+    """``{"train", "dev", "test"}`` row counts of a split of ``n`` rows, as the split makes them.
+
+    The shuffled split cuts at ``int(train·n)`` and ``int((train + dev)·n)``; the stratified one
+    takes ``floor(train·n)`` rows for training (scikit-learn's ``train_size``), then
+    ``floor(dev / (dev + test)·rest)`` of the rest for dev.
+    """
+    if not cfg.stratify:
+        n_train, n_until_test = int(cfg.train * n), int((cfg.train + cfg.dev) * n)
+        return {"train": n_train, "dev": n_until_test - n_train, "test": n - n_until_test}
+    n_train = math.floor(cfg.train * n)
+    rest = n - n_train
+    n_dev = math.floor(cfg.dev / (cfg.dev + cfg.test) * rest)
+    return {"train": n_train, "dev": n_dev, "test": rest - n_dev}
+
+
+def minimum_rows(cfg):
+    """The fewest rows from which every larger count too leaves no split empty, for ``cfg``'s fractions.
+
+    Past ``2 / f`` rows (``f`` the smallest fraction) each split gets at least one row whatever the
+    floors and float rounding do, so the answer is one more than the largest count below that which
+    leaves a split empty.
+    """
+    bound = math.ceil(2 / min(cfg.train, cfg.dev, cfg.test)) + 1
+    failing = [n for n in range(1, bound + 1) if min(split_sizes(n, cfg).values()) < 1]
+    return max(failing, default=0) + 1
+
+
+def require_nonempty_splits(n, cfg):
+    """A UserError naming the minimum number of rows if a split of ``n`` rows would leave one empty."""
+    sizes = split_sizes(n, cfg)
+    empty = [name for name, size in sizes.items() if size < 1]
+    if empty:
+        fractions = f"train {cfg.train:g}, dev {cfg.dev:g}, test {cfg.test:g}" + (", stratified" if cfg.stratify else "")
+        raise UserError(f"{n} rows leave the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} empty: "
+                        f"the split's fractions ({fractions}) need at least {minimum_rows(cfg)} rows")
+
+
 def split_indices(n, labels, cfg):
     """Which rows go to each split: {split: int64 array of row indices} in the order they are written.
 
     ``labels`` holds each row's category (None where a row has none); it is read only to stratify.
+    Too few rows for a non-empty train, dev and test split are a user error naming the minimum.
     """
-    if n < 3:
-        raise UserError(f"need at least 3 rows to make train/dev/test splits, got {n}")
+    require_nonempty_splits(n, cfg)
     if not cfg.stratify:
         return shuffled_split(n, cfg)
     if any(label is None for label in labels):

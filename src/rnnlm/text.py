@@ -16,7 +16,7 @@ blank lines included (``rnnlm.textstream``); nothing is rewritten and nothing is
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from tokenizers import pre_tokenizers
 
@@ -95,6 +95,9 @@ class Normalization:
             rules = cls(**data)
         except TypeError as err:
             raise UserError(f"{source}: bad normalization rules ({err})") from None
+        for field in fields(cls):  # every rule of the type its default has (a str alphabet, bool flags)
+            if type(getattr(rules, field.name)) is not type(field.default):
+                raise UserError(f"{source}: bad normalization rules ({field.name} is {getattr(rules, field.name)!r})")
         if rules.normalize not in ("name", "news", "text"):
             raise UserError(f"{source}: unknown normalization {rules.normalize!r}")
         return rules

@@ -148,10 +148,15 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     seed_everything(seed)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
+    train, dev = splits["train"], splits["dev"]
+    for name, split in (("train", train), ("dev", dev)):
+        if len(split) == 0:
+            raise UserError(f"cannot train {kind}: the {name} split has no items; rebuild the splits (`dvc repro`) "
+                            "from at least the number of rows the split stage names")
     model_config = model_config_for(kind, cfg, vocab)
     model = build_model(model_config).to(device)  # on the CPU, .to() changes nothing
+    model.set_target_counts(train.target_counts(len(vocab)))  # an adaptive softmax ranks its ids by them
     optimizer = make_optimizer(cfg, model.parameters())
-    train, dev = splits["train"], splits["dev"]
     if train.stream:  # an epoch's steps are its chunks, which its plan draws
         check_stream_training(cfg, model, shard)
         epoch_steps = [len(stream_plan(train, cfg, seed, e, model).lengths) for e in range(1, cfg.epochs + 1)]

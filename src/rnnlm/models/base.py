@@ -26,7 +26,9 @@ sequence instead of flickering. ``embedding_dropout`` (AWD-LSTM's ``embedded_dro
 word types: every occurrence of a dropped token in the batch reads a zero vector.
 
 **Output layers**: ``full`` (one linear layer, logits over the whole vocabulary) or ``adaptive`` (adaptive softmax, Grave et al. 2017, for large word
-vocabularies). The adaptive layer's "logits" are already normalized log-probabilities; since
+vocabularies). The adaptive layer puts the tokens that are most frequent among the training targets
+in its head, whatever their ids (``AdaptiveOutput``: training sets the ranking, the checkpoint keeps
+it). The adaptive layer's "logits" are already normalized log-probabilities; since
 softmax(log p) = p, every caller that treats the output as logits (cross-entropy, argmax,
 sampling, log_softmax) gets the same exact full-distribution answer without a branch. Only
 training asks the adaptive layer for the target's log-probability alone, which skips the tail
@@ -97,10 +99,16 @@ def make_dropout(p, mode):
 class AdaptiveOutput(nn.Module):
     """Adaptive softmax as an output layer: states (N, H) -> log-probabilities (N, V), normalized.
 
-    Token ids below the first cut-off (the most frequent words: the vocabulary is ranked by
-    count) are scored in the head together with one entry per tail cluster; a rarer word's
-    probability is its cluster's head probability times its share inside the cluster, computed
-    through a smaller projection (each cluster 4x narrower than the one before).
+    Tokens are placed by *rank*, 0 the most frequent: the ranks below the first cut-off are scored
+    in the head together with one entry per tail cluster; a rarer token's probability is its
+    cluster's head probability times its share inside the cluster, computed through a smaller
+    projection (each cluster 4x narrower than the one before). The buffer ``rank`` (id -> rank, a
+    permutation saved in the state_dict) says which id has which rank; training sets it from the
+    training targets' counts (``rank_by_counts``, ties by id), because ids need not follow frequency:
+    a BPE vocabulary's are the tokenizer's (specials, the 256 bytes, then the merges), and even a
+    char or word vocabulary puts its four specials first, two of which are never targets. Until it is
+    set (and in a checkpoint from before it existed) the rank is the id. The output's columns are
+    ids, as every output layer's: the distribution is gathered back from rank order.
     """
 
     def __init__(self, hidden_size, vocab_size, cutoffs, tied_embedding=None):
@@ -111,12 +119,41 @@ class AdaptiveOutput(nn.Module):
             raise UserError(f"adaptive_cutoffs {cutoffs} must increase and stay between 1 and the vocabulary "
                             f"size - 2 ({vocab_size - 2}); adaptive softmax is meant for large word vocabularies")
         self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(hidden_size, vocab_size, cutoffs, div_value=4.0)
+        self.register_buffer("rank", torch.arange(vocab_size))                     # id -> rank, saved
+        self.register_buffer("order", torch.arange(vocab_size), persistent=False)  # rank -> id, derived
         if tied_embedding is not None:
-            self.adaptive.head = TiedHead(hidden_size, tied_embedding, cutoffs[0], len(cutoffs))
+            self.adaptive.head = TiedHead(hidden_size, tied_embedding, self.order[: cutoffs[0]], len(cutoffs))
+
+    def rank_by_counts(self, counts):
+        """Rank the ids by ``counts`` (V,), how often each is a training target: most frequent first, ties by id."""
+        counts = torch.as_tensor(counts, dtype=torch.long, device=self.rank.device)
+        order = torch.sort(-counts, stable=True).indices  # stable: equal counts keep the order of their ids
+        with torch.no_grad():
+            self.rank.copy_(torch.argsort(order))
+        self._follow_rank()
+
+    def _follow_rank(self):
+        """The buffers derived from ``rank``: its inverse, and the tied head's embedding rows."""
+        with torch.no_grad():
+            self.order.copy_(torch.argsort(self.rank))
+            if isinstance(self.adaptive.head, TiedHead):
+                self.adaptive.head.ids.copy_(self.order[: self.adaptive.shortlist_size])
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        if prefix + "rank" not in state_dict:  # saved before ids were ranked: the rank was the id
+            state_dict[prefix + "rank"] = torch.arange(len(self.rank))  # (load_state_dict passes a copy)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        if not torch.equal(torch.sort(self.rank).values, torch.arange(len(self.rank), device=self.rank.device)):
+            error_msgs.append(f"{prefix}rank is not a permutation of the ids")
+        else:
+            self._follow_rank()
 
     def forward(self, states):  # (..., H) -> (..., V)
         flat = states.reshape(-1, states.size(-1))
-        return self.adaptive.log_prob(flat).reshape(*states.shape[:-1], -1)
+        by_rank = self.adaptive.log_prob(flat)  # (N, V): column r holds the token of rank r
+        return by_rank.index_select(1, self.rank).reshape(*states.shape[:-1], -1)
 
     def target_log_probs(self, states, targets):  # (N, H), (N,) -> (N,)
         """log p(target) alone: the full distribution's value, without the clusters no target needs.
@@ -127,6 +164,7 @@ class AdaptiveOutput(nn.Module):
         into a tensor of the input's dtype). Here every log-softmax runs in float32.
         """
         adaptive = self.adaptive
+        targets = self.rank[targets]                                      # ids -> ranks, as the layer places them
         head = F.log_softmax(adaptive.head(states).float(), dim=-1)       # (N, shortlist + clusters)
         cutoffs = [0] + adaptive.cutoffs                                  # cutoffs[-1] == vocab size
         in_head = targets < adaptive.shortlist_size
@@ -147,23 +185,23 @@ class AdaptiveOutput(nn.Module):
 class TiedHead(nn.Module):
     """The adaptive softmax's head with its word rows tied to the input embedding.
 
-    The head scores the ``shortlist`` most frequent words and one entry per tail cluster. Its word
-    rows are the embedding's first ``shortlist`` rows (the vocabulary is ranked by count), read
-    through a projection of the states down to the embedding size; the cluster rows are its own.
-    Tail clusters keep their own (narrow) matrices: the frequent words, which most tokens are,
-    share their input and output vectors.
+    The head scores the shortlist of most frequent words (in rank order) and one entry per tail
+    cluster. Its word rows are the embedding's rows of those words (``ids``: the first ranks' ids,
+    which ``AdaptiveOutput`` keeps up to date), read through a projection of the states down to the
+    embedding size; the cluster rows are its own. Tail clusters keep their own (narrow) matrices:
+    the frequent words, which most tokens are, share their input and output vectors.
     """
 
-    def __init__(self, hidden_size, embedding, shortlist, clusters):
+    def __init__(self, hidden_size, embedding, ids, clusters):
         super().__init__()
         E = embedding.weight.shape[1]
         self.embedding_weight = embedding.weight     # shared: the same Parameter as the embedding's
-        self.shortlist = shortlist
+        self.register_buffer("ids", ids.clone(), persistent=False)  # (shortlist,) the head's words by rank
         self.project = nn.Linear(hidden_size, E, bias=False) if hidden_size != E else nn.Identity()
         self.cluster_weight = nn.Parameter(torch.empty(clusters, E).uniform_(-0.1, 0.1))
 
     def forward(self, states):  # (N, H) -> (N, shortlist + clusters)
-        rows = torch.cat([self.embedding_weight[: self.shortlist], self.cluster_weight])
+        rows = torch.cat([self.embedding_weight.index_select(0, self.ids), self.cluster_weight])
         return F.linear(self.project(states), rows)
 
 
@@ -212,6 +250,12 @@ class LanguageModel(nn.Module):
             with torch.no_grad():
                 nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
                 self.embedding.weight[c.pad_id].zero_()
+
+    def set_target_counts(self, counts):
+        """How often each id is a training target, (V,): an adaptive softmax ranks its ids by it (the other
+        output layers need nothing). Training calls it once, before the first step."""
+        if isinstance(self.decoder, AdaptiveOutput):
+            self.decoder.rank_by_counts(counts)
 
     def embed(self, x):
         """Dropped-out embeddings (B, T, E) of ids (B, T); in training, whole word types drop first."""
