@@ -293,11 +293,13 @@ def test_evaluate_equals_token_by_token_sums(order):
     assert got[0] == pytest.approx(nll, rel=1e-12)
     assert got[1:] == (correct, tokens, sum(len(s) + 1 for s in items), unknown, correct_known)
     assert tokens == split.num_targets and unknown == 1
-    assert lm.evaluate(split)[4] is None
+    assert lm.evaluate(split)[4:] == (None, None)
     np.testing.assert_allclose(-np.log(lm.target_probabilities(split)).sum(), nll, rtol=1e-12)
 
     metrics = summarize(*got)
-    assert set(metrics) == {"loss", "perplexity", "accuracy", "bits_per_char", "tokens", "oov_rate"}
+    assert set(metrics) == {"loss", "perplexity", "accuracy", "bits_per_char", "tokens", "oov_rate",
+                            "accuracy_without_unk"}
+    assert metrics["accuracy_without_unk"] == correct_known / (tokens - unknown)
     assert metrics["loss"] == pytest.approx(nll / tokens)
     assert metrics["bits_per_char"] == pytest.approx(nll / math.log(2) / split.chars.sum())
 
