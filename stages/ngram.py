@@ -6,7 +6,7 @@ import time
 
 from _params import load_params, section
 from rnnlm.arpa import write_arpa
-from rnnlm.data import load_encoded
+from rnnlm.data import joined_streams, load_encoded
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded, summarize
 from rnnlm.io import write_json
@@ -38,8 +38,12 @@ def main():
     model, dev_losses = select_order(counts, splits["dev"], range(cfg.min_order, cfg.max_order + 1))
     select_seconds = time.perf_counter() - start - fit_seconds
     result = {split: summarize(*model.evaluate(splits[split], unk_id=vocab.unk_id)) for split in ("dev", "test")}
+    if splits["dev"].stream:  # dev ∪ test as one stream, as nanoGPT's val (the history runs on from dev into test)
+        joined = summarize(*model.evaluate(joined_streams(splits["dev"], splits["test"])))
+        result["dev_test"] = {k: v for k, v in joined.items() if k != "oov_rate"}
     discounts = discount_record(model)
-    metrics = metrics_record(result["dev"], result["test"], params=model.num_ngrams, order=model.order,
+    extra = {"dev_test": result["dev_test"]} if "dev_test" in result else {}
+    metrics = metrics_record(result["dev"], result["test"], **extra, params=model.num_ngrams, order=model.order,
                              discounts=discounts, dev_loss_by_order={str(k): v for k, v in dev_losses.items()})
     write_json(args.metrics, rounded(metrics))
     write_json(args.speed, rounded({"fit_seconds": fit_seconds, "select_seconds": select_seconds}))

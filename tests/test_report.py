@@ -205,7 +205,7 @@ def test_speed_tables_list_every_run_the_ngram_and_the_mixture():
                      ["ngram", "—", "0.2", "—", "—", "—"], ["gru+ngram", "0", "10.3", "—", "—", "—"]]
     assert rows(md.split("### news")[0], "news")[-1] == ["lstm+gru+ngram", "0", "30.3", "—", "—", "—"]
     assert rows(md, "news")[-1] == ["word", "30", "25"]  # the tokenization comparison's levels
-    assert "dvc metrics diff --targets speed -R" in md
+    assert "dvc metrics show --targets speed/stages -R" in md
     assert "\n### news: tokenization\n" in md and md.index("- lstm+gru+ngram: the training seconds of lstm, gru") < md.index("### news")
     assert "names: tokenization" not in md  # no levels compared there
 

@@ -338,8 +338,9 @@ def speed_markdown(speed):
     """``speed``: {corpus: {stage: its speed file}} -> speed/summary.md, one table per corpus."""
     parts = ["# Speed", "",
              "Seconds of the run that wrote `speed/`: they change with the machine and its load, so they stay "
-             "out of `metrics/` and the results (`reports/summary.md`). Compare two revisions with "
-             "`dvc metrics diff --targets speed -R`. The runs of a corpus train side by side in "
+             "out of `metrics/` and the results (`reports/summary.md`); this table is the only output they "
+             "reach. Each stage's own: `dvc metrics show --targets speed/stages -R`; another revision's: "
+             "`git diff REV -- speed/summary.md`. The runs of a corpus train side by side in "
              "`train.<corpus>.workers` processes; tokens/s counts one run's training tokens.", ""]
     for corpus, stages in speed.items():
         parts += [speed_table(corpus, stages), ""]
