@@ -58,7 +58,13 @@ def _change(old, new, decimals):
     return f"{new - old:+.{decimals}f}{relative}"
 
 
-def _rows(old_models, new_models, rtol, atol):
+def _metrics_path(corpus, model, metrics_dir):
+    """Where the pipeline writes ``model``'s metrics (its tolerances may be its file's own)."""
+    name = "mixture" if "+" in model else model if model == "ngram" else f"neural/{model}"
+    return f"{PurePosixPath(Path(metrics_dir).as_posix())}/{corpus}/{name}.json"
+
+
+def _rows(old_models, new_models, rtol, atol, corpus="", metrics_dir="metrics"):
     """The table rows of one corpus, and how many changes went beyond the tolerance."""
     rows, beyond = [], 0
     for model in sorted(set(old_models) | set(new_models)):
@@ -75,7 +81,8 @@ def _rows(old_models, new_models, rtol, atol):
                 if before is None or after is None:
                     cells.append("added" if before is None else "removed")
                     continue
-                _, problem = gates.judge(metric, a, b, before, rtol, atol)
+                _, problem = gates.judge(metric, a, b, before, rtol, atol,
+                                         path=_metrics_path(corpus, model, metrics_dir))
                 beyond += problem is not None
                 cells.append(_change(a, b, decimals) + (f" {MARK}" if problem else ""))
             rows.append(cells)
@@ -98,7 +105,7 @@ def compare_markdown(old, new, rev, rtol=None, atol=1e-6, metrics_dir="metrics")
         titles += [f"{metric} at {rev}", f"{metric} now", "change"]
     parts, beyond = [], 0
     for corpus in sorted(set(before) | set(after)):
-        rows, count = _rows(before.get(corpus, {}), after.get(corpus, {}), rtol, atol)
+        rows, count = _rows(before.get(corpus, {}), after.get(corpus, {}), rtol, atol, corpus, metrics_dir)
         beyond += count
         parts += [f"## {corpus}", "", markdown_table(rows, titles, names=2), "",
                   f"Best model (lowest dev loss): at {rev} {_best(before.get(corpus))}, "

@@ -91,12 +91,13 @@ def sample_band(name, value, siblings, k):
     return None
 
 
-def judge(key, old, new, siblings, rtol=None, atol=1e-6, k=3.0, drift=None):
+def judge(key, old, new, siblings, rtol=None, atol=1e-6, k=3.0, drift=None, path=None):
     """(rule, problem or None) for one metric; ``siblings`` is the committed dict that holds it.
 
     ``rtol`` None takes each metric's measured tolerance (``rnnlm.tolerances``); a number overrides
     it for every metric. ``drift``, if given, keeps per metric name the largest relative change the
-    relative rule saw (how the tolerances were measured)."""
+    relative rule saw (how the tolerances were measured). ``path``: the metrics file, whose own
+    tolerances apply where ``rnnlm.tolerances.RTOL_BY_FILE`` names it."""
     name = key.split(".")[-1]
     if is_timing(name):
         return "timing", None
@@ -114,13 +115,13 @@ def judge(key, old, new, siblings, rtol=None, atol=1e-6, k=3.0, drift=None):
         return "sample", f"outside {old:g} ± {band:.3g} ({k:g} standard errors of {n} samples)"
     if isinstance(old, int) and isinstance(new, int):
         return "count", None if old == new else "count differs (compared exactly)"
-    tol = rtol_of(key) if rtol is None else rtol
+    tol = rtol_of(key, path) if rtol is None else rtol
     if name == "std" and _is_number(siblings.get("mean")):
         limit = atol + tol * abs(siblings["mean"])
         if abs(new - old) <= limit:
             return "spread", None
         return "spread", f"moved by {abs(new - old):.3g} > {tol:g} × |mean| = {limit:.3g}"
-    ok, change = within(key, old, new, atol, rtol)
+    ok, change = within(key, old, new, atol, rtol, path)
     if drift is not None:
         metric = metric_name(key)
         drift[metric] = max(drift.get(metric, 0.0), change)
@@ -207,7 +208,7 @@ def compare_metrics(old, new, rtol=None, atol=1e-6, ignore=(), k=3.0, tally=None
                 if va != vb:
                     moved_epochs.append((path, key, va, vb))
                 continue
-            rule, problem = judge(key, va, vb, siblings, rtol, atol, k, drift)
+            rule, problem = judge(key, va, vb, siblings, rtol, atol, k, drift, path)
             tally[rule] = tally.get(rule, 0) + 1
             if problem:
                 file_rows.append((path, key, va, vb, problem))

@@ -8,6 +8,11 @@ every stage rerun with another CPU's kernels, each metric's largest relative cha
 model and corpus), with a margin, so the gate passes a rerun on any x86-64 CPU and fails a change
 of the code that moves a number by more.
 
+Training can amplify that rounding: a long run at a high learning rate ends, on another CPU, in a
+model that scores like another seed's. Files whose values were measured to move more than the table
+allows get their own, larger tolerances in ``RTOL_BY_FILE`` (a glob of the metrics file's path), each
+with the measurement behind it; every other file keeps ``RTOL``.
+
 A value is judged by its name (the last key; for ``mean``/``min``/``max`` of a spread over seeds,
 the metric they summarize, without its split: ``seeds.test_loss.mean`` -> ``loss``; for an entry of
 a mapping such as ``weights`` or ``dev_loss_by_order``, that mapping's name):
@@ -24,6 +29,7 @@ and ``CLAIM_SPREAD_FACTOR`` times the measured spread between training seeds
 (:func:`claim_margin`). Tests of the claims take their margins from here.
 """
 
+import fnmatch
 import math
 
 # Measured drift between CPUs, with a margin (docs/reproducibility.md gives the figures).
@@ -36,6 +42,18 @@ RTOL = {
     "weights": 5e-3,
     # counts from the data alone, and the n-gram's discounts from counts of counts: float64, exact up to rounding
     "oov_rate": 1e-9, "oov_char_share": 1e-9, "discounts": 1e-9,
+}
+# Metrics files whose models another CPU's rounding turns into measurably different ones (docs/reproducibility.md,
+# "How far metrics move between CPUs"). Shakespeare's LSTM trains 2,400 steps with a one-cycle peak of 8e-3: under
+# generic ATen kernels and oneDNN/MKL at SSE4 (the emulated other CPU) its dev loss moved 8.5e-5 but its test loss
+# 6.9e-3 relative (1.5249 -> 1.5355), its accuracy 2.5e-3 and the mixture's n-gram weight 2.5e-3; evaluating one
+# set of weights under either kernel set agrees to 1e-8, so the training, not the scoring, moved. Twice those:
+CHAOTIC_TRAINING = {"loss": 1.5e-2, "bits_per_char": 1.5e-2, "train_loss": 3e-3, "dev_loss": 3e-3,
+                    "accuracy": 5e-3, "weights": 5e-3}
+RTOL_BY_FILE = {
+    "metrics/shakespeare/neural/*.json": CHAOTIC_TRAINING,
+    "metrics/shakespeare/mixture.json": CHAOTIC_TRAINING,
+    "metrics/shakespeare/training.json": CHAOTIC_TRAINING,
 }
 LOG_RULE = ("perplexity",)         # judged through ln(value), with the loss's tolerance
 DEFAULT_RTOL = 1e-3
@@ -59,15 +77,24 @@ def metric_name(key):
     return name
 
 
-def rtol_of(key):
-    """The relative tolerance of the value at dotted ``key`` (a perplexity: its loss's)."""
-    name = metric_name(key)
-    return RTOL["loss"] if name in LOG_RULE else RTOL.get(name, DEFAULT_RTOL)
+def table_of(path=None):
+    """The tolerances of the metrics file at ``path`` (its own where ``RTOL_BY_FILE`` names it)."""
+    for pattern, own in RTOL_BY_FILE.items():
+        if path is not None and fnmatch.fnmatch(str(path), pattern):
+            return RTOL | own
+    return RTOL
 
 
-def within(key, old, new, atol=1e-6, rtol=None):
+def rtol_of(key, path=None):
+    """The relative tolerance of the value at dotted ``key`` of the metrics file at ``path`` (a
+    perplexity: its loss's)."""
+    name, table = metric_name(key), table_of(path)
+    return table["loss"] if name in LOG_RULE else table.get(name, DEFAULT_RTOL)
+
+
+def within(key, old, new, atol=1e-6, rtol=None, path=None):
     """``(ok, relative change as the rule measures it)`` of one value; ``rtol`` overrides the table."""
-    tol = rtol_of(key) if rtol is None else rtol
+    tol = rtol_of(key, path) if rtol is None else rtol
     if metric_name(key) in LOG_RULE and old > 0 and new > 0 and old != 1:
         change = abs(math.log(new) - math.log(old)) / abs(math.log(old))
         return change <= tol, change
@@ -75,7 +102,9 @@ def within(key, old, new, atol=1e-6, rtol=None):
     return abs(new - old) <= atol + tol * abs(old), change
 
 
-def claim_margin(value, spread=0.0):
+def claim_margin(value, spread=0.0, rtol=None):
     """The smallest gap (in the units of ``value``, a loss) a claim about ``value`` may rest on: five
-    times what the gate lets ``value`` move, and twice the measured spread between seeds."""
-    return max(CLAIM_GATE_FACTOR * RTOL["loss"] * abs(value), CLAIM_SPREAD_FACTOR * spread)
+    times what the gate lets ``value`` move (``rtol``: its file's loss tolerance, default the table's),
+    and twice the measured spread between seeds."""
+    rtol = RTOL["loss"] if rtol is None else rtol
+    return max(CLAIM_GATE_FACTOR * rtol * abs(value), CLAIM_SPREAD_FACTOR * spread)
