@@ -1,11 +1,17 @@
 """Small fixtures made by the tests themselves: no test reads the real corpora or the network."""
 
+import os
+
 import pytest
 import torch
 
 from rnnlm.data import encode_split
 from rnnlm.vocab import Vocabulary
 from tests.configs import train_config
+
+# Every `dvc` command the tests run would start a detached analytics sender (half a second of CPU
+# each, for a network the tests never use), and the slow tests run dozens of them on two cores.
+os.environ["DVC_NO_ANALYTICS"] = "1"
 
 TOY_NAMES = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail",
              "emily", "ella", "elizabeth", "camila", "luna", "sofia", "avery", "mila", "aria", "scarlett"]

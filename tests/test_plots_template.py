@@ -14,7 +14,7 @@ def test_one_chart_per_corpus_with_models_by_colour_and_curves_by_dash():
     done = subprocess.run(["dvc", "plots", "show", "--json"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     charts = json.loads(done.stdout)["data"]
-    assert set(charts) == {"plots/names/loss.csv", "plots/news/loss.csv"}  # one chart per corpus
+    assert set(charts) == {f"plots/{corpus}/loss.csv" for corpus in KINDS}  # one chart per corpus
     for path, chart in charts.items():
         content = chart[0]["content"]
         encoding = content["spec"]["encoding"]
