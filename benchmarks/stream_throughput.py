@@ -24,7 +24,9 @@ multiply-adds times 2 of the LSTM's four gates (input E and state H) and of the 
 for the forward pass plus a backward pass that costs twice as much; the embedding lookup, the
 nonlinearities and the optimizer are left out (a few percent here). The last line printed is one JSON
 object: each side's tokens/s and share of peak, their ratio (project / plain; the goal is at least 1), the
-peak, FLOPs/token and the settings.
+peak, FLOPs/token and the settings. Each side also gives its process's peak memory (VmHWM, MiB: the
+project's is this process's, which also holds the text and the matrix-multiply measurement; the plain loop's
+its subprocess's own).
 """
 
 import argparse
@@ -46,6 +48,14 @@ LR, CLIP, WARM_UP = 2e-3, 1.0, 5
 def flops_per_token(hidden, embedding, vocab_size):
     """Training FLOPs per token of a 1-layer LSTM and its output layer (module docstring)."""
     return 3 * (8 * hidden * (embedding + hidden) + 2 * hidden * vocab_size)
+
+
+def peak_rss_mib():
+    """The peak resident memory of this process, in MiB: its address space's high-water mark (VmHWM). Not
+    ru_maxrss: Linux carries that across exec, so a subprocess started from this torch-laden process would
+    report this process's peak as its own."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(round(int(line.split()[1]) / 1024) for line in status if line.startswith("VmHWM:"))
 
 
 def matmul_peak(n=2048, repeats=5):
@@ -95,22 +105,27 @@ def measure_project(text, steps):
     train_epoch(model, optimizer, stream_of(WARM_UP), vocab.pad_id, cfg, 0, 1, progress=False)
     loss, seconds, tokens = train_epoch(model, optimizer, stream_of(steps), vocab.pad_id, cfg, 0, 2, progress=False)
     return {"tokens_per_s": round(tokens / seconds, 1), "tokens": tokens, "seconds": round(seconds, 2),
-            "train_loss": round(loss, 4)}, len(set(train_text))
+            "train_loss": round(loss, 4), "peak_rss_mib": peak_rss_mib()}, len(set(train_text))
 
 
 def measure_plain(reference, text, steps, threads):
-    """The reference loop as a subprocess on the same text; its JSON line."""
+    """The reference loop as a subprocess on the same text; its JSON line with its peak memory."""
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as folder:
         path = Path(folder) / "text.txt"
         path.write_text(text, encoding="utf-8")
-        done = subprocess.run([sys.executable, str(reference), str(path), "--steps", str(steps + WARM_UP),
+        # a wrapper runs the loop, then prints its own peak memory on a line of its own
+        wrapper = (f"import runpy, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                   "from stream_throughput import peak_rss_mib; sys.argv = sys.argv[1:]; "
+                   "runpy.run_path(sys.argv[0], run_name='__main__'); print(peak_rss_mib())")
+        done = subprocess.run([sys.executable, "-c", wrapper, str(reference), str(path), "--steps", str(steps + WARM_UP),
                                "--hidden", str(SIZES["hidden"]), "--batch", str(SIZES["batch"]),
                                "--bptt", str(SIZES["bptt"]), "--embedding", str(SIZES["embedding"]), "--lr", str(LR)],
                               capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         sys.exit(f"{reference} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    *_, result, peak = done.stdout.strip().splitlines()
+    return json.loads(result) | {"peak_rss_mib": int(peak)}
 
 
 def main():
