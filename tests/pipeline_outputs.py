@@ -25,6 +25,13 @@ def model_files(corpus):
             f"models/{corpus}/mixture.json"]
 
 
+def metrics_file(corpus, model):
+    """The metrics file of a model, relative to the repository: a kind, ``ngram``, or the mixture (``mixture``,
+    or its report name, ``lstm+transformer+ngram``)."""
+    name = "mixture" if model == "mixture" or "+" in model else model if model == "ngram" else f"neural/{model}"
+    return f"metrics/{corpus}/{name}.json"
+
+
 def require(*paths):
     """Fail the calling test (one line) unless every path, relative to the repository, exists."""
     missing = [path for path in paths if not (ROOT / path).exists()]

@@ -14,15 +14,17 @@ the gap on dev or test is below that margin. The stated gaps must be the metrics
 lets two CPUs differ), and the stated margin the one computed here.
 """
 
+import functools
 import json
 import re
 from pathlib import Path
 
 import pytest
 
+from rnnlm.schema.mixture import mixture_name
 from rnnlm.tolerances import claim_margin, rtol_of
 from tests.claims import SEED_SPREAD
-from tests.pipeline_outputs import require
+from tests.pipeline_outputs import metrics_file, require
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -58,24 +60,23 @@ def stated_claims():
 CLAIMS = stated_claims()
 
 
-def metrics_file(corpus, model):
-    """The metrics file of ``model`` (a kind, ``ngram``, or the mixture's ``a+b+ngram``), relative to the root."""
-    name = "mixture" if "+" in model else model if model == "ngram" else f"neural/{model}"
-    return f"metrics/{corpus}/{name}.json"
-
-
 def loss_rtol(corpus, model):
     """What the gate lets this model's loss move, relative (its file's tolerance: rnnlm.tolerances)."""
     return rtol_of("loss", metrics_file(corpus, model))
 
 
-def loss(corpus, model, split):
-    path = ROOT / metrics_file(corpus, model)
+@functools.cache
+def metrics(corpus, model):
+    """``model``'s metrics file, read once (a mixture's must mix the kinds its name says)."""
     require(metrics_file(corpus, model))
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = json.loads((ROOT / metrics_file(corpus, model)).read_text(encoding="utf-8"))
     if "+" in model:
-        assert "+".join(data["kinds"]) + "+ngram" == model, f"{corpus}: the mixture is not {model}"
-    return data[split]["loss"]
+        assert mixture_name(data["kinds"]) == model, f"{corpus}: the mixture is not {model}"
+    return data
+
+
+def loss(corpus, model, split):
+    return metrics(corpus, model)[split]["loss"]
 
 
 def test_readme_states_claims_of_every_corpus():

@@ -33,6 +33,7 @@ from rnnlm.schema.tokenization import TokenizationConfig
 from rnnlm.schema.train import TrainConfig
 from rnnlm.schema.vocab import VocabConfig
 from rnnlm.tolerances import within
+from tests.pipeline_outputs import metrics_file
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -324,10 +325,8 @@ def _samples_count(corpus, model):
 
 
 def _metrics_file(corpus, model):
-    """The metrics file of a report row: a kind, ``ngram`` or the mixture (``mixture``, or its row's
-    name, ``lstm+transformer+ngram``)."""
-    name = "mixture" if model == "mixture" or "+" in model else model if model == "ngram" else f"neural/{model}"
-    return ROOT / "metrics" / corpus / f"{name}.json"
+    """The metrics file of a report row (``model`` as in ``pipeline_outputs.metrics_file``)."""
+    return ROOT / metrics_file(corpus, model)
 
 
 def _metrics(corpus, model):
