@@ -20,14 +20,15 @@ from rnnlm.evaluation import evaluate_split, summarize
 from rnnlm.ingest import ingest_stream
 from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures
-from rnnlm.models import ModelConfig, build_model
+from rnnlm.models import ModelConfig, build_model, stream_losses
 from rnnlm.ngram import KneserNeyLM
 from rnnlm.sampling import ModelStepper, generate, sample_ids, stream_sample_statistics
 from rnnlm.stream_scoring import StreamReader, evaluate_stream, stream_target_losses
 from rnnlm.streams import CarriedState, batchify, epoch_chunks, epoch_plan
 from rnnlm.text import Normalization
 from rnnlm.textstream import count_units, cut_stream, decode_stream_lines, split_stream, text_blocks
-from rnnlm.training import train_epoch, train_model
+from rnnlm.seeding import seed_everything
+from rnnlm.training import model_config_for, train_epoch, train_model
 from rnnlm.vocab import Vocabulary
 from tests.configs import PLAIN_TRAIN, ingest_config, split_config, train_config
 
@@ -126,6 +127,33 @@ def test_unseen_dev_characters_read_as_unk_and_are_counted(tmp_path):
     assert evaluate_split(model, split, vocab.pad_id, unk_id=vocab.unk_id)["oov_rate"] == pytest.approx(2 / len(dev))
 
 
+def test_a_word_stream_reports_accuracy_without_unk_from_a_hand_count():
+    train = "the king my lord\nthou art the king\n\nmy lord the night\n" * 5
+    dev = "the queen my lord\nthou art the knave\nmy lord the king\n"  # queen, knave: <unk> targets
+    vocab = Vocabulary.build(text_blocks(train), "word", stream=True)
+    split = encode_stream(vocab, dev)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("lstm", len(vocab), vocab.pad_id, 8, 16)).eval()
+    tokens = torch.from_numpy(split.tokens.astype(np.int64))
+    with torch.no_grad():
+        logits, _ = model(tokens[None, :-1])  # one pass over the whole stream: the carried state's numbers
+    targets, hits = tokens[1:], (logits[0].argmax(dim=-1) == tokens[1:]).tolist()
+    known = [i for i, t in enumerate(targets.tolist()) if t != vocab.unk_id]
+    assert 0 < len(known) < len(targets)
+    result = evaluate_split(model, split, vocab.pad_id, unk_id=vocab.unk_id)
+    assert result["accuracy"] == pytest.approx(sum(hits) / len(targets))
+    assert result["accuracy_without_unk"] == pytest.approx(sum(hits[i] for i in known) / len(known))
+    assert result["oov_rate"] == pytest.approx(1 - len(known) / len(targets))
+    # as for items: no accuracy_without_unk without <unk> targets (a char stream's usual case), nor on a
+    # loss-only pass
+    char_vocab, splits, _ = stream_splits(play(10))
+    char_model = build_model(ModelConfig("gru", len(char_vocab), char_vocab.pad_id, 4, 4))
+    char = evaluate_split(char_model, splits["train"], char_vocab.pad_id, unk_id=char_vocab.unk_id)
+    assert char["oov_rate"] == 0 and "accuracy_without_unk" not in char and "accuracy" in char
+    assert "accuracy_without_unk" not in evaluate_split(model, split, vocab.pad_id, unk_id=vocab.unk_id,
+                                                        accuracy=False)
+
+
 def test_word_streams_have_a_newline_token():
     text = "the king\n\nmy lord don't\n"
     vocab = Vocabulary.build(text_blocks(text), "word", stream=True)
@@ -217,6 +245,40 @@ def test_a_transformer_chunk_longer_than_its_positions_is_refused(tmp_path):
                     progress=False)
 
 
+
+def test_a_stream_transformer_is_scored_and_sampled_only_at_positions_it_trained(tmp_path):
+    """Training reads every chunk of ``bptt`` tokens from position 0: the model gets exactly those
+    positions, each one gets a gradient, and scoring and sampling never read a position past them."""
+    vocab, splits, _ = stream_splits(play(20))
+    cfg = stream_config(epochs=1, bptt=8, max_len=32, heads=2)  # the recipe's shape: bptt < max_len
+    config = model_config_for("transformer", cfg, vocab)
+    assert config.max_len == cfg.bptt
+    # items, and the kinds that carry their state, keep max_len as it was
+    assert model_config_for("transformer", cfg, Vocabulary.build(["ab"], "char")).max_len == 32
+    assert model_config_for("lstm", cfg, vocab).max_len == 32
+    # every position row gets a nonzero gradient from one training chunk
+    torch.manual_seed(0)
+    model = build_model(config)
+    chunk_x, chunk_y, _ = epoch_chunks(splits["train"], epoch_plan(splits["train"].num_targets, cfg.batch_size,
+                                                                    cfg.bptt, np.random.default_rng(0)),
+                                       cfg.batch_size)[0]
+    stream_losses(model, chunk_x, chunk_y)[0].mean().backward()
+    assert (model.position.weight.grad.abs().sum(dim=1) > 0).all()
+    # after training, every row moved from its initial value (adam, no weight decay: only a gradient moves it)
+    seed_everything(0)
+    initial = build_model(config).position.weight.detach().clone()  # train_model's init, from the same seed
+    trained, _ = train_model("transformer", cfg, vocab, splits, 0, tmp_path / "t.pt", progress=False,
+                             log=lambda *_: None)
+    moved = (trained.position.weight.detach() - initial).abs().sum(dim=1) > 0
+    assert trained.context_limit == cfg.bptt and moved.all()
+    # the positions scoring and sampling read are all trained ones
+    used = []
+    trained.position.register_forward_hook(lambda module, args, out: used.append(int(args[0].max())))
+    evaluate_split(trained, splits["dev"], vocab.pad_id, unk_id=vocab.unk_id)
+    generate(trained, vocab, 2, "ROMEO:", max_tokens=40, generator=torch.Generator().manual_seed(0))
+    assert used and max(used) == cfg.bptt - 1 and moved[:max(used) + 1].all()
+
+
 # --- scoring ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["lstm", "rnn_scratch", "mlp"])
@@ -230,7 +292,7 @@ def test_carried_scoring_in_blocks_equals_one_pass(kind):
         logits, _ = model(tokens[None, :-1])
         whole = F.cross_entropy(logits[0], tokens[1:], reduction="sum").item()
     for block in (7, 64, 10_000):
-        total, correct, n, chars, _ = evaluate_stream(model, split, block=block)
+        total, correct, n, chars, _, _ = evaluate_stream(model, split, block=block)
         assert total == pytest.approx(whole, rel=1e-5) and n == split.num_targets and chars == split.chars.sum()
     assert stream_target_losses(model, split, block=5).sum() == pytest.approx(whole, rel=1e-5)
 

@@ -5,7 +5,8 @@ out-of-vocabulary word is one ``<unk>``, the commonest news target), predicting 
 flatters the accuracy, so ``accuracy_without_unk`` beside it is the accuracy over the other targets.
 It is reported wherever ``<unk>`` occurs among a split's targets, at any level: news (word level)
 has it; names (char level) has none, since ingest keeps only the alphabet, which the training split
-covers; a BPE vocabulary never produces ``<unk>``.
+covers; a BPE vocabulary never produces ``<unk>``. A stream split counts it the same way
+(``rnnlm.stream_scoring.evaluate_stream``): a word-level stream has it, shakespeare's char stream none.
 
 A stream split (one long text) is scored as one stream from a zero state by ``rnnlm.stream_scoring``.
 """
@@ -38,7 +39,8 @@ def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None, accuracy=T
     if len(split) == 0:
         raise UserError(f"the split {EMPTY_SPLIT}")
     if split.stream:  # one long text: every target once, with the text before it (rnnlm.stream_scoring)
-        return summarize(*evaluate_stream(model, split, unk_id, accuracy))
+        total_nll, correct, tokens, chars, unknown, correct_known = evaluate_stream(model, split, unk_id, accuracy)
+        return summarize(total_nll, correct, tokens, chars, unknown, correct_known=correct_known)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device  # batches go where the model is

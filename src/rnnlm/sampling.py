@@ -30,7 +30,8 @@ class ModelStepper:
 
     A kind with a fixed context (``context_limit``: the Transformer's positions) crops it as nanoGPT does:
     when its key/value cache is full, it starts again from the last ``context_limit // 2`` tokens (read
-    afresh from position 0), so a sample can run to any length.
+    afresh from position 0), so a sample can run to any length. For a stream Transformer the limit is the
+    ``bptt`` it was trained on (``rnnlm.training.positions_for``): it never reads an untrained position.
     """
 
     def __init__(self, model):

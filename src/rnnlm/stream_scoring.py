@@ -11,7 +11,9 @@ A stream split (``EncodedSplit.stream``) is one item ``<s> t0 ... t(N-1)``, scor
   is scored with the strided sliding window of Hugging Face's perplexity guide: windows of W tokens,
   S = W // 2 apart; the first window scores all its targets, each later one only its last S (those no
   earlier window scored). Every target is scored exactly once, and every target after the first window
-  sees at least W - S tokens of context (itself included: the W - S tokens before its target).
+  sees at least W - S tokens of context (itself included: the W - S tokens before its target). W is the
+  context the model was trained on: a Transformer trained on a stream has ``max_len = min(max_len, bptt)``
+  positions (``rnnlm.training.positions_for``), so no window reads a position that got no gradient.
 
 Training's dev loss, the evaluate stage, ``rnnlm score`` and the mixture all read streams through
 ``StreamReader`` (``evaluate_stream``, ``stream_target_losses``, ``rnnlm.mixture``).
@@ -95,23 +97,31 @@ def blocks(reader, block):
 
 @torch.no_grad()
 def evaluate_stream(model, split, unk_id=None, accuracy=True, block=None):
-    """Sums over every target of a stream split: ``(total_nll, correct, tokens, chars, unknown)``, for
-    ``rnnlm.evaluation.summarize`` (``correct`` None without ``accuracy``, ``unknown`` None without ``unk_id``)."""
+    """Sums over every target of a stream split: ``(total_nll, correct, tokens, chars, unknown, correct_known)``,
+    for ``rnnlm.evaluation.summarize``, as the item path and the n-gram give them: ``correct`` None without
+    ``accuracy``, ``unknown`` None without ``unk_id``, ``correct_known`` (the correct predictions of targets
+    other than ``unk_id``) None without both. ``summarize`` reports ``accuracy_without_unk`` from it only
+    where ``<unk>`` is among the targets (a word-level stream), so a char stream without ``<unk>`` targets
+    gets no such key, as an item corpus without them gets none."""
     was_training = model.training
     model.eval()
     reader = StreamReader(model, split)
-    total_nll, correct, unknown = 0.0, 0, 0
+    total_nll, correct, unknown, correct_known = 0.0, 0, 0, 0
     for start, end in blocks(reader, block or block_size(model.config.vocab_size)):
         targets = reader.targets[start:end].to(reader.device)
         nll, logits = state_losses(model, reader.states(start, end), targets, with_logits=accuracy)
         total_nll += nll.double().sum().item()
         if accuracy:
-            correct += (logits.argmax(dim=-1) == targets).sum().item()
+            hits = logits.argmax(dim=-1) == targets
+            correct += hits.sum().item()
+            if unk_id is not None:
+                correct_known += (hits & (targets != unk_id)).sum().item()
         if unk_id is not None:
             unknown += (targets == unk_id).sum().item()
     model.train(was_training)
     return (total_nll, correct if accuracy else None, len(reader), int(split.chars.sum()),
-            unknown if unk_id is not None else None)
+            unknown if unk_id is not None else None,
+            correct_known if accuracy and unk_id is not None else None)
 
 
 @torch.no_grad()

@@ -23,6 +23,10 @@ Where the chunks fall in an epoch is its ``StreamPlan``, drawn from the epoch's 
   then weighs the same in an epoch, whatever chunk it fell in.
 
 The last chunk of an epoch is shorter when the rows' length is not a multiple of the chunk length.
+
+A kind that carries nothing (the Transformer) reads every chunk from position 0, so ``bptt`` is all the
+context it learns; training gives it only that many positions (``rnnlm.training.positions_for``), the
+window its scoring and sampling then use.
 """
 
 import contextlib

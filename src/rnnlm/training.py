@@ -72,6 +72,27 @@ def output_for(cfg, vocab_size):
     return ("adaptive", cutoffs) if cutoffs else ("full", None)
 
 
+def positions_for(kind, cfg, vocab):
+    """The ``max_len`` of a model: ``cfg.max_len``, except for a kind with a fixed context (the Transformer)
+    trained on a stream, which gets ``min(max_len, bptt)``.
+
+    On a stream such a kind carries nothing from chunk to chunk, so it trains on chunks of ``bptt``
+    tokens, each read from position 0: ``bptt`` is the whole context it ever learns (nanoGPT's
+    ``block_size``; its CPU recipe for shakespeare_char, which ours follows, uses 64). Positions past it
+    would never get a gradient, yet scoring (the sliding window of ``rnnlm.stream_scoring``) and sampling
+    (``rnnlm.sampling.ModelStepper``) read ``context_limit`` = ``max_len`` tokens: they would feed the
+    untrained rows of the position table. Giving the model only the positions it trains makes training,
+    scoring and sampling use one context, with no new field: the checkpoint's config (``max_len``) says it,
+    so every reader of the file (evaluate, score, sample, the mixture, export) follows, and older checkpoints
+    load as they are. Training on ``max_len`` chunks instead would cost more per token (attention grows
+    with the chunk) and override the recipe's ``bptt``. Items (and the kinds that carry their state) keep
+    ``cfg.max_len`` unchanged: a bptt larger than max_len stays refused (``check_stream_training``).
+    """
+    if vocab.stream and model_class(kind).context_limit is not None:  # None: a kind that reads any length
+        return min(cfg.max_len, cfg.bptt)
+    return cfg.max_len
+
+
 def model_config_for(kind, cfg, vocab):
     output, cutoffs = output_for(cfg, len(vocab))
     return ModelConfig(
@@ -94,7 +115,7 @@ def model_config_for(kind, cfg, vocab):
         bos_id=vocab.bos_id,
         heads=cfg.heads,
         ff_size=cfg.ff_size,
-        max_len=cfg.max_len,
+        max_len=positions_for(kind, cfg, vocab),
     )
 
 

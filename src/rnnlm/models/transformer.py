@@ -19,8 +19,10 @@ sees at least the last ``max_len // 2`` tokens. Stepping a cache past ``max_len`
 restarts from the last ``max_len // 2`` tokens instead: ``rnnlm.sampling.ModelStepper``).
 
 On a stream (``rnnlm.streams``) it carries nothing from one chunk to the next (``carry`` returns None):
-each training chunk of at most ``max_len`` tokens is read from position 0, as nanoGPT reads its blocks,
-and a stream is scored in sliding windows of ``max_len`` tokens (``rnnlm.stream_scoring``).
+each training chunk of ``bptt`` tokens is read from position 0, as nanoGPT reads its blocks, so training
+builds it with ``max_len = min(max_len, bptt)`` positions (``rnnlm.training.positions_for``): every
+position it has is trained, and a stream is scored (``rnnlm.stream_scoring``) and sampled
+(``rnnlm.sampling``) in windows of that many tokens, the context it was trained on.
 """
 
 import math
