@@ -10,7 +10,7 @@ import pytest
 
 from rnnlm.arpa import arpa_token, load_arpa, read_arpa, write_arpa
 from rnnlm.data import EncodedSplit, encode_split
-from rnnlm.ngram import KneserNeyLM
+from rnnlm.ngram import KneserNeyLM, select_order
 from rnnlm.vocab import Vocabulary
 
 from .conftest import TOY_NAMES
@@ -46,7 +46,8 @@ def _fixture(level, order):
     return vocab, model, encode_split(vocab, test)
 
 
-# KenLM's Python module is built for orders up to 6 (KENLM_MAX_ORDER); the own reader has no limit.
+# KenLM's Python module is built for orders up to 6 (KENLM_MAX_ORDER), so only these go to KenLM;
+# the own reader has no limit.
 CASES = [(level, order) for level in ("char", "word", "stream") for order in (2, 3, 4, 5, 6)]
 
 
@@ -67,7 +68,7 @@ def test_kenlm_scores_the_arpa_file_with_the_models_loss(tmp_path, level, order)
     assert -log10_total * math.log(10) == pytest.approx(nll, rel=1e-6)
 
 
-@pytest.mark.parametrize("level,order", CASES + [("char", 1), ("stream", 1), ("stream", 8), ("word", 7)])
+@pytest.mark.parametrize("level,order", CASES + [("char", 1), ("stream", 1), ("stream", 8), ("word", 7), ("char", 10)])
 def test_own_reader_gives_back_the_models_probabilities(tmp_path, level, order):
     vocab, model, test = _fixture(level, order)
     nll = model.evaluate(test, unk_id=vocab.unk_id)[0]
@@ -95,6 +96,28 @@ def test_arpa_file_is_deterministic_and_lists_its_counts(tmp_path):
     assert sorted(grams) == [1, 2, 3]
     assert grams[1][("<s>",)][0] == -99.0 and ("<pad>",) not in grams[1]
     assert all(len(words) == k for k in grams for words in grams[k])
+    # One <s>, first or nowhere (KenLM's n-grams): no "<s> <s> a" padding entries.
+    assert all("<s>" not in words[1:] for k in grams for words in grams[k])
+    assert any(words[0] == "<s>" for words in grams[3])
+
+
+def test_orders_past_six_fit_choose_export_and_read_back(tmp_path):
+    """Orders above KenLM's build limit of 6 (so KenLM is not asked): counted once at 10, every order
+    scored on dev, the order-10 model written and read back by the own reader with its own loss."""
+    vocab = Vocabulary.build([STREAM], "char")
+    train, dev = _stream(vocab, STREAM[:400]), _stream(vocab, STREAM[400:])
+    model = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, 10).fit(train)
+    chosen, losses = select_order(model, dev, range(2, 11))
+    assert list(losses) == list(range(2, 11)) and all(math.isfinite(v) for v in losses.values())
+    assert losses[chosen.order] == min(losses.values())
+    path = tmp_path / "ngram.arpa"
+    write_arpa(path, model, vocab.tokens)
+    _, grams = read_arpa(path)
+    assert sorted(grams) == list(range(1, 11))
+    arpa, _ = load_arpa(path, vocab.tokens, vocab.bos_id)
+    nll = model.evaluate(dev)[0]
+    assert nll / dev.num_targets == pytest.approx(losses[10], rel=1e-12)
+    assert -arpa.target_log10_probs(dev).sum() * math.log(10) == pytest.approx(nll, rel=1e-12)
 
 
 def test_whitespace_tokens_are_escaped():

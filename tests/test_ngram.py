@@ -39,10 +39,38 @@ Degenerate counts by hand: "ab", "abb", "ba" -> S a b E, S a b b E, S b a E.
     History "a": ab 2, aE 1 -> total 3, γ(a) = (1.0 * 1 + 0.5 * 1) / 3 = 0.5
     P2(b | a) = (2 - 1)/3 + 0.5 * 9.5/28,   P2(a | a) = 0.5 * 7.5/28 (aa never seen)
     Order 3: the bigram level is a lower level now. Bigrams starting with <s> keep their raw counts
-    (Sa 2, Sb 1; as continuation counts both would be 1, their only left context being <s>); the
+    (Sa 2, Sb 1: nothing precedes an item's <s>, so they have no left context to count); the
     others get continuation counts: ab 1, bE 2, bb 1, ba 1, aE 1 -> n3 = 0, fallback again.
     History "S": Sa 2, Sb 1 -> total 3, γ(S) = (1.0 * 1 + 0.5 * 1) / 3 = 0.5
-    P2(a | S) = (2 - 1)/3 + 0.5 * 7.5/28   (continuation counts would give (1 - 0.5)/2 + 0.5 * 7.5/28)
+    P2(a | S) = (2 - 1)/3 + 0.5 * 7.5/28
+
+The start of an item by hand, order 3 (KenLM's way: one <s>, first in an n-gram, never padded):
+"ab", "abc", "bab" -> S a b E, S a b c E, S b a b E. Vocabulary <pad> <unk> <s> </s> a b c:
+5 predictable ids, uniform 1/5. A target's history is the item so far, at most 2 tokens, so the
+first target of an item is predicted from "S" alone at level 2, the second from "S t1" at level 3.
+Trigram level (top, raw counts; only trigrams inside an item, none with two <s>):
+    Sab 2 (items 1, 2), abE 2 (items 1, 3), abc 1, bcE 1, Sba 1, bab 1
+    n1..n4 = 4, 2, 0, 0 -> fallback D1, D2, D3+ = 0.5, 1.0, 1.5
+Bigram level (every target has a bigram; raw counts for Sa 2, Sb 1, which start with <s>;
+continuation counts, the distinct trigram types ending in them, for the others):
+    ab 2 ({Sab, bab}), bE 1 (abE), bc 1 (abc), cE 1 (bcE), ba 1 (Sba)
+    n1..n4 = 5, 2, 0, 0 -> fallback
+Unigram level (distinct bigram types ending in each word):
+    a 2 ({Sa, ba}), b 2 ({Sb, ab}), c 1 (bc), E 2 ({bE, cE});  n3 = 0 -> fallback
+    total 7, γ1 = (1.0 * 3 + 0.5 * 1) / 7 = 0.5
+    P1(a) = P1(b) = P1(E) = (2 - 1)/7 + 0.5/5 = 17/70,  P1(c) = (1 - 0.5)/7 + 0.1 = 12/70,  P1(U) = 7/70
+History "S" (level 2): Sa 2, Sb 1 -> total 3, γ(S) = (1.0 + 0.5)/3 = 0.5
+    P2(a | S) = (2 - 1)/3 + 0.5 * 17/70 = 1/3 + 17/140,   P2(b | S) = (1 - 0.5)/3 + 17/140 = 1/6 + 17/140
+    P2(c | S) = 0.5 * 12/70 = 6/70
+History "a" (level 2): ab 2 -> total 2, γ(a) = 1.0/2 = 0.5;  P2(b | a) = (2 - 1)/2 + 0.5 * 17/70 = 1/2 + 17/140
+History "b" (level 2): bE 1, bc 1, ba 1 -> total 3, γ(b) = 1.5/3 = 0.5
+    P2(c | b) = 0.5/3 + 0.5 * 12/70 = 1/6 + 6/70,   P2(E | b) = 0.5/3 + 0.5 * 17/70 = 1/6 + 17/140
+History "S a" (level 3): Sab 2 -> total 2, γ = 1.0/2 = 0.5
+    P3(b | S a) = (2 - 1)/2 + 0.5 * P2(b | a) = 1/2 + 1/4 + 17/280 = 3/4 + 17/280
+History "a b" (level 3): abE 2, abc 1 -> total 3, γ = (1.0 + 0.5)/3 = 0.5
+    P3(E | a b) = (2 - 1)/3 + 0.5 * P2(E | b) = 1/3 + 1/12 + 17/280 = 5/12 + 17/280
+    P3(c | a b) = (1 - 0.5)/3 + 0.5 * P2(c | b) = 1/6 + 1/12 + 3/70 = 1/4 + 3/70
+History "c a" was never a trigram history: P3(w | c a) = P2(w | a).
 """
 
 import math
@@ -61,6 +89,7 @@ from rnnlm.vocab import Vocabulary
 
 HAND = ["aaaab", "aabab"]
 DEGENERATE = ["ab", "abb", "ba"]
+START = ["ab", "abc", "bab"]
 
 
 def fit(vocab, items, order):
@@ -82,13 +111,13 @@ def stream_split(vocab, text):
 
 def reference_model(items, vocab_size, pad_id, bos_id, order):
     """``prob(history, w)`` and ``{level: (D1, D2, D3+)}`` by the textbook recursion over Counters of
-    tuples: no arrays, no ids, nothing shared with rnnlm.ngram."""
+    tuples: no arrays, no ids, nothing shared with rnnlm.ngram. ``history``: the item so far, its
+    <s> included; as KenLM, an n-gram never reaches before the item's <s>."""
     raw = {k: Counter() for k in range(1, order + 1)}
-    for item in items:
-        seq = [bos_id] * (order - 1) + list(item)      # the item's own <s> sits at index order - 1
-        for t in range(order, len(seq)):
-            for k in range(1, order + 1):
-                raw[k][tuple(seq[t - k + 1:t + 1])] += 1
+    for item in items:                                 # item[0] is its <s>
+        for t in range(1, len(item)):
+            for k in range(1, min(order, t + 1) + 1):  # the k-grams ending at t inside the item
+                raw[k][tuple(item[t - k + 1:t + 1])] += 1
     counts = {order: raw[order]}
     for k in range(order - 1, 0, -1):
         continuation = Counter(g[1:] for g in raw[k + 1])
@@ -123,8 +152,8 @@ def reference_model(items, vocab_size, pad_id, bos_id, order):
         return (max(c - d(c), 0) / total if c else 0.0) + gamma * p(k - 1, history, w)
 
     def prob(history, w):
-        padded = [bos_id] * (order - 1) + list(history)
-        return p(order, padded[len(padded) - (order - 1):] if order > 1 else [], w)
+        kept = list(history)[max(0, len(history) - (order - 1)):] if order > 1 else []
+        return p(len(kept) + 1, kept, w)               # the longest history the item has, at most order - 1
 
     return prob, discounts
 
@@ -185,7 +214,7 @@ def test_bigram_probabilities_and_discounts_by_hand():
     assert lm.prob([S, b], E) == pytest.approx(0.7275 / 3, abs=1e-15)
     assert lm.prob([S, b], a) == pytest.approx(0.8 / 3 + 1.9 / 3 * 0.425, abs=1e-15)
     assert lm.prob([S], a) == pytest.approx(0.51125, abs=1e-15)
-    assert lm.prob([], a) == lm.prob([S], a)   # an empty history is padded with <s>
+    assert lm.prob([], a) == lm.unigram[a]   # an empty history: no context at all, not padded with <s>
 
 
 def test_degenerate_corpus_falls_back_by_hand():
@@ -199,6 +228,29 @@ def test_degenerate_corpus_falls_back_by_hand():
     assert lm.prob([S, a], a) == pytest.approx(0.5 * 7.5 / 28, abs=1e-15)
     lm3 = fit(vocab, DEGENERATE, 3)
     assert lm3.distributions([[S]], level=2)[0, a] == pytest.approx(1 / 3 + 0.5 * 7.5 / 28, abs=1e-15)
+
+
+def test_start_of_item_by_hand_order_3():
+    vocab = Vocabulary.build(START, "char")
+    assert sorted(vocab.tokens) == ["</s>", "<pad>", "<s>", "<unk>", "a", "b", "c"]
+    lm = fit(vocab, START, 3)
+    assert lm.discount_fallbacks == [1, 2, 3]
+    a, b, c, S, E, U = ids(vocab, "abcSEU")
+    for w, p in {a: 17, b: 17, c: 12, E: 17, U: 7}.items():
+        assert lm.unigram[w] == pytest.approx(p / 70, abs=1e-15)
+    # The first target of an item: history "S" alone, level 2 (no "S S" context exists).
+    assert lm.prob([S], a) == pytest.approx(1 / 3 + 17 / 140, abs=1e-15)
+    assert lm.prob([S], b) == pytest.approx(1 / 6 + 17 / 140, abs=1e-15)
+    assert lm.prob([S], c) == pytest.approx(6 / 70, abs=1e-15)
+    # The second and third: "S a" and "a b" at level 3.
+    assert lm.prob([S, a], b) == pytest.approx(3 / 4 + 17 / 280, abs=1e-15)
+    assert lm.prob([S, a, b], E) == pytest.approx(5 / 12 + 17 / 280, abs=1e-15)
+    assert lm.prob([S, a, b], c) == pytest.approx(1 / 4 + 3 / 70, abs=1e-15)
+    assert lm.prob([S, c, a], b) == pytest.approx(1 / 2 + 17 / 140, abs=1e-15)   # "c a" unseen: P2(b | a)
+    # A whole split scores the same: "ab" -> a | S, b | S a, E | a b.
+    nll = lm.evaluate(encode_split(vocab, ["ab"]))[0]
+    assert nll == pytest.approx(-math.log((1 / 3 + 17 / 140) * (3 / 4 + 17 / 280) * (5 / 12 + 17 / 280)), rel=1e-14)
+    np.testing.assert_array_equal(lm.histories(ids(vocab, "SabE")), [[-1, S], [S, a], [a, b]])
 
 
 @pytest.mark.parametrize("items", [["a"], [""], ["ab"], ["abcabc"]])
@@ -243,7 +295,7 @@ def test_equals_the_oracle_and_every_distribution_sums_to_one(train, histories, 
         dist = lm.distribution(history)
         assert abs(dist.sum() - 1) < 1e-12
         assert dist[vocab.pad_id] == 0 and dist[vocab.bos_id] == 0 and (dist[lm.predictable] > 0).all()
-        want = [prob(history[1:], w) for w in range(len(vocab))]
+        want = [prob(history, w) for w in range(len(vocab))]
         np.testing.assert_allclose(dist, want, rtol=0, atol=1e-12)
 
 
@@ -366,7 +418,7 @@ def test_a_stream_is_scored_like_any_item_and_cut_into_chunks():
     lm = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, 4).fit(train)
     prob, _ = reference_model([train.item(0).tolist()], len(vocab), vocab.pad_id, vocab.bos_id, 4)
     item = test.item(0).tolist()
-    want = np.array([prob(item[1:j], item[j]) for j in range(1, len(item))])
+    want = np.array([prob(item[:j], item[j]) for j in range(1, len(item))])
     np.testing.assert_allclose(lm.target_probabilities(test), want, rtol=0, atol=1e-12)
 
     whole = list(lm.split_distributions(test))
@@ -397,9 +449,10 @@ def test_target_chunks_keep_whole_items_and_cut_only_a_long_one(toy_vocab):
 
 def test_parameter_count_and_validation():
     vocab = Vocabulary.build(DEGENERATE, "char")
-    # S a b E / S a b b E / S b a E: order 2 stores 7 bigrams + 3 unigrams; order 3 adds 8 trigrams
+    # S a b E / S a b b E / S b a E: order 2 stores 7 bigrams + 3 unigrams; order 3 adds the 6
+    # trigrams inside the items (Sab, abE, abb, bbE, Sba, baE: none starts before an item's <s>)
     assert fit(vocab, DEGENERATE, 2).num_ngrams == 7 + 3
-    assert fit(vocab, DEGENERATE, 3).num_ngrams == 8 + 7 + 3
+    assert fit(vocab, DEGENERATE, 3).num_ngrams == 6 + 7 + 3
     with pytest.raises(ValueError):
         KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, order=0)
     with pytest.raises(ValueError):

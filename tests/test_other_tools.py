@@ -12,7 +12,7 @@ import onnxruntime
 import pytest
 import torch
 
-from rnnlm.arpa import write_arpa
+from rnnlm.arpa import read_arpa_header, write_arpa
 from rnnlm.cli import main
 from rnnlm.data import encode_split
 from rnnlm.export import export_onnx
@@ -25,6 +25,7 @@ from rnnlm.vocab import Vocabulary
 from .pipeline_outputs import CORPORA, KINDS, ROOT, require_all
 
 ONNX_ITEMS = 200
+KENLM_MAX_ORDER = 6   # the kenlm Python module's build reads ARPA files up to order 6
 
 
 def kenlm_loss(arpa_path, lines, eos=True):
@@ -40,6 +41,9 @@ def kenlm_loss(arpa_path, lines, eos=True):
 def test_kenlm_fed_rnnlm_tokenize_gives_the_ngram_stages_test_loss(corpus, capsys, monkeypatch):
     require_all()
     monkeypatch.chdir(ROOT)
+    order = read_arpa_header(ROOT / f"models/{corpus}/ngram.arpa.gz")["order"]
+    if order > KENLM_MAX_ORDER:   # dev may choose up to ngram.<corpus>.max_order; the own reader has no limit
+        pytest.skip(f"{corpus}: order {order} > {KENLM_MAX_ORDER}, more than KenLM's default build reads")
     with pytest.raises(SystemExit) as done:
         main(["tokenize", "--model", f"models/{corpus}/ngram.arpa.gz", f"data/splits/{corpus}/test.txt"])
     out = capsys.readouterr()

@@ -14,12 +14,10 @@ formula *is* ``γ_k(h) · P_{k-1}(w | h')``. Lower levels hold the model's own l
 distributions (continuation counts), the top level its raw-count one.
 
 Start of item. ARPA readers start every sentence in the state ``<s>`` (one token, never predicted:
-``log10 P = -99`` by convention), while ``KneserNeyLM`` pads histories with ``order - 1`` copies of
-<s>. The two agree because every level whose history starts with <s> has the same continuations
-(the items' first tokens after the same prefix, with raw counts), so the padded history
-``<s>^j t1 .. tm`` collapses into the one ARPA n-gram ``<s> t1 .. tm``: its continuations ``w`` get
-the top-level ``P_n(w | <s>^j t1 .. tm)`` and its back-off weight is the product of the weights of
-all the levels that start with <s>, after which both fall back to ``P_{m+1}(w | t1 .. tm)``.
+``log10 P = -99`` by convention), and ``KneserNeyLM`` reads an item the same way: <s> only ever
+opens an n-gram, and a target's history is the item so far. So the file lists exactly the model's
+stored n-grams, those that start with <s> (raw counts at every level) included, each with the
+level it belongs to; the <s> unigram carries ``γ_2(<s>)``.
 Nothing assumes that an item ends with </s>: a stream (one long item) is written the same way,
 and a reader scores it as one sentence without an end (KenLM: ``score(text, bos=True, eos=False)``).
 
@@ -63,20 +61,6 @@ def _log10(p):
         return np.where(p > 0, np.log10(p), LOG10_ZERO)
 
 
-def _start_weights(model, contexts):
-    """β of the collapsed ARPA context of each row of ``contexts`` (B, order - 1), a history padded
-    with <s> (``<s>^j t1 .. tm``, j >= 1): the product of γ over every level whose history (a suffix
-    of the row) starts with <s>; NaN where the row is never a history (no β is written)."""
-    n, bos = model.order, model.bos_id
-    weight = np.ones(len(contexts))
-    for length in range(1, n):
-        suffix = contexts[:, n - 1 - length:]
-        gamma, _ = model.backoff_weights(suffix, length + 1)
-        weight = np.where(suffix[:, 0] == bos, weight * gamma, weight)
-    seen = model.backoff_weights(contexts, n)[1]
-    return np.where(seen, weight, np.nan)
-
-
 def arpa_ngrams(model):
     """``{k: (ids (M, k) int64, log10 P (M,), log10 β (M,) with NaN where none)}`` of a fitted
     ``KneserNeyLM`` (see the module docstring), each level sorted by its ids.
@@ -85,43 +69,24 @@ def arpa_ngrams(model):
     ``distributions``), every weight its own ``backoff_weights``; one numpy pass per level.
     """
     n, bos = model.order, model.bos_id
-    levels = {k: [] for k in range(1, n + 1)}   # k -> [(ids, P, β)]
-    none = lambda rows: np.full(rows, np.nan)   # noqa: E731 (no β)
     words = np.flatnonzero(model.predictable)
-    unigram_bow = model.backoff_weights(words[:, None], 2) if n > 1 else None
-    levels[1].append((words[:, None], model.unigram[words],
-                      np.where(unigram_bow[1], unigram_bow[0], np.nan) if n > 1 else none(len(words))))
-    start = np.full((1, max(n - 1, 0)), bos, dtype=np.int64)   # the all-<s> history: ARPA's "<s>"
-    levels[1].append((np.array([[bos]]), np.zeros(1), _start_weights(model, start) if n > 1 else none(1)))
-    for k in range(2, n + 1):
-        grams = model.stored_ngrams(k)
-        plain = grams[grams[:, 0] != bos]   # <s> only ever opens an item, so these hold no <s> at all
-        if k < n:
-            gamma, seen = model.backoff_weights(plain, k + 1)
+    grams = {1: np.concatenate([words, [bos]])[:, None].astype(np.int64)}
+    grams.update({k: model.stored_ngrams(k) for k in range(2, n + 1)})
+    out = {}
+    for k, ids in grams.items():
+        probs = model.ngram_probabilities(ids, k) if len(ids) else np.empty(0)
+        if k < n:   # a k-gram that is a history at level k + 1 carries that level's γ
+            gamma, seen = model.backoff_weights(ids, k + 1)
             bow = np.where(seen, gamma, np.nan)
         else:
-            bow = none(len(plain))
-        levels[k].append((plain, model.ngram_probabilities(plain, k), bow))
-    # Top-level n-grams <s>^j t1 .. tm w (j >= 1) become "<s> t1 .. tm w" at level m + 2, with P_n;
-    # as a context that n-gram is the padded history <s>^(j-1) t1 .. tm w (the row without its first <s>).
-    top = model.stored_ngrams(n) if n > 1 else np.empty((0, 1), dtype=np.int64)
-    top = top[top[:, 0] == bos]
-    probs = model.ngram_probabilities(top, n) if len(top) else np.empty(0)
-    bows = _start_weights(model, top[:, 1:]) if len(top) else np.empty(0)
-    leading = (top == bos).sum(axis=1)
-    for j in np.unique(leading).tolist():
-        rows, k = leading == j, n + 1 - j
-        levels[k].append((top[rows][:, j - 1:], probs[rows], bows[rows] if k < n else none(int(rows.sum()))))
-    grams = {}
-    for k, parts in levels.items():
-        ids = np.concatenate([p[0] for p in parts]).astype(np.int64)
-        logp = np.concatenate([_log10(p[1]) for p in parts])
+            bow = np.full(len(ids), np.nan)
+        logp = _log10(probs)
         logp[ids[:, -1] == bos] = LOG10_ZERO                 # <s> is never predicted
         with np.errstate(divide="ignore", invalid="ignore"):
-            logb = np.log10(np.concatenate([p[2] for p in parts]))
+            logb = np.log10(bow)
         order = np.lexsort(ids.T[::-1])                      # sorted by ids, first column first
-        grams[k] = (ids[order], logp[order], logb[order])
-    return grams
+        out[k] = (ids[order], logp[order], logb[order])
+    return out
 
 
 def _number(x):

@@ -38,18 +38,26 @@ The counts ``a_k`` are
 * continuation counts at lower orders, ``a_k(g) = |{u : c(u g) > 0}|`` (in how many distinct
   contexts ``g`` occurs), because a lower order only matters when the longer context is unknown,
   and then how *widely* a word is used predicts better than how *often*;
-* except for lower-order n-grams that start with <s>: their left context is always <s> (the
-  padding), so a continuation count would be 1 for all of them; like SRILM and KenLM they keep
-  their raw counts.
+* except for lower-order n-grams that start with <s>: nothing stands before an item's <s>, so
+  they have no left context to count; like SRILM and KenLM they keep their raw counts (for a
+  history that starts with <s> such a level is the longest there is: see below).
 
 The discounts of a level come from the counts that level uses, so level ``k`` of an order-``k``
 model (raw counts) and of an order-``n > k`` model (continuation counts) differ.
 
-Histories are padded at the start with <s>: an item ``<s> t1 t2 ...`` is read as if preceded by
-as many <s> as needed (its own <s> plus ``n - 2`` copies), so every target has a full history and
-``t1`` is predicted from "start of item" at every order. An item need not end with </s>: a whole
-book can be one item ``<s> t0 t1 ... t_{N-1}`` (a stream), whose histories run across its
-newlines like across any other token.
+The start of an item, as KenLM and SRILM handle it: one <s>, never padded. An n-gram holds <s>
+only in its first position, so the history of target ``t_j`` of an item ``<s> t1 t2 ...`` is the
+item so far, at most its last ``n - 1`` tokens: ``<s>`` alone for ``t1`` (a bigram context),
+``<s> t1`` for ``t2``, ..., so ``t_j`` is predicted at level ``min(n, j + 1)``, from
+``P_{m+1}(w | h)`` of its ``m``-token history down to ``P_0``. Counting matches: a k-gram that
+would start before the item's <s> is not counted at all (padding with ``n - 2`` more copies of <s>
+would count the item's first targets at every level from the same few counts, discount and
+interpolate them again at each, and cost names 0.007 nats at order 5, 0.24 at order 10). In
+arrays a history is ``n - 1`` wide: the positions before the item hold :data:`BEFORE_ITEM`, a
+context never seen, so the levels it would need back off entirely (a history padded with <s>
+gives the same, as ``<s> <s>`` is never counted). An item need not end with </s>: a whole book can
+be one item ``<s> t0 t1 ... t_{N-1}`` (a stream), whose histories run across its newlines like
+across any other token; only its first ``n - 2`` targets have short histories.
 
 One fit for every order. Levels ``1 .. k`` depend only on the k-grams and (k+1)-grams of the
 training split, so the counts fit once for the largest order ``n`` give every model of order
@@ -72,6 +80,7 @@ import numpy as np
 MAX_CELLS = 2**21  # entries of one (positions, V) float64 chunk: 16 MiB (news: V ≈ 8.4k, ~250 rows)
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's `lmplz --discount_fallback` defaults (D1, D2, D3+)
 TARGET_ROWS = 2**16  # positions scored at once where only the targets' probabilities are needed
+BEFORE_ITEM = -1     # a history's "token" before its item's <s>: no token (module docstring)
 
 
 def item_chunks(split, vocab_size, max_cells=MAX_CELLS, max_items=256):
@@ -117,16 +126,23 @@ def target_positions(split):
     return np.flatnonzero(is_target)
 
 
-def _tokens_before(tokens, positions, item_starts, back, bos_id):
-    """The token ``back`` places before each position, <s> where that is before its item's start."""
+def _item_starts(split, positions):
+    """Where the item of each position starts (its <s>) in ``split.tokens``."""
+    return split.offsets[np.searchsorted(split.offsets, positions, side="right") - 1]
+
+
+def _tokens_before(tokens, positions, item_starts, back):
+    """The token ``back`` places before each position, :data:`BEFORE_ITEM` where that is before its
+    item's <s> (a history never reaches into the previous item, nor pads with more <s>)."""
     at = positions - back
-    return np.where(at >= item_starts, tokens[np.maximum(at, 0)], bos_id)
+    return np.where(at >= item_starts, tokens[np.maximum(at, 0)], BEFORE_ITEM)
 
 
-def _split_histories(split, positions, width, bos_id):
-    """(N, width) int64: the ``width`` tokens before each position (oldest first), padded with <s>."""
-    item_starts = split.offsets[np.searchsorted(split.offsets, positions, side="right") - 1]
-    columns = [_tokens_before(split.tokens, positions, item_starts, back, bos_id) for back in range(width, 0, -1)]
+def _split_histories(split, positions, width):
+    """(N, width) int64: the ``width`` tokens before each position (oldest first) within its item,
+    :data:`BEFORE_ITEM` before the item's <s>."""
+    item_starts = _item_starts(split, positions)
+    columns = [_tokens_before(split.tokens, positions, item_starts, back) for back in range(width, 0, -1)]
     return np.stack(columns, axis=1).astype(np.int64) if columns else np.empty((len(positions), 0), dtype=np.int64)
 
 
@@ -187,6 +203,8 @@ class _Counts:
     targets (``contexts[0]`` is the empty context, id 0). ``keys[k]``, ``raw[k]``, ``adjusted[k]``
     (k = 1 .. order): the k-grams at targets, their raw counts, and the counts a lower level uses
     (continuation counts; raw for n-grams starting with <s>; ``adjusted[order]`` is not needed).
+    Only k-grams inside an item count: level ``k`` sees the targets with at least ``k - 1`` tokens
+    of their item before them (<s> included), so ``<s>`` is only ever a k-gram's first token.
     """
 
     def __init__(self, split, vocab_size, bos_id, order):
@@ -197,7 +215,7 @@ class _Counts:
             raise ValueError("split has token ids outside the vocabulary")
         positions = target_positions(split)
         words = tokens[positions]
-        item_starts = split.offsets[np.searchsorted(split.offsets, positions, side="right") - 1]
+        depth = positions - _item_starts(split, positions)     # tokens of its item before each target, <s> too
         self.contexts = [np.zeros(1 if len(positions) else 0, dtype=np.int64)]
         self.keys, self.raw, self.adjusted = {}, {}, {}
         history = np.zeros(len(positions), dtype=np.int64)   # id of each target's history of length k - 1
@@ -209,17 +227,21 @@ class _Counts:
                 self.adjusted[k - 1] = self._adjusted(k - 1, ngram, below)
             if k == order:
                 break
+            # Level k + 1 counts only the targets with k tokens of their item before them: a longer
+            # n-gram would need a second <s> (module docstring), so the others drop out here.
+            keep = depth >= k
+            positions, words, depth, history, ngram = (a[keep] for a in (positions, words, depth, history, ngram))
             # The history of length k: one more token, the oldest, in front of the one of length k - 1.
-            keys = history * v + _tokens_before(tokens, positions, item_starts, k, bos_id)
-            context_keys, history = _unique_inverse(keys)
+            context_keys, history = _unique_inverse(history * v + tokens[positions - k])
             self.contexts.append(context_keys)
             below = ngram
         self._levels = {}
 
     def _adjusted(self, k, upper, lower):
         """The counts level ``k`` uses below the top: a_k(g) = the number of distinct (k+1)-grams
-        ``u g`` (continuation count), raw where ``g`` starts with <s>. ``upper``, ``lower``: each
-        target's (k+1)-gram and k-gram index; the k-gram at a target is its (k+1)-gram's suffix."""
+        ``u g`` (continuation count), raw where ``g`` starts with <s> (nothing precedes it, so no
+        (k+1)-gram ends with it). ``upper``, ``lower``: each target's (k+1)-gram and k-gram index,
+        over the targets level k + 1 counts; the k-gram at a target is its (k+1)-gram's suffix."""
         suffix = np.empty(len(self.keys[k + 1]), dtype=np.int64)
         suffix[upper] = lower
         counts = np.bincount(suffix, minlength=len(self.keys[k]))
@@ -357,8 +379,11 @@ class KneserNeyLM:
         ids = np.empty((n_rows, width + 1), dtype=np.int64)
         ids[:, 0] = 0 if len(self.counts.contexts[0]) else -1
         for j in range(1, width + 1):
-            # A key with an unknown (-1) shorter context is negative, so it is unknown too.
-            ids[:, j] = _lookup(self.counts.contexts[j], ids[:, j - 1] * self.vocab_size + histories[:, width - j])
+            # A key with an unknown (-1) shorter context is negative, so it is unknown too; so is a
+            # context reaching before the item (BEFORE_ITEM): its levels back off entirely.
+            oldest = histories[:, width - j]
+            keys = np.where(oldest >= 0, ids[:, j - 1] * self.vocab_size + oldest, -1)
+            ids[:, j] = _lookup(self.counts.contexts[j], keys)
         return ids
 
     def _weights(self, level, history_ids):
@@ -425,15 +450,17 @@ class KneserNeyLM:
         return self._weights(self.level(level), ids)[0], ids >= 0
 
     def _history(self, history_ids):
-        """The last ``order - 1`` ids of ``history_ids``, left-padded with <s>, as a (1, order - 1) array."""
+        """The last ``order - 1`` ids of ``history_ids``, left-filled with :data:`BEFORE_ITEM`, as a
+        (1, order - 1) array."""
         want = self.order - 1
         hist = [int(t) for t in history_ids][-want:] if want else []
-        return np.array([[self.bos_id] * (want - len(hist)) + hist], dtype=np.int64).reshape(1, want)
+        return np.array([[BEFORE_ITEM] * (want - len(hist)) + hist], dtype=np.int64).reshape(1, want)
 
     def distribution(self, history_ids):
         """P(. | history) over the whole vocabulary: a (V,) float64 array summing to 1.
 
-        ``history_ids`` is the item so far, normally starting with <s>.
+        ``history_ids`` is the item so far, normally starting with <s>; a history of ``m < order - 1``
+        tokens is scored from level ``m + 1`` down (an empty one: the unigram distribution).
         """
         return self.distributions(self._history(history_ids))[0]
 
@@ -445,17 +472,19 @@ class KneserNeyLM:
         return float(self.distribution(history_ids)[token_id])
 
     def histories(self, item):
-        """The padded history of every target of one item ``<s> t1 t2 ...``: (targets, order - 1).
+        """The history of every target of one item ``<s> t1 t2 ...``: (targets, order - 1), read-only.
 
-        Row ``j`` is the history of target ``j + 1`` (the item's ``(j + 1)``-th token), left-padded
-        with <s> (see the module docstring), so ``distributions(histories(item))[j]`` equals
-        ``distribution(item[:j + 1])``.
+        Row ``j`` is the history of target ``j + 1`` (the item's ``(j + 1)``-th token): the item so
+        far, left-filled with :data:`BEFORE_ITEM` (module docstring), so
+        ``distributions(histories(item))[j]`` equals ``distribution(item[:j + 1])``. The rows are a
+        sliding window over the item, not copies: a stream's histories cost one padded item.
         """
         item = np.asarray(item, dtype=np.int64)
-        positions = np.arange(1, len(item), dtype=np.int64)
-        starts = np.zeros(len(positions), dtype=np.int64)
-        columns = [_tokens_before(item, positions, starts, back, self.bos_id) for back in range(self.order - 1, 0, -1)]
-        return np.stack(columns, axis=1) if columns else np.empty((len(positions), 0), dtype=np.int64)
+        width, targets = self.order - 1, max(len(item) - 1, 0)
+        if width == 0:
+            return np.empty((targets, 0), dtype=np.int64)
+        padded = np.concatenate([np.full(width - 1, BEFORE_ITEM, dtype=np.int64), item])
+        return np.lib.stride_tricks.sliding_window_view(padded, width)[:targets]
 
     # --- whole splits ---------------------------------------------------------------------------
 
@@ -478,7 +507,7 @@ class KneserNeyLM:
         positions = target_positions(split)
         for indices, start, stop in target_chunks(split, self.vocab_size, max_cells):
             at = positions[start:stop]
-            histories = _split_histories(split, at, self.order - 1, self.bos_id)
+            histories = _split_histories(split, at, self.order - 1)
             yield indices, self._targets(split, at), self._rows(self._context_ids(histories), self.order)
 
     def _target_blocks(self, split, width):
@@ -487,7 +516,7 @@ class KneserNeyLM:
         positions = target_positions(split)
         for start in range(0, len(positions), TARGET_ROWS):
             at = positions[start:start + TARGET_ROWS]
-            yield self._targets(split, at), self._context_ids(_split_histories(split, at, width, self.bos_id))
+            yield self._targets(split, at), self._context_ids(_split_histories(split, at, width))
 
     def target_probabilities(self, split, max_cells=MAX_CELLS):
         """P(target | history) of every target of ``split``, in flat target order: (N,) float64
