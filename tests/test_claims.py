@@ -6,25 +6,20 @@ README itself (the one place they are stated):
     - **names**: `lstm` beats `ngram` by 0.090 nats on test (0.084 on dev; margin 0.010)
     - **names**: `transformer` and `ngram` are within noise (test 0.008, dev 0.013; margin 0.014)
 
-A "beats" claim holds when the worse model's loss exceeds the better's by at least the margin on
-both dev and test, the margin being ``rnnlm.tolerances.claim_margin``: five times what the metrics
-gate lets a loss move (so no change the gate passes can reverse the claim) and twice the measured
-spread between training seeds of the two models (``tests/claims.py``). A "within noise" claim says
-the gap on dev or test is below that margin. The stated gaps must be the metrics' (to what the gate
-lets two CPUs differ), and the stated margin the one computed here.
+The rule (tests/claims.py, ``check_claim``): per split, the margin is ``rnnlm.tolerances.claim_margin``,
+max(2 x the larger seed spread of the two models, the sum of their gate bands), in nats; "beats" needs
+the gap at least the margin on dev AND test, "within noise" below it on dev AND test. The stated gaps
+are the committed metrics' (``git show HEAD:``) to the stated digits, the stated margin the larger of
+the two splits'. A model without a measured seed spread (``rnnlm.seed_spread``) fails its claim.
+``python -m tests.claims`` prints the lines the rule allows.
 """
 
-import functools
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from rnnlm.schema.mixture import mixture_name
-from rnnlm.tolerances import claim_margin, rtol_of
-from tests.claims import SEED_SPREAD
-from tests.pipeline_outputs import metrics_file, require
+from tests.claims import SEED_SPREAD, check_claim, claim_line, committed_losses, margins
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -34,16 +29,16 @@ NOISE = re.compile(r"^- \*\*(\w+)\*\*: `([\w+]+)` and `([\w+]+)` are within nois
                    r"\(test (-?[\d.]+), dev (-?[\d.]+); margin ([\d.]+)\)")
 
 
-def claims_block():
-    text = README.read_text(encoding="utf-8")
+def claims_block(text=None):
+    text = README.read_text(encoding="utf-8") if text is None else text
     return text.split("<!-- claims:begin -->")[1].split("<!-- claims:end -->")[0]
 
 
-def stated_claims():
-    """``[(kind, corpus, a, b, test gap, dev gap, margin)]`` of every claim bullet; a bullet of
-    another form fails (a claim must be checkable)."""
+def stated_claims(text=None):
+    """``[(kind, corpus, a, b, test gap, dev gap, margin)]`` of every claim bullet of README (or ``text``);
+    a bullet of another form fails (a claim must be checkable)."""
     found = []
-    for line in claims_block().splitlines():
+    for line in claims_block(text).splitlines():
         if not line.startswith("- "):
             continue
         beats, noise = BEATS.match(line), NOISE.match(line)
@@ -60,25 +55,6 @@ def stated_claims():
 CLAIMS = stated_claims()
 
 
-def loss_rtol(corpus, model):
-    """What the gate lets this model's loss move, relative (its file's tolerance: rnnlm.tolerances)."""
-    return rtol_of("loss", metrics_file(corpus, model))
-
-
-@functools.cache
-def metrics(corpus, model):
-    """``model``'s metrics file, read once (a mixture's must mix the kinds its name says)."""
-    require(metrics_file(corpus, model))
-    data = json.loads((ROOT / metrics_file(corpus, model)).read_text(encoding="utf-8"))
-    if "+" in model:
-        assert mixture_name(data["kinds"]) == model, f"{corpus}: the mixture is not {model}"
-    return data
-
-
-def loss(corpus, model, split):
-    return metrics(corpus, model)[split]["loss"]
-
-
 def test_readme_states_claims_of_every_corpus():
     assert {corpus for _, corpus, *_ in CLAIMS} == set(SEED_SPREAD)
     assert any(kind == "beats" for kind, *_ in CLAIMS)
@@ -87,16 +63,59 @@ def test_readme_states_claims_of_every_corpus():
 @pytest.mark.parametrize("kind, corpus, a, b, test, dev, margin", CLAIMS,
                          ids=[f"{c[1]}:{c[2]}-{c[3]}" for c in CLAIMS])
 def test_each_claim_holds_by_its_margin(kind, corpus, a, b, test, dev, margin):
-    spread = max(SEED_SPREAD[corpus].get(m, 0.0) for m in (a, b))
-    gaps = {split: loss(corpus, b, split) - loss(corpus, a, split) for split in ("dev", "test")}
-    rtol = max(loss_rtol(corpus, m) for m in (a, b))  # the looser of the two files' tolerances
-    needed = max(claim_margin(loss(corpus, a, split), spread, rtol) for split in ("dev", "test"))
-    assert margin == pytest.approx(needed, abs=6e-4), "README's margin is not claim_margin's"
-    # the stated gaps are the metrics' to what two CPUs may differ (each loss within the gate's tolerance)
-    for split, stated in (("dev", dev), ("test", test)):
-        slack = 2 * rtol * max(loss(corpus, a, split), loss(corpus, b, split)) + 6e-4
-        assert abs(gaps[split] - stated) <= slack, (split, gaps[split], stated)
-    if kind == "beats":
-        assert min(gaps.values()) >= needed, f"{a} beats {b} by {gaps}, less than the margin {needed:.4f}"
-    else:
-        assert min(abs(g) for g in gaps.values()) < needed, f"{a} and {b} differ by {gaps}: not within noise"
+    losses = {m: committed_losses(corpus, m) for m in (a, b)}
+    problems = check_claim(kind, corpus, a, b, test, dev, margin, losses)
+    assert not problems, "; ".join(problems) + f" (the rule's line: {claim_line(corpus, a, b, losses)})"
+
+
+# --- the rule, on made-up losses -----------------------------------------------------------------
+# names' lstm (seed spread dev 0.0052, test 0.0018) against the n-gram (none): margins, per split,
+# max(2 x 0.0052, bands 0.002 + 0.002) ~ 0.0104 on dev and max(2 x 0.0018, 0.004) ~ 0.004 on test.
+SYNTHETIC = {"lstm": {"dev": 2.000, "test": 2.000}, "ngram": {"dev": 2.005, "test": 2.060}}
+
+
+def _line(line):
+    """check_claim's problems for one README line (parsed as README's are)."""
+    [claim] = stated_claims(f"<!-- claims:begin -->\n{line}\n<!-- claims:end -->")
+    return check_claim(*claim, SYNTHETIC)
+
+
+def test_the_margin_is_per_split_and_covers_both_gate_bands():
+    margin = margins("names", "lstm", "ngram", SYNTHETIC)
+    assert margin["dev"] == pytest.approx(2 * 0.0052)
+    assert margin["test"] == pytest.approx(1e-3 * (2.000 + 2.060))
+
+
+def test_within_noise_wrong_on_one_split_fails():
+    """The dev gap (0.005) is under its margin, the test gap (0.060) is not: no "within noise"."""
+    problems = _line("- **names**: `lstm` and `ngram` are within noise (test 0.060, dev 0.005; margin 0.010)")
+    assert problems == ["lstm and ngram are not within noise on test: |gap| 0.0600 >= margin 0.0041"]
+
+
+def test_beats_wrong_on_one_split_fails():
+    problems = _line("- **names**: `lstm` beats `ngram` by 0.060 nats on test (0.005 on dev; margin 0.010)")
+    assert problems == ["lstm does not beat ngram on dev: gap 0.0050 < margin 0.0104"]
+
+
+def test_stated_gaps_and_margin_must_be_the_metrics():
+    problems = _line("- **names**: `lstm` beats `ngram` by 0.062 nats on test (0.005 on dev; margin 0.004)")
+    assert "stated margin 0.004 is not claim_margin's 0.0104 (dev 0.0104, test 0.0041)" in problems
+    assert "stated test gap 0.062 is not the metrics' 0.0600" in problems
+
+
+def test_the_printed_lines_follow_the_rule_and_pass_the_check():
+    clear = SYNTHETIC | {"ngram": {"dev": 2.020, "test": 2.050}}
+    line = claim_line("names", "ngram", "lstm", clear)   # the better model goes first
+    assert line == "- **names**: `lstm` beats `ngram` by 0.050 nats on test (0.020 on dev; margin 0.010)"
+    [claim] = stated_claims(f"<!-- claims:begin -->\n{line}\n<!-- claims:end -->")
+    assert check_claim(*claim, clear) == []
+    close = SYNTHETIC | {"ngram": {"dev": 2.005, "test": 2.001}}
+    assert claim_line("names", "lstm", "ngram", close) == (
+        "- **names**: `lstm` and `ngram` are within noise (test 0.001, dev 0.005; margin 0.010)")
+    assert claim_line("names", "lstm", "ngram", SYNTHETIC).startswith("# no claim for names: lstm vs ngram")
+
+
+def test_a_model_without_a_measured_spread_fails_its_claim():
+    losses = {"gru": {"dev": 2.0, "test": 2.0}, "ngram": {"dev": 2.1, "test": 2.1}}
+    [problem] = check_claim("beats", "names", "gru", "ngram", 0.1, 0.1, 0.01, losses)
+    assert "no seed spread measured for names/gru" in problem

@@ -3,13 +3,14 @@
 - every ``dvc exp run ... -S key=value`` in README.md and docs/*.md names keys that exist in
   params.yaml, with values the params schema (rnnlm.schema) accepts, and targets stages dvc.yaml has;
 - the defaults table of docs/models.md matches params.yaml;
-- README's results tables are the tables of reports/summary.md (its claims: tests/test_claims.py);
+- README's results tables are the tables of reports/summary.md, and the numbers docs/models.md
+  quotes are metrics/'s, both as committed at HEAD (a rerun on another CPU rewrites the workspace's
+  copies; the gate, `rnnlm check-metrics`, judges those); README's claims: tests/test_claims.py;
 - README's links point at files and headings that exist (GitHub's heading anchors);
 - the manual builds with ``mkdocs build --strict`` (a broken link or anchor fails).
 """
 
 import copy
-import json
 import os
 import re
 import shlex
@@ -20,7 +21,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnlm import gates
 from rnnlm.errors import UserError
 from rnnlm.schema.evaluate import EvaluateConfig
 from rnnlm.schema.generate import GenerateConfig
@@ -32,8 +32,7 @@ from rnnlm.schema.split import SplitConfig
 from rnnlm.schema.tokenization import TokenizationConfig
 from rnnlm.schema.train import TrainConfig
 from rnnlm.schema.vocab import VocabConfig
-from rnnlm.tolerances import within
-from tests.pipeline_outputs import metrics_file
+from tests.pipeline_outputs import committed_json, committed_text, metrics_file
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -264,86 +263,42 @@ def _tables(lines):
     return tables
 
 
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
 def _row_name(cell):
     """``**lstm+ngram** (best)`` -> ``("lstm+ngram", True)``."""
     best = cell.endswith(" (best)")
     return cell.removesuffix(" (best)").strip("*"), best
 
 
-def _cells_differ(column, readme, report, samples):
-    """Why a README cell is not the report's within the gate's tolerance, or None. The text around
-    the numbers must match exactly; each number is judged by the rule `rnnlm check-metrics` gives its
-    metric: counts exactly, sample statistics within their sampling band, others within 1%. The
-    chosen epoch is judged by its effect, as the gate does: another CPU may keep another epoch whose
-    losses (the row's other cells) are within tolerance."""
-    if NUMBER.sub("N", readme) != NUMBER.sub("N", report):
-        return "differs"
-    if column == "chosen epoch":
-        return None
-    for old, new in zip(NUMBER.findall(readme), NUMBER.findall(report)):
-        old, new = (float(v.replace(",", "")) if "." in v else int(v.replace(",", "")) for v in (old, new))
-        name, siblings = ("novel_share", {"samples": samples}) if column == "novel samples" else (column, {})
-        _, problem = gates.judge(name, old, new, siblings)
-        if problem:
-            return problem
-    return None
-
-
 def test_readme_results_are_the_report_tables():
-    """README's results block holds the tables of reports/summary.md, to the gate's tolerance: a
-    `dvc repro` on another CPU (last digits, two models within noise in another order) keeps it true.
-    Paste the tables over after a rerun that changes a number."""
+    """README's results block holds the tables of reports/summary.md as committed (``git show HEAD:``), cell
+    for cell: a `dvc repro` on another CPU rewrites the workspace's report, not the commit, and what such
+    a rerun produces is the gate's to judge (`rnnlm check-metrics`). Paste the tables over after
+    committing a rerun that changes a number."""
     readme = _tables(_marked_block(README.read_text(encoding="utf-8"), "results").splitlines())
-    report = _tables((ROOT / "reports" / "summary.md").read_text(encoding="utf-8").splitlines())
+    report = _tables(committed_text("reports/summary.md").splitlines())
     corpora = list(PARAMS["corpora"])
     assert len(readme) == len(report) == len(corpora), "README.md's results tables: one per corpus, as in the report"
     for corpus, (header, rows), (report_header, report_rows) in zip(corpora, readme, report):
         assert header == report_header, f"{corpus}: README's columns differ from reports/summary.md"
         ours, theirs = ({_row_name(r[0])[0]: r for r in table} for table in (rows, report_rows))
         assert set(ours) == set(theirs), f"{corpus}: README's models differ from reports/summary.md"
-        dev = header.index("dev loss")
         for model, cells in ours.items():
-            samples = _samples_count(corpus, model)
-            for column, mine, reported in zip(header[1:], cells[1:], theirs[model][1:]):
-                problem = _cells_differ(column, mine, reported, samples)
-                assert problem is None, (f"{corpus}/{model}, {column}: README has {mine!r}, reports/summary.md "
-                                         f"{reported!r} ({problem}): copy the tables over")
-        # the best model may differ only between two models whose dev losses are within tolerance
-        best, report_best = (next(_row_name(r[0])[0] for r in table if _row_name(r[0])[1])
-                             for table in (rows, report_rows))
-        _, problem = gates.judge("loss", float(ours[best][dev]), float(theirs[report_best][dev]), {})
-        assert problem is None, f"{corpus}: README's best model is {best}, reports/summary.md's {report_best}"
-
-
-def _samples_count(corpus, model):
-    """How many samples a model's novelty was measured on (its sampling band), None without samples."""
-    path = ROOT / "metrics" / corpus / "samples" / f"{model}.json"
-    return json.loads(path.read_text(encoding="utf-8"))["samples"] if path.is_file() else None
-
-
-def _metrics_file(corpus, model):
-    """The metrics file of a report row (``model`` as in ``pipeline_outputs.metrics_file``)."""
-    return ROOT / metrics_file(corpus, model)
+            assert cells == theirs[model], (f"{corpus}/{model}: README has {cells}, the committed reports/summary.md "
+                                            f"{theirs[model]}: copy the tables over")
 
 
 def _metrics(corpus, model):
-    """A report row's metrics file, read (``model`` as in ``_metrics_file``)."""
-    return json.loads(_metrics_file(corpus, model).read_text(encoding="utf-8"))
+    """A report row's metrics file as committed (``model`` as in ``pipeline_outputs.metrics_file``)."""
+    return committed_json(metrics_file(corpus, model))
 
 
-def _stated_is(key, stated, committed):
-    """Whether a number the manual states (a table cell, as written) is the committed value of the
-    metric at dotted ``key``: some value inside the cell's rounding interval is within the metric's
-    own tolerance of the committed one (``rnnlm.tolerances``, the gate's rule), so the cell holds both
-    as written and after a `dvc repro` on another CPU moves the committed value by its last digits."""
+def _stated_is(stated, committed):
+    """Whether a number the manual states (a table cell, as written, perhaps bold or with thousands
+    separators) is the committed value rounded to the cell's digits (half a unit of its last digit, and
+    a hair for the decimal representation of the committed float)."""
     text = stated.strip("*").replace(",", "")
     value, decimals = float(text), len(text.partition(".")[2])
-    half = 0.5 * 10 ** -decimals
-    nearest = min(max(committed, value - half), value + half)
-    return within(key, committed, nearest)[0]
+    return abs(committed - value) <= 0.5 * 10 ** -decimals + 1e-9
 
 
 # The columns of the manual's tables that quote a metric: (split, metric) in the metrics file.
@@ -360,7 +315,7 @@ def _corpus_tables(block):
 def test_the_comparison_of_kinds_in_the_manual_holds():
     """docs/models.md, "What does recurrence buy?": one table per corpus, listing exactly the kinds the
     corpus trains (params.yaml's `kinds.<corpus>`) and the n-gram, each number that quotes a metric
-    equal to metrics/ (to the table's rounding and the gate's tolerance), the n-gram's stated order its
+    the committed metrics/ value rounded to the cell's digits, the n-gram's stated order its
     chosen one, and a stream's table with its dev ∪ test column. The training seconds and tokens/s come
     from speed/summary.md and change with the machine: not checked. The page states no claim of its
     own about the gaps (README's claims, tested above, do)."""
@@ -385,14 +340,15 @@ def test_the_comparison_of_kinds_in_the_manual_holds():
             for column, (split, metric) in METRIC_COLUMNS.items():
                 if column in cells:
                     committed = data[split][metric]
-                    assert _stated_is(f"{split}.{metric}", cells[column], committed), (
+                    assert _stated_is(cells[column], committed), (
                         f"docs/models.md, {corpus}/{cells['model']}, {column}: {cells[column]}, "
-                        f"metrics/ has {committed}")
+                        f"the committed metrics/ has {committed}")
 
 
 def test_the_ngram_orders_and_the_mixtures_in_the_manual_are_the_metrics():
     """docs/models.md: the n-gram's dev loss at every order tried (and the order chosen), and each
-    corpus's mixture (its components, weights and losses), as metrics/ has them."""
+    corpus's mixture (its components, weights and losses), as the committed metrics/ has them (rounded
+    to the cell's digits)."""
     text = (ROOT / "docs" / "models.md").read_text(encoding="utf-8")
     header, *rows = _table_rows(_marked_block(text, "ngram-orders"))
     assert [row[0] for row in rows] == list(PARAMS["corpora"])
@@ -402,7 +358,7 @@ def test_the_ngram_orders_and_the_mixtures_in_the_manual_are_the_metrics():
         stated = {order: cell for order, cell in zip(header[1:-1], cells) if cell != "—"}
         assert set(stated) == set(data["dev_loss_by_order"]), (corpus, sorted(stated))
         for order, cell in stated.items():
-            assert _stated_is(f"dev_loss_by_order.{order}", cell, data["dev_loss_by_order"][order]), (corpus, order)
+            assert _stated_is(cell, data["dev_loss_by_order"][order]), (corpus, order)
             assert cell.startswith("**") == (int(order) == data["order"]), f"{corpus}: the chosen order is bold"
     header, *rows = _table_rows(_marked_block(text, "mixture"))
     assert [row[0] for row in rows] == list(PARAMS["corpora"])
@@ -413,10 +369,10 @@ def test_the_ngram_orders_and_the_mixtures_in_the_manual_are_the_metrics():
         weights = dict(part.split() for part in cells["weights"].split(", "))
         assert set(weights) == set(data["weights"]), cells
         for name, cell in weights.items():
-            assert _stated_is(f"weights.{name}", cell, data["weights"][name]), (cells["corpus"], name)
+            assert _stated_is(cell, data["weights"][name]), (cells["corpus"], name)
         for column, (split, metric) in METRIC_COLUMNS.items():
             if column in cells:
-                assert _stated_is(f"{split}.{metric}", cells[column], data[split][metric]), (cells["corpus"], column)
+                assert _stated_is(cells[column], data[split][metric]), (cells["corpus"], column)
 
 
 # --- links and the site --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import yaml
 from .errors import UserError
 from .metrics_files import parse_metrics, read_metrics
 from .speed import is_timing
-from .tolerances import metric_name, rtol_of, within
+from .tolerances import band, chaotic_model, metric_name, own_band, rtol_of, within
 
 # What each committed metric is compared with is decided by its key and shape, never by a list of
 # files, so metrics files added later are judged by the same rules:
@@ -30,7 +30,7 @@ from .tolerances import metric_name, rtol_of, within
 #             compared. The pipeline keeps them out of metrics/ (speed/), older revisions did not.
 #   count     an int in both files (tokens, n, params, samples, seed, best_epoch...): exact.
 #   spread    "std" beside a "mean" (the spread over seeds): |new - old| <= atol + rtol*|mean|, rtol the
-#             tolerance of the metric it spreads.
+#             tolerance of the metric it spreads (a chaotic model's: the band of that metric at the mean).
 #             A std is a difference of nearly equal numbers, so last-digit noise in the runs is a
 #             large *relative* change of the std; scaled by its mean it is as small as the noise.
 #   sample    statistics of random samples, in an object with an int "samples" count n: within
@@ -43,6 +43,10 @@ from .tolerances import metric_name, rtol_of, within
 #   relative  every other number (losses, accuracies, means, single-seed values):
 #             |new - old| <= atol + rtol*|old|, rtol the metric's own tolerance, measured
 #             between CPUs (rnnlm.tolerances: losses 1e-3); a perplexity through its log, the loss.
+#             A chaotic model's file (rnnlm.tolerances.CHAOTIC: its training moves on another CPU):
+#             its losses within an absolute band per split, 1.5 x the model's seed spread (perplexity
+#             through its log, bits/char the band / ln 2), its other values ("model band") within
+#             the bands rnnlm.tolerances.CHAOTIC_BANDS gives them: the chosen epoch and counts included.
 #   exact     strings and booleans.
 #   effect    the chosen epoch (best_epoch, and epochs_done, which early stopping derives from
 #             the same dev losses): judged by its effect, not its value. The last epochs' dev
@@ -94,10 +98,10 @@ def sample_band(name, value, siblings, k):
 def judge(key, old, new, siblings, rtol=None, atol=1e-6, k=3.0, drift=None, path=None):
     """(rule, problem or None) for one metric; ``siblings`` is the committed dict that holds it.
 
-    ``rtol`` None takes each metric's measured tolerance (``rnnlm.tolerances``); a number overrides
-    it for every metric. ``drift``, if given, keeps per metric name the largest relative change the
-    relative rule saw (how the tolerances were measured). ``path``: the metrics file, whose own
-    tolerances apply where ``rnnlm.tolerances.RTOL_BY_FILE`` names it."""
+    ``rtol`` None takes each metric's band from ``rnnlm.tolerances`` (by metric, split and, for a chaotic
+    model, the model of the file at ``path``); a number overrides it for every metric. ``drift``, if
+    given, keeps per metric name the largest relative change the relative rule saw (how the
+    tolerances were measured)."""
     name = key.split(".")[-1]
     if is_timing(name):
         return "timing", None
@@ -107,19 +111,25 @@ def judge(key, old, new, siblings, rtol=None, atol=1e-6, k=3.0, drift=None, path
         if math.isnan(old) and math.isnan(new):
             return "relative", None
         return "relative", "became NaN" if math.isnan(new) else "was NaN, now a number"
-    band = sample_band(name, old, siblings, k)
-    if band is not None:
-        if abs(new - old) <= band + atol:
+    if rtol is None and own_band(key, path) is not None:  # a chaotic model's value with a band of its own
+        ok, _ = within(key, old, new, atol, None, path)
+        limit = band(key, old, path)
+        return "model band", None if ok else f"moved by {abs(new - old):.3g} > its model's band {limit:.3g}"
+    band_ = sample_band(name, old, siblings, k)
+    if band_ is not None:
+        if abs(new - old) <= band_ + atol:
             return "sample", None
         n = siblings[SAMPLE_COUNT_KEY]
-        return "sample", f"outside {old:g} ± {band:.3g} ({k:g} standard errors of {n} samples)"
+        return "sample", f"outside {old:g} ± {band_:.3g} ({k:g} standard errors of {n} samples)"
     if isinstance(old, int) and isinstance(new, int):
         return "count", None if old == new else "count differs (compared exactly)"
-    tol = rtol_of(key, path) if rtol is None else rtol
     if name == "std" and _is_number(siblings.get("mean")):
-        limit = atol + tol * abs(siblings["mean"])
+        limit = atol + band(key, siblings["mean"], path, rtol)
         if abs(new - old) <= limit:
             return "spread", None
+        if rtol is None and chaotic_model(path) is not None:
+            return "spread", f"moved by {abs(new - old):.3g} > its model's band at the mean, {limit:.3g}"
+        tol = rtol_of(key, path) if rtol is None else rtol
         return "spread", f"moved by {abs(new - old):.3g} > {tol:g} × |mean| = {limit:.3g}"
     ok, change = within(key, old, new, atol, rtol, path)
     if drift is not None:
@@ -127,6 +137,12 @@ def judge(key, old, new, siblings, rtol=None, atol=1e-6, k=3.0, drift=None, path
         drift[metric] = max(drift.get(metric, 0.0), change)
     if ok:
         return "relative", None
+    if rtol is None and chaotic_model(path) is not None and metric_name(key) in ("loss", "perplexity",
+                                                                               "bits_per_char"):
+        moved = abs(math.log(new / old)) if metric_name(key) == "perplexity" and old > 0 and new > 0 else abs(new - old)
+        return "relative", (f"moved by {moved:.3g} > {band(key, old, path):.3g}, its model's band "
+                            "(1.5 x its seed spread on that split)")
+    tol = rtol_of(key, path) if rtol is None else rtol
     return "relative", f"differs by {change:.3g} relative (rtol {tol:g})"
 
 
@@ -203,7 +219,8 @@ def compare_metrics(old, new, rtol=None, atol=1e-6, ignore=(), k=3.0, tally=None
                 file_rows.append((path, key, a.get(key, ("-",))[0], b.get(key, ("-",))[0], "key added or removed"))
                 continue
             (va, siblings), (vb, _) = a[key], b[key]
-            if key.split(".")[-1] in CHOSEN_EPOCH_KEYS and _is_number(va) and _is_number(vb):
+            if (key.split(".")[-1] in CHOSEN_EPOCH_KEYS and _is_number(va) and _is_number(vb)
+                    and (rtol is not None or own_band(key, path) is None)):  # a chaotic model's: its own band
                 tally["effect"] = tally.get("effect", 0) + 1
                 if va != vb:
                     moved_epochs.append((path, key, va, vb))
