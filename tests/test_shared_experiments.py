@@ -11,7 +11,7 @@ import json
 import pytest
 import yaml
 
-from tests.test_pipeline import experiments_shown, sh, shrunken_project
+from tests.shrunken import experiments_shown, sh, shrunken_project
 
 pytestmark = pytest.mark.slow
 
