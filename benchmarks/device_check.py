@@ -7,10 +7,14 @@ and (2) the news GRU at the seed's size (embedding 64, 512 units, every word up 
 adaptive softmax (fp32, bf16) and the full softmax (fp32), one epoch each, through the
 project's own ``train_model``. Prints one line per run and last one JSON line with train tokens/s
 and train/dev losses. Nothing here is faked: it fails on a machine without the device.
+Each result names the device the trained model's weights are on (``ran_on``), and a setting whose
+model is not where it asked to run is reported as failed, so a row cannot pass off CPU numbers as a
+GPU's. ``CUBLAS_WORKSPACE_CONFIG`` is set (``rnnlm.seeding``) before anything touches CUDA.
 """
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +27,7 @@ from rnnlm.ingest import ingest
 from rnnlm.schema.ingest import IngestConfig
 from rnnlm.schema.split import SplitConfig
 from rnnlm.schema.train import TrainConfig
+from rnnlm.seeding import CUBLAS_DETERMINISTIC, CUBLAS_VAR
 from rnnlm.split import split_rows
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
@@ -40,13 +45,18 @@ def corpus(path, ingest_cfg, split_cfg, level, max_size, min_freq):
 def one_epoch(label, kind, cfg, vocab, splits, folder):
     start = time.perf_counter()
     try:
-        _, record = train_model(kind, cfg, vocab, splits, 0, Path(folder) / f"{label}.pt", log=lambda _: None,
-                                progress=False)
+        model, record = train_model(kind, cfg, vocab, splits, 0, Path(folder) / f"{label}.pt", log=lambda _: None,
+                                    progress=False)
     except Exception as err:  # noqa: BLE001 - report every setting, even when one fails
         print(label, "FAILED:", repr(err)[:300], flush=True)
         return {"error": repr(err)[:300]}
+    ran_on = next(model.parameters()).device.type
+    if cfg.device != "auto" and ran_on != cfg.device:
+        print(label, f"FAILED: asked for {cfg.device}, the model is on {ran_on}", flush=True)
+        return {"error": f"model on {ran_on}, not {cfg.device}"}
     last = record["history"][-1]
-    result = {"tokens_per_s": round(record["tokens_per_s"]), "train_loss": round(last["train_loss"], 4),
+    result = {"ran_on": ran_on, "tokens_per_s": round(record["tokens_per_s"]),
+              "train_loss": round(last["train_loss"], 4),
               "dev_loss": round(last["dev_loss"], 4), "wall_s": round(time.perf_counter() - start, 1)}
     print(label, result, flush=True)
     return result
@@ -59,7 +69,8 @@ def main():
     ap.add_argument("--news", type=Path, default=ROOT / "data" / "raw" / "News_Category_Dataset_v3.first10k.json")
     ap.add_argument("--skip-names", action="store_true", help="only the news runs")
     args = ap.parse_args()
-    results = {"torch": torch.__version__,
+    os.environ.setdefault(CUBLAS_VAR, CUBLAS_DETERMINISTIC[0])  # before the first CUDA call (rnnlm.seeding)
+    results = {"torch": torch.__version__, "cublas_workspace_config": os.environ[CUBLAS_VAR],
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))  # the defaults' one source

@@ -19,6 +19,7 @@ from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split, summarize
 from rnnlm.mixture import evaluate_mixtures, fit_weights, mixed_distributions, neural_target_probabilities
 from rnnlm.ngram import KneserNeyLM, discount_record, fit_ngram
+from rnnlm.seeding import deterministic
 from rnnlm.speed import is_timing
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary
@@ -42,7 +43,7 @@ def splits(vocab):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, vocab, splits):
     """A small LSTM trained for a few epochs: better than uniform, different from the n-gram."""
-    torch.use_deterministic_algorithms(True)
+    deterministic()
     cfg = train_config(embedding_size=16, hidden_size=16, batch_size=4, epochs=5, lr=0.01, seeds=[0], workers=1)
     path = tmp_path_factory.mktemp("model") / "seed0.pt"
     model, record = train_model("lstm", cfg, vocab, splits, 0, path, progress=False, log=lambda *_: None)

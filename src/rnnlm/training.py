@@ -166,8 +166,8 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     group, and only the main one writes. With ``live_dir`` the epochs are logged there with dvclive
     (``rnnlm.curves``).
     """
-    seed_everything(seed)
     device = resolve_device(cfg.device)
+    seed_everything(seed, device)  # before any CUDA work: sets CUBLAS_WORKSPACE_CONFIG (rnnlm.seeding)
     check_precision(cfg.precision, device)
     train, dev = splits["train"], splits["dev"]
     for name, split in (("train", train), ("dev", dev)):
