@@ -1,7 +1,9 @@
 """Stage split: normalized rows -> train/dev/test text files (one item per line) + split report.
 
 A stream corpus (ingest format: text) is cut in three contiguous pieces by its vocabulary level's units, or
-split as its predefined files say; each file then holds its exact piece of the text (rnnlm.textstream)."""
+split as its predefined files say (then split.<corpus> may be empty: the fractions, seed and stratify do not
+apply); each file then holds its exact piece of the text (rnnlm.textstream). At word level the units are the
+words of vocab.<corpus>.pretokenize (rnnlm.textstream.resolve_pretokenize)."""
 
 import argparse
 from pathlib import Path
@@ -29,8 +31,9 @@ def main():
     cfg = section(params, SplitConfig, "split", args.corpus)
     out = Path(args.out_dir)
     if section(params, IngestConfig, "ingest", args.corpus).format == "text":  # one long text
-        level = section(params, VocabConfig, "vocab", args.corpus).level  # the units it is cut by
-        texts, report = split_stream(read_rows(args.rows), level, cfg)
+        vocab = section(params, VocabConfig, "vocab", args.corpus)  # its level's units are what it is cut by
+        level = vocab.level
+        texts, report = split_stream(read_rows(args.rows), level, cfg, vocab.pretokenize)
         for name, text in texts.items():
             write_text(out / f"{name}.txt", text)
         write_json(out / "report.json", report)
@@ -40,6 +43,7 @@ def main():
 
     # Only line positions and categories stay in memory; each split's texts are read back from
     # the rows file in split order as they are written.
+    cfg.require_fractions(f"split.{args.corpus}")  # items are always split by the fractions
     offsets, labels = scan_jsonl(args.rows, "category", what="ingested rows")
     parts = split_indices(len(offsets), labels, cfg)
     for name, lines in parts.items():

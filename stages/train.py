@@ -40,10 +40,26 @@ def main():
     base = section(params, TrainConfig, "train", args.corpus)
     kinds = Pipeline.of(params).kinds_of(args.corpus)
     configs = {kind: base.for_kind(kind, f"train.{args.corpus}") for kind in kinds}
+    if not launched():  # once, before a relaunch under torchrun
+        print_overrides(args.corpus, base, kinds)
     if base.nproc > 1 and not launched():
         return relaunch(base.nproc, sys.argv)  # this script again, in nproc processes under torchrun
     with process_group() as shard:  # None in a single process
         train(args, base, configs, shard)
+
+
+def print_overrides(corpus, base, kinds):
+    """Each kind's settings that differ from train.<corpus> (its overrides), and a warning for every key of
+    the section an override shadows: a `-S train.<corpus>.<key>=...` does not reach that kind, and the stage
+    cannot see the command line, so it names every shadowed key."""
+    where = f"train.{corpus}"
+    for kind in kinds:
+        line = base.describe_overrides(kind)
+        if line:
+            print(f"train {corpus}: {line}", flush=True)
+        warning = base.shadow_warning(kind, where)
+        if warning:
+            print(f"train {corpus}: warning: {warning}", file=sys.stderr, flush=True)
 
 
 def remove_stale_resume_state(resume_dir, runs):

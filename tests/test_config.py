@@ -37,7 +37,7 @@ from tests.configs import PARAMS, SECTIONS as FIXTURE_SECTIONS, params_section, 
     (TrainConfig, {"overrides": {"lstm": {"hidden_size": 0}}}, r"train\.names\.overrides\.lstm\.hidden_size must be > 0"),
     (TrainConfig, {"overrides": {"lstm": {"hiden_size": 9}}}, r"unknown key train\.names\.overrides\.lstm\.hiden_size"),
     (SplitConfig, {"train": 0.7}, r"must sum to 1"),
-    (SplitConfig, {"dev": 0}, r"split\.names\.dev must be in \(0, 1\), got 0"),
+    (SplitConfig, {"dev": 0}, r"split\.names\.dev must be in \(0, 1\) or null, got 0"),  # null: predefined splits
     (VocabConfig, {"level": "byte"}, r"level must be one of"),
     (VocabConfig, {"max_size": 3}, r"max_size must be > 4"),
     (GenerateConfig, {"top_k": 0}, r"top_k must be >= 1"),

@@ -166,6 +166,7 @@ def _table(corpus, models, samples=None):
             + [_novelty(samples, model, where, stream), _chosen_epoch(metrics, where)],
             "oov": metrics["test"].get("oov_rate") if isinstance(metrics.get("test"), dict) else None,
             "oov_chars": metrics["test"].get("oov_char_share") if isinstance(metrics.get("test"), dict) else None,
+            "own_unk": metrics["test"].get("own_unk_rate") if isinstance(metrics.get("test"), dict) else None,
             "order": metrics.get("order"),
             "weights": metrics.get("weights") if isinstance(metrics.get("weights"), dict) else None,
         })
@@ -223,6 +224,9 @@ def _notes(rows, samples=None, stream=False):
     if len(oov) == 1:
         covering = f", covering {100 * oov_chars[0]:.2f}% of test characters" if len(oov_chars) == 1 else ""
         notes.append(f"Test tokens out of vocabulary: {100 * oov[0]:.2f}%{covering}.")
+    own = sorted({r["own_unk"] for r in rows if isinstance(r["own_unk"], (int, float))})
+    if len(own) == 1:  # a corpus that ships its own <unk> (WikiText, PTB): read as <unk>, but not unseen in train
+        notes.append(f"Test tokens that are the corpus's own <unk> (not out of vocabulary): {100 * own[0]:.2f}%.")
     return [f"- {note}" for note in notes]
 
 

@@ -12,6 +12,10 @@ current torch); tests check that its token stream equals the seed's rules.
 
 ``text`` (a stream, ``ingest.<corpus>.format: text``): one long text kept as it is, newlines and
 blank lines included (``rnnlm.textstream``); nothing is rewritten and nothing is rejected.
+
+Word level splits a line with one of two pre-tokenizers (``PRETOKENIZERS``, ``vocab.<corpus>.pretokenize``):
+"words", basic_english's rule above (the default), or "whitespace", the whitespace-separated tokens as given,
+for a corpus that ships tokenized (WikiText, PTB: "'s" is one of their tokens, not ' and s).
 """
 
 import re
@@ -136,19 +140,32 @@ class Normalization:
 WORD_PRE_TOKENIZER = pre_tokenizers.Sequence(
     [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split("'", behavior="isolated")]
 )
+# A text shipped as tokens (WikiText, PTB): its whitespace-separated tokens as given ("'s" stays one token).
+WHITESPACE_PRE_TOKENIZER = pre_tokenizers.WhitespaceSplit()
+# How word level splits a line (``vocab.<corpus>.pretokenize``): "words", the basic_english rule above (the
+# default, news's), or "whitespace", the tokens as given (the default of a folder of predefined splits).
+PRETOKENIZERS = {"words": WORD_PRE_TOKENIZER, "whitespace": WHITESPACE_PRE_TOKENIZER}
+DEFAULT_PRETOKENIZE = "words"
 
 
-def tokenize(text, level):
-    """Split one normalized item into token strings: characters or words."""
+def word_pre_tokenizer(pretokenize=DEFAULT_PRETOKENIZE):
+    """The ``tokenizers`` pre-tokenizer of a word-level ``pretokenize`` setting ("words" or "whitespace")."""
+    if pretokenize not in PRETOKENIZERS:
+        raise UserError(f"pretokenize must be one of {', '.join(PRETOKENIZERS)}, got {pretokenize!r}")
+    return PRETOKENIZERS[pretokenize]
+
+
+def tokenize(text, level, pretokenize=DEFAULT_PRETOKENIZE):
+    """Split one normalized item into token strings: characters or words (split as ``pretokenize`` says)."""
     if level == "char":
         return list(text)
-    return [piece for piece, _ in WORD_PRE_TOKENIZER.pre_tokenize_str(text)]
+    return [piece for piece, _ in word_pre_tokenizer(pretokenize).pre_tokenize_str(text)]
 
 
 NEWLINE = "\n"  # a stream's newline: a character, and at word level a token (word_language_model's <eos>)
 
 
-def stream_tokens(text, level):
+def stream_tokens(text, level, pretokenize=DEFAULT_PRETOKENIZE):
     """The token strings of a piece of a stream (``rnnlm.textstream``) at char or word level: its
     characters, or each line's words followed by a newline token wherever the text has a newline."""
     if level == "char":
@@ -156,7 +173,7 @@ def stream_tokens(text, level):
     tokens = []
     lines = text.split(NEWLINE)
     for i, line in enumerate(lines):
-        tokens += tokenize(line, "word")
+        tokens += tokenize(line, "word", pretokenize)
         if i < len(lines) - 1:
             tokens.append(NEWLINE)
     return tokens

@@ -11,8 +11,11 @@ text keeps its newline, so the rows joined give the file's text back: CRLF becom
 mark is dropped, nothing else changes, and a blank line is part of the stream. A line that is not valid UTF-8
 is the one thing rejected (reason ``invalid_utf8``, with its line number), as for items.
 
-**Predefined splits.** A raw path that is a folder holding ``train.txt``, ``dev.txt`` (or ``valid.txt``, as
-WikiText and PTB name it) and ``test.txt`` is split as given: each of its rows also names its ``split``.
+**Predefined splits.** A raw path that is a folder of split files is split as given: each of its rows also
+names its ``split``. The folder holds one of these namings (``NAMINGS``): ``train.txt``, ``dev.txt`` (or
+``valid.txt``) and ``test.txt``; WikiText's ``wiki.train.tokens``, ``wiki.valid.tokens``, ``wiki.test.tokens``
+(or the raw release's ``wiki.*.raw``); PTB's ``ptb.train.txt``, ``ptb.valid.txt``, ``ptb.test.txt``. A folder
+with files of two namings, or of none, is a user error naming them.
 
 **The cut.** Otherwise the text is cut in three contiguous pieces, never shuffled, as nanoGPT cuts
 shakespeare_char::
@@ -22,7 +25,8 @@ shakespeare_char::
 
 where ``n`` counts the stream's units at the vocabulary's level, units that need no training, so the cut
 never depends on a fitted vocabulary: characters (char); words and newlines (word: the word-level
-pre-tokenizer's pieces of each line, and each newline); the byte-level pre-tokenizer's pieces (bpe: BPE
+pre-tokenizer's pieces of each line, as ``vocab.<corpus>.pretokenize`` says (``resolve_pretokenize``), and
+each newline); the byte-level pre-tokenizer's pieces (bpe: BPE
 merges only inside a piece, so no token spans a cut). At char level with ``train: 0.9``, dev ∪ test is
 exactly nanoGPT's val, ``text[int(0.9 * len(text)):]``. Each split file holds its exact piece of the text,
 so train + dev + test is the text byte for byte; whatever lies between two units (spaces) goes with the
@@ -37,11 +41,17 @@ from tokenizers import pre_tokenizers
 
 from .errors import UserError
 from .io import require_file
-from .text import NEWLINE, WORD_PRE_TOKENIZER
+from .text import DEFAULT_PRETOKENIZE, NEWLINE, word_pre_tokenizer
 
 SPLITS = ("train", "dev", "test")
-# The files of a folder of predefined splits, by split: the first one found is read.
-PREDEFINED = {"train": ("train.txt",), "dev": ("dev.txt", "valid.txt"), "test": ("test.txt",)}
+# The namings of a folder of predefined split files: {split: file names}, the first one found is read.
+NAMINGS = {
+    "plain": {"train": ("train.txt",), "dev": ("dev.txt", "valid.txt"), "test": ("test.txt",)},
+    "wikitext": {"train": ("wiki.train.tokens",), "dev": ("wiki.valid.tokens",), "test": ("wiki.test.tokens",)},
+    "wikitext-raw": {"train": ("wiki.train.raw",), "dev": ("wiki.valid.raw",), "test": ("wiki.test.raw",)},
+    "ptb": {"train": ("ptb.train.txt",), "dev": ("ptb.valid.txt",), "test": ("ptb.test.txt",)},
+}
+PREDEFINED = NAMINGS["plain"]  # today's naming, kept under its old name
 BOM = b"\xef\xbb\xbf"
 # The byte-level pre-tokenizer of a stream's BPE (rnnlm.bpe, no prefix space): its pieces are the bpe units.
 BYTE_PIECES = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -65,15 +75,32 @@ def decode_stream_lines(binary):
             yield number, None, body
 
 
+def _patterns(naming):
+    return ", ".join(" or ".join(names) for names in naming.values())
+
+
 def predefined_files(folder):
-    """``{split: file}`` of a folder of predefined split files, or a UserError naming what is missing."""
-    found = {}
-    for split, names in PREDEFINED.items():
-        file = next((Path(folder) / name for name in names if (Path(folder) / name).is_file()), None)
+    """``{split: file}`` of a folder of predefined split files (``NAMINGS``), or a UserError: a folder with
+    files of two namings (which is meant?), of none, or missing one split of its naming."""
+    folder = Path(folder)
+    present = {name: [file for names in naming.values() for file in names if (folder / file).is_file()]
+               for name, naming in NAMINGS.items()}
+    present = {name: files for name, files in present.items() if files}
+    if len(present) > 1:
+        files = ", ".join(file for files in present.values() for file in files)
+        raise UserError(f"{folder} holds split files of {len(present)} namings ({files}): keep the files of one "
+                        "naming in the folder")
+    if not present:
+        accepted = "; ".join(_patterns(naming) for naming in NAMINGS.values())
+        raise UserError(f"{folder} is a folder, so it must hold predefined split files, but has none of them "
+                        f"(a stream corpus is one text file, or a folder of one of: {accepted})")
+    (name, files), = present.items()
+    naming, found = NAMINGS[name], {}
+    for split, names in naming.items():
+        file = next((folder / file for file in names if (folder / file).is_file()), None)
         if file is None:
-            raise UserError(f"{folder} is a folder, so it must hold predefined split files, but has no "
-                            f"{' or '.join(names)} (a stream corpus is one text file, or a folder of "
-                            "train.txt, dev.txt or valid.txt, and test.txt)")
+            raise UserError(f"{folder} holds predefined split files ({', '.join(files)}) but no "
+                            f"{' or '.join(names)} (its {split} split; the naming: {_patterns(naming)})")
         found[split] = file
     return found
 
@@ -104,16 +131,23 @@ def text_blocks(text, size=1 << 20):
 
 # --- tokens and units -------------------------------------------------------------------------
 
-def unit_starts(text, level):
+def resolve_pretokenize(setting, predefined):
+    """The word-level pre-tokenizer a stream uses: ``vocab.<corpus>.pretokenize`` when set, else
+    "whitespace" for a folder of predefined splits (WikiText and PTB ship tokens: kept as given) and
+    "words" (the basic_english rule) for one text file."""
+    return setting or ("whitespace" if predefined else DEFAULT_PRETOKENIZE)
+
+
+def unit_starts(text, level, pretokenize=DEFAULT_PRETOKENIZE):
     """The character offset where each unit of ``text`` starts, (n,) int64 (module docstring); None at
-    char level, where unit i starts at offset i."""
+    char level, where unit i starts at offset i. At word level a line's words are ``pretokenize``'s pieces."""
     if level == "char":
         return None
     if level == "bpe":
         return np.fromiter((start for _, (start, _) in BYTE_PIECES.pre_tokenize_str(text)), dtype=np.int64)
-    starts, offset = [], 0
+    starts, offset, words = [], 0, word_pre_tokenizer(pretokenize)
     for line in text.split(NEWLINE):
-        starts += [offset + start for _, (start, _) in WORD_PRE_TOKENIZER.pre_tokenize_str(line)]
+        starts += [offset + start for _, (start, _) in words.pre_tokenize_str(line)]
         offset += len(line)
         if offset < len(text):  # the newline after this line is a unit too
             starts.append(offset)
@@ -121,15 +155,15 @@ def unit_starts(text, level):
     return np.asarray(starts, dtype=np.int64)
 
 
-def count_units(text, level):
-    starts = unit_starts(text, level)
+def count_units(text, level, pretokenize=DEFAULT_PRETOKENIZE):
+    starts = unit_starts(text, level, pretokenize)
     return len(text) if starts is None else len(starts)
 
 
-def cut_stream(text, level, cfg):
+def cut_stream(text, level, cfg, pretokenize=DEFAULT_PRETOKENIZE):
     """``({split: (first character, end)}, {split: units})`` of the contiguous cut (module docstring);
     ``cfg`` gives the train and dev fractions (a SplitConfig)."""
-    starts = unit_starts(text, level)
+    starts = unit_starts(text, level, pretokenize)
     n = len(text) if starts is None else len(starts)
     a, b = int(cfg.train * n), int((cfg.train + cfg.dev) * n)
 
@@ -140,17 +174,23 @@ def cut_stream(text, level, cfg):
             {"train": a, "dev": b - a, "test": n - b})
 
 
-def split_stream(rows, level, cfg):
+def split_stream(rows, level, cfg, pretokenize=None):
     """``(texts, report)`` of a stream's ingested rows (in file order): each split's exact text, and what
-    the split stage reports (units and characters per split, and whether the splits were predefined)."""
+    the split stage reports (units and characters per split, whether the splits were predefined and, at word
+    level, the pre-tokenizer the units were counted with: ``resolve_pretokenize`` of ``pretokenize``).
+    ``cfg`` (a SplitConfig) gives the fractions a single text is cut by; predefined splits need none."""
     rows = list(rows)
     predefined = bool(rows) and "split" in rows[0]
+    words = resolve_pretokenize(pretokenize, predefined)
     if predefined:
         texts = {name: "".join(row["text"] for row in rows if row["split"] == name) for name in SPLITS}
-        units = {name: count_units(text, level) for name, text in texts.items()}
+        units = {name: count_units(text, level, words) for name, text in texts.items()}
     else:
+        if cfg is None or cfg.train is None:
+            raise UserError("a stream that is one text file is cut by the split fractions: state split.<corpus> "
+                            "train, dev and test (only a folder of predefined split files leaves them out)")
         text = "".join(row["text"] for row in rows)
-        ranges, units = cut_stream(text, level, cfg)
+        ranges, units = cut_stream(text, level, cfg, words)
         texts = {name: text[start:end] for name, (start, end) in ranges.items()}
     empty = [name for name in SPLITS if not units[name]]
     if empty:
@@ -158,4 +198,6 @@ def split_stream(rows, level, cfg):
                         "units in all): give it a longer text, or other split fractions")
     report = {"stream": True, "predefined": predefined, "unit": level, "units": units,
               "chars": {name: len(text) for name, text in texts.items()}}
+    if level == "word":  # only then: a char or bpe stream's report stays as it was
+        report["pretokenize"] = words
     return texts, report

@@ -14,6 +14,15 @@ A **stream vocabulary** (``stream``, saved as ``"stream": true``) is fit on one 
 each line's words, word_language_model's ``<eos>``), a text is encoded ``<s> t1 ... tn`` with no
 ``</s>`` (the text goes on), and a model file holding it is read as a stream: ``rnnlm score`` reads a
 whole file as one text, and sampling never stops at ``</s>``.
+
+At word level ``pretokenize`` says how a line splits into words (``rnnlm.text.PRETOKENIZERS``): "words"
+(basic_english: apostrophes isolated, the default) or "whitespace" (a text shipped as tokens, WikiText or PTB:
+its tokens as given). The JSON states it only when it is not the default (``"pretokenize": "whitespace"``).
+
+A corpus may hold the token ``<unk>`` itself (WikiText and PTB replaced their rare words by it): it IS the
+vocabulary's ``<unk>`` (the same id, never a type of its own), but it is no word unseen in train.
+``own_unk_count`` counts those tokens, ``oov_counts`` splits a split's ``<unk>`` targets into the two, and
+``unknown_tokens``/``unknown_chars`` leave the corpus's own ``<unk>`` out.
 """
 
 from collections import Counter
@@ -24,7 +33,7 @@ from tokenizers.models import WordLevel
 from . import bpe
 from .errors import UserError
 from .io import read_json, write_json
-from .text import NEWLINE, WORD_PRE_TOKENIZER, Normalization, stream_tokens, tokenize
+from .text import DEFAULT_PRETOKENIZE, NEWLINE, PRETOKENIZERS, Normalization, stream_tokens, tokenize, word_pre_tokenizer
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -39,9 +48,14 @@ class Vocabulary:
     (``rnnlm score``/``sample``); a vocabulary built without them (None) takes text as it is.
     """
 
-    def __init__(self, tokens, level, tokenizer=None, normalization=None, stream=False):
+    def __init__(self, tokens, level, tokenizer=None, normalization=None, stream=False, pretokenize=None):
         if level not in LEVELS:
             raise UserError(f"vocabulary level must be one of {LEVELS}, got {level!r}")
+        pretokenize = pretokenize or DEFAULT_PRETOKENIZE
+        if pretokenize not in PRETOKENIZERS:
+            raise UserError(f"vocabulary pretokenize must be one of {', '.join(PRETOKENIZERS)}, got {pretokenize!r}")
+        # word level only: char and bpe split text their own way
+        self.pretokenize = pretokenize if level == "word" else DEFAULT_PRETOKENIZE
         tokens = list(tokens)
         if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
             raise UserError(f"vocabulary must start with the special tokens {list(SPECIALS)}")
@@ -70,7 +84,8 @@ class Vocabulary:
     # --- building and (de)serialization -------------------------------------------------------
 
     @classmethod
-    def build(cls, items, level, max_size=None, min_freq=1, vocab_size=None, normalization=None, stream=False):
+    def build(cls, items, level, max_size=None, min_freq=1, vocab_size=None, normalization=None, stream=False,
+              pretokenize=None):
         """Fit on training items: keep tokens seen ``min_freq`` times, at most ``max_size`` in all.
 
         For ``bpe``, ``vocab_size`` (specials included) bounds the merges instead, and a pair must
@@ -83,14 +98,15 @@ class Vocabulary:
             tokenizer = bpe.train_bpe(items, vocab_size, SPECIALS, min_freq, prefix_space=not stream)
             return cls(bpe.vocab_tokens(tokenizer), level, tokenizer, normalization, stream)
         split = stream_tokens if stream else tokenize
-        counts = Counter(tok for item in items for tok in split(item, level))
+        words = pretokenize or DEFAULT_PRETOKENIZE
+        counts = Counter(tok for item in items for tok in split(item, level, words))
         ranked = sorted(
             (tok for tok, n in counts.items() if n >= min_freq and tok not in SPECIALS),
             key=lambda tok: (-counts[tok], tok),
         )
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]
-        return cls(list(SPECIALS) + ranked, level, normalization=normalization, stream=stream)
+        return cls(list(SPECIALS) + ranked, level, normalization=normalization, stream=stream, pretokenize=words)
 
     def to_dict(self):
         data = {"format_version": FORMAT_VERSION, "level": self.level, "tokens": self.tokens}
@@ -100,6 +116,8 @@ class Vocabulary:
             data["normalization"] = self.normalization.to_dict()
         if self.stream:  # only then: an item vocabulary's JSON stays as it was
             data["stream"] = True
+        if self.pretokenize != DEFAULT_PRETOKENIZE:  # likewise
+            data["pretokenize"] = self.pretokenize
         return data
 
     @classmethod
@@ -120,8 +138,12 @@ class Vocabulary:
             normalization = Normalization.from_dict(data["normalization"], source=f"{source} (normalization)")
         if not isinstance(data.get("stream", False), bool):
             raise UserError(f"{source}: 'stream' must be true or false")
+        if data.get("pretokenize", DEFAULT_PRETOKENIZE) not in PRETOKENIZERS:
+            raise UserError(f"{source}: 'pretokenize' must be one of {', '.join(PRETOKENIZERS)}, "
+                            f"got {data.get('pretokenize')!r}")
         try:
-            return cls(data["tokens"], data.get("level"), tokenizer, normalization, data.get("stream", False))
+            return cls(data["tokens"], data.get("level"), tokenizer, normalization, data.get("stream", False),
+                       data.get("pretokenize"))
         except UserError as err:
             raise UserError(f"{source}: {err}") from None
 
@@ -138,7 +160,7 @@ class Vocabulary:
         """A ``tokenizers`` word-level tokenizer over this vocabulary (fast, batched encoding)."""
         if self._word_tokenizer is None:
             tok = Tokenizer(WordLevel(vocab=self.index, unk_token=UNK))
-            tok.pre_tokenizer = WORD_PRE_TOKENIZER
+            tok.pre_tokenizer = word_pre_tokenizer(self.pretokenize)
             self._word_tokenizer = tok
         return self._word_tokenizer
 
@@ -178,14 +200,16 @@ class Vocabulary:
             return list(item)
         if self.level == "bpe":
             return self._bpe_tokenizer.encode(item, add_special_tokens=False).tokens
-        return stream_tokens(item, "word") if self.stream else tokenize(item, "word")
+        split = stream_tokens if self.stream else tokenize
+        return split(item, "word", self.pretokenize)
 
     def unknown_tokens(self, item):
         """The pieces of one normalized ``item`` that encode as ``<unk>``: characters or words, in order."""
         if self.level == "char":
             return [ch for ch in item if ch not in self.index]
         enc = self._tokenizer().encode(item, add_special_tokens=False)
-        return [item[start:end] for tok, (start, end) in zip(enc.ids, enc.offsets) if tok == self.unk_id]
+        return [item[start:end] for tok, (start, end) in zip(enc.ids, enc.offsets)
+                if tok == self.unk_id and item[start:end] != UNK]  # the text's own <unk> is no unknown word
 
     def unknown_chars(self, items):
         """How many characters of ``items`` lie inside tokens that encode as ``<unk>``.
@@ -197,8 +221,18 @@ class Vocabulary:
         if self.level == "char":
             return sum(ch not in self.index for item in items for ch in item)
         encodings = self._tokenizer().encode_batch(items, add_special_tokens=False)
-        return sum(end - start for enc in encodings
-                   for tok, (start, end) in zip(enc.ids, enc.offsets) if tok == self.unk_id)
+        return sum(end - start for item, enc in zip(items, encodings)
+                   for tok, (start, end) in zip(enc.ids, enc.offsets)
+                   if tok == self.unk_id and item[start:end] != UNK)  # the text's own <unk>: not unknown
+
+    def own_unk_count(self, items):
+        """How many tokens of ``items`` (normalized items, or lines or pieces of a stream) are the text's own
+        ``<unk>`` (module docstring): read as ``<unk>`` like a word unseen in train, but not unseen. At word
+        level a token ``<unk>``; byte-level BPE matches the text ``<unk>`` as its special token too; at char
+        level a character never is ``<unk>``."""
+        if self.level == "char":
+            return 0
+        return sum(token == UNK for item in items for token in self.token_strings(item))
 
     def encode(self, item):
         return self.encode_many([item])[0]
@@ -217,9 +251,12 @@ class Vocabulary:
             toks = [t for t in toks if t not in (PAD, BOS, EOS)]
         if self.level == "char":
             return "".join(toks)
+        # basic_english split "don't" into don ' t: joining re-attaches the apostrophe; tokens kept as
+        # given ("whitespace") join with spaces, as they were written
+        glue = (lambda text: text.replace(" ' ", "'")) if self.pretokenize == "words" else (lambda text: text)
         if self.stream:  # a newline token ends a line: no space around it
-            return "\n".join(" ".join(line).replace(" ' ", "'") for line in _lines(toks))
-        return " ".join(toks).replace(" ' ", "'")
+            return "\n".join(glue(" ".join(line)) for line in _lines(toks))
+        return glue(" ".join(toks))
 
 
 def _lines(tokens):
@@ -231,3 +268,20 @@ def _lines(tokens):
         else:
             lines[-1].append(token)
     return lines
+
+
+def oov_counts(unknown, own_unk):
+    """``(unseen, own)``: a split's ``<unk>`` targets (``unknown``, as evaluation counts them) split into the
+    words unseen in train and the text's own ``<unk>`` tokens (``own_unk``, from ``own_unk_count``)."""
+    return unknown - own_unk, own_unk
+
+
+def with_own_unk(result, own_unk):
+    """A split's metrics (``rnnlm.evaluation.summarize``'s dict, with ``oov_rate`` and ``tokens``) with the
+    text's own ``<unk>`` targets taken out of ``oov_rate`` and reported apart as ``own_unk_rate``; unchanged
+    when the text has none (so a corpus without a literal ``<unk>`` keeps its metrics byte for byte)."""
+    if not own_unk or "oov_rate" not in result:
+        return result
+    unknown = round(result["oov_rate"] * result["tokens"])
+    unseen, own = oov_counts(unknown, own_unk)
+    return result | {"oov_rate": unseen / result["tokens"], "own_unk_rate": own / result["tokens"]}

@@ -9,7 +9,8 @@ from .base import Section, rule
 
 class IngestConfig(Section):
     # "lines": one item per line; "jsonl": one JSON object per line; "text": one long text read as one
-    # stream, newlines included (a file, or a folder of train.txt, dev.txt or valid.txt, test.txt: docs/streams.md)
+    # stream, newlines included (a file, or a folder of split files: train.txt, dev.txt or valid.txt, test.txt;
+    # WikiText's wiki.{train,valid,test}.tokens or .raw; PTB's ptb.{train,valid,test}.txt: docs/streams.md)
     format: Literal["lines", "jsonl", "text"]
     # "name": char-level rules; "news": the seed's word-level rules; "text": the text as it is (format: text)
     normalize: Literal["name", "news", "text"]

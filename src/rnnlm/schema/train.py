@@ -96,6 +96,43 @@ class TrainConfig(Section):
         """These settings (without overrides) with ``changes`` applied, validated as the section ``where``."""
         return super().updated({"overrides": {}} | dict(changes), where)
 
+    def shadowed(self, kind):
+        """``{key: (section's value, override's value)}``: the keys of the section that ``overrides[kind]``
+        sets to another value, so a change of the section's key (``-S train.<corpus>.<key>=...``) does not
+        reach ``kind``. An override equal to the section's value shadows nothing yet, but it will the
+        moment the section's key changes: it is listed too, as ``(value, value)``."""
+        return {key: (getattr(self, key), value) for key, value in (self.overrides.get(kind) or {}).items()}
+
+    def describe_overrides(self, kind):
+        """One line of what ``kind`` trains with apart from the section (None without overrides), for
+        the train stage: ``lstm: epochs=14 (override), dropout_mode=locked (override), ...``."""
+        shadowed = self.shadowed(kind)
+        if not shadowed:
+            return None
+        return f"{kind}: " + ", ".join(f"{key}={_text(value)} (override)" for key, (_, value) in shadowed.items())
+
+    def shadow_warning(self, kind, where="train"):
+        """One line naming the section keys that ``overrides[kind]`` sets to another value (None if none):
+        ``train.news.epochs=8, train.news.weight_drop=0.0 do not apply to lstm: train.news.overrides.lstm
+        sets epochs=14, weight_drop=0.25``. The stage cannot see a ``-S`` on dvc's command line, so it names
+        every shadowed key: a user who changed one sees it here."""
+        keys = {key: pair for key, pair in self.shadowed(kind).items() if pair[0] != pair[1]}
+        if not keys:
+            return None
+        section = ", ".join(f"{where}.{key}={_text(old)}" for key, (old, _) in keys.items())
+        override = ", ".join(f"{key}={_text(new)}" for key, (_, new) in keys.items())
+        return (f"{section} {'does' if len(keys) == 1 else 'do'} not apply to {kind}: "
+                f"{where}.overrides.{kind} sets {override}")
+
+
+def _text(value):
+    """A params value as params.yaml writes it: locked, 14, null, [500, 4000]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
 
 def _device_rule(cfg):
     rule(not (cfg.precision == "bf16" and cfg.device in ("cpu", "mps")), "precision",
