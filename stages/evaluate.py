@@ -17,7 +17,7 @@ from rnnlm.schema.evaluate import EvaluateConfig
 from rnnlm.schema.pipeline import Pipeline
 from rnnlm.schema.train import TrainConfig
 from rnnlm.summary import with_seed_spread
-from rnnlm.vocab import Vocabulary
+from rnnlm.vocab import Vocabulary, with_own_unk
 
 
 def evaluate_checkpoint(path, vocab, splits, batch_size, device):
@@ -30,16 +30,17 @@ def evaluate_checkpoint(path, vocab, splits, batch_size, device):
     return model, payload["training"], result
 
 
-def evaluate_kind(seeds_dir, seeds, vocab, splits, cfg, oov_char_share):
+def evaluate_kind(seeds_dir, seeds, vocab, splits, cfg, oov_char_share, own_unk=0):
     """The metrics file of one kind: the first seed's numbers, and with several seeds their spread.
-    Its training time is the train stage's (speed/): a timing is no metric."""
+    Its training time is the train stage's (speed/): a timing is no metric. ``own_unk``: the test text's own
+    literal ``<unk>`` tokens, counted apart from the words train lacks (``rnnlm.vocab.with_own_unk``)."""
     per_seed = []
     for seed in seeds:
         model, training, result = evaluate_checkpoint(Path(seeds_dir) / f"seed{seed}.pt", vocab, splits,
                                                       cfg.batch_size, resolve_device(cfg.device))
         per_seed.append(result)
         if len(per_seed) == 1:  # the first seed is the headline model
-            test = result["test"] | {"oov_char_share": oov_char_share}
+            test = with_own_unk(result["test"], own_unk) | {"oov_char_share": oov_char_share}
             joined = {"dev_test": result["dev_test"]} if "dev_test" in result else {}
             headline = metrics_record(result["dev"], test, **joined, params=model.num_parameters(), seed=seed,
                                       # the epoch whose weights were kept (lowest dev loss), of those trained
@@ -71,7 +72,8 @@ def main():
     test_items = read_lines(args.test_split, what="test split")
     oov_char_share = vocab.unknown_chars(test_items) / int(splits["test"].chars.sum())
     for kind in kinds:
-        metrics = evaluate_kind(Path(args.models_dir) / f"{kind}.seeds", seeds, vocab, splits, cfg, oov_char_share)
+        metrics = evaluate_kind(Path(args.models_dir) / f"{kind}.seeds", seeds, vocab, splits, cfg, oov_char_share,
+                                vocab.own_unk_count(test_items))
         write_json(Path(args.metrics_dir) / f"{kind}.json", metrics)
         print(f"evaluate {args.corpus}/{kind}: test {describe(metrics['test'])} (seed {seeds[0]})")
 

@@ -12,7 +12,7 @@ from rnnlm.checkpoint import load_checkpoint
 from rnnlm.data import joined_streams, load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded
-from rnnlm.io import write_json
+from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures, fit_weights, neural_target_probabilities
@@ -22,7 +22,7 @@ from rnnlm.schema.ngram import NgramConfig
 from rnnlm.schema.pipeline import Pipeline
 from rnnlm.schema.train import TrainConfig
 from rnnlm.summary import with_seed_spread
-from rnnlm.vocab import Vocabulary
+from rnnlm.vocab import Vocabulary, with_own_unk
 
 
 def chosen_order(path, vocab, cfg):
@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--test-split", required=True, help="input: test text, for its own literal <unk> tokens")
     ap.add_argument("--models-dir", required=True,
                     help="input: the train stage's <kind>.pt and <kind>.seeds/ (the kinds mixture.<corpus>.model names)")
     ap.add_argument("--arpa", required=True, help="input: the ngram stage's ARPA model, named in the model file")
@@ -91,6 +92,9 @@ def main():
     results = {split: evaluate_mixtures(mixtures, ngram, splits[split], vocab.pad_id, unk_id=vocab.unk_id)
                for split in ("dev", "test", "dev_test") if split in splits}
     per_seed = [{split: result[m] for split, result in results.items()} for m in range(len(mixtures))]
+    own_unk = vocab.own_unk_count(read_lines(args.test_split, what="test split"))  # not words train lacks
+    for result in per_seed:
+        result["test"] = with_own_unk(result["test"], own_unk)
     components = kinds + ["ngram"]
 
     # Headline = first seed, as in the evaluate stage; parameters count every component.

@@ -9,11 +9,11 @@ from rnnlm.arpa import write_arpa
 from rnnlm.data import joined_streams, load_encoded
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, metrics_record, rounded, summarize
-from rnnlm.io import write_json
+from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.ngram import discount_record, fit_ngram, select_order
 from rnnlm.schema.ngram import NgramConfig
-from rnnlm.vocab import Vocabulary
+from rnnlm.vocab import Vocabulary, with_own_unk
 
 
 @exit_on_user_error
@@ -23,6 +23,7 @@ def main():
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
     ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--test-split", required=True, help="input: test text, for its own literal <unk> tokens")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
     ap.add_argument("--arpa", required=True, help="output: the model as an ARPA file (.arpa or .arpa.gz)")
     ap.add_argument("--speed", required=True, help="output: seconds of the fit and of the order's choice (JSON)")
@@ -38,6 +39,8 @@ def main():
     model, dev_losses = select_order(counts, splits["dev"], range(cfg.min_order, cfg.max_order + 1))
     select_seconds = time.perf_counter() - start - fit_seconds
     result = {split: summarize(*model.evaluate(splits[split], unk_id=vocab.unk_id)) for split in ("dev", "test")}
+    # the text's own literal <unk> (WikiText's) is not a word train lacks: counted apart from oov_rate
+    result["test"] = with_own_unk(result["test"], vocab.own_unk_count(read_lines(args.test_split, what="test split")))
     if splits["dev"].stream:  # dev ∪ test as one stream, as nanoGPT's val (the history runs on from dev into test)
         joined = summarize(*model.evaluate(joined_streams(splits["dev"], splits["test"])))
         result["dev_test"] = {k: v for k, v in joined.items() if k != "oov_rate"}

@@ -133,6 +133,22 @@ def test_a_wikitext_folder_keeps_its_tokens_and_its_own_unk_is_the_vocabularys(t
     assert vocab.unknown_chars(TEST.splitlines()) == 0
 
 
+
+def test_the_ngram_stage_counts_the_texts_own_unk_apart_from_oov(tmp_path, monkeypatch):
+    """The test text's two literal <unk> are targets scored as <unk>, but no word train lacks: the ngram
+    stage's oov_rate is 0 and own_unk_rate holds them (the evaluate and mixture stages apply the same rule)."""
+    project(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["ngram"] = {"wiki": {"min_order": 2, "max_order": 3}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    vocab, encoded = run_to_vocab(tmp_path, monkeypatch)
+    run_stage("ngram", ["--corpus", "wiki", "--vocab", "vocab.json", "--encoded", "encoded.npz",
+                        "--test-split", "splits/test.txt", "--metrics", "ngram.json", "--arpa", "ngram.arpa",
+                        "--speed", "speed.json"], monkeypatch)
+    test = json.loads((tmp_path / "ngram.json").read_text())["test"]
+    targets = int(encoded["test"].num_targets)
+    assert test["oov_rate"] == 0 and test["own_unk_rate"] == pytest.approx(2 / targets, abs=1e-6)
+
 def test_pretokenize_words_splits_apostrophes_as_before(tmp_path, monkeypatch):
     project(tmp_path, vocab={"pretokenize": "words"})
     vocab, _ = run_to_vocab(tmp_path, monkeypatch)

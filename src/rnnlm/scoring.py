@@ -77,7 +77,9 @@ def score_stream(lm, lines):
         split = encode_stream(lm.vocab, text)
         total = float(lm.target_losses(split).sum())
         result = summarize(total, 0, int(split.num_targets), int(split.chars.sum()))
-        summary |= {"tokens": result["tokens"], "oov_tokens": int((split.tokens[1:] == lm.vocab.unk_id).sum()),
+        # <unk> targets, less the text's own literal <unk> tokens (WikiText's): those are not words train lacks
+        unseen = int((split.tokens[1:] == lm.vocab.unk_id).sum()) - lm.vocab.own_unk_count([text])
+        summary |= {"tokens": result["tokens"], "oov_tokens": unseen,
                     "logprob_nats": -total, "logprob_bits": -total / LN2, "loss": result["loss"],
                     "perplexity": result["perplexity"], "bits_per_char": result["bits_per_char"]}
     return records, summary

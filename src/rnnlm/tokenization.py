@@ -35,7 +35,8 @@ def compare_tokenizations(items, vocab_configs, kind, train_config, seed, eval_b
     with tempfile.TemporaryDirectory(prefix="rnnlm-tokenization-") as workdir:
         for level, vc in vocab_configs.items():
             start = time.perf_counter()
-            vocab = Vocabulary.build(items["train"], vc.level, vc.max_size, vc.min_freq, vc.vocab_size)
+            vocab = Vocabulary.build(items["train"], vc.level, vc.max_size, vc.min_freq, vc.vocab_size,
+                                     pretokenize=vc.pretokenize)
             splits = {name: encode_split(vocab, items[name]) for name in SPLITS}
             log(f"tokenization {level}: {len(vocab)} tokens, {splits['train'].num_targets:,} training targets")
             model, record = train_model(kind, train_config, vocab, splits, seed, Path(workdir) / f"{level}.pt",
