@@ -105,7 +105,7 @@ def test_a_mean_without_its_std_or_outside_a_samples_object_stays_relative():
 
 
 # --- chaotic models: bands from their seed spread (rnnlm.tolerances.CHAOTIC) ---------------------------
-LSTM = "metrics/shakespeare/neural/lstm.json"   # seed spread: dev 0.0078, test 0.0147 nats; bands 1.5 x
+LSTM = "metrics/shakespeare/neural/lstm.json"   # seed spread: dev 0.0078, test 0.0148 nats; bands 1.5 x
 
 
 def test_a_chaotic_models_loss_has_an_absolute_band_per_split():
@@ -115,12 +115,12 @@ def test_a_chaotic_models_loss_has_an_absolute_band_per_split():
     assert gates.compare_metrics({LSTM: {"test": {"loss": 1.5249}}}, {LSTM: {"test": {"loss": 1.5355}}}) == []
     [row] = gates.compare_metrics({LSTM: {"dev": {"loss": 1.3960}}}, {LSTM: {"dev": {"loss": 1.4080}}})
     assert row[1] == "dev.loss" and "> 0.0117" in row[4]
-    assert tolerances.gate_band("shakespeare", "lstm", "test", 1.5) == pytest.approx(1.5 * 0.0147)
+    assert tolerances.gate_band("shakespeare", "lstm", "test", 1.5) == pytest.approx(1.5 * 0.0148)
     assert tolerances.gate_band("names", "lstm", "test", 2.0) == pytest.approx(2e-3)
 
 
 def test_a_chaotic_models_perplexity_and_bits_follow_its_loss_band():
-    loss_band = 1.5 * 0.0147
+    loss_band = 1.5 * 0.0148
     old = {"test": {"perplexity": math.exp(1.5), "bits_per_char": 1.5 / math.log(2)}}
     inside, beyond = ({"test": {"perplexity": math.exp(1.5 + f * loss_band),
                                 "bits_per_char": (1.5 + f * loss_band) / math.log(2)}} for f in (0.9, 1.1))

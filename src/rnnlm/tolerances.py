@@ -31,7 +31,7 @@ import fnmatch
 import math
 from typing import NamedTuple
 
-from .seed_spread import seed_spread
+from .seed_spread import OTHER_SPREAD, seed_spread
 
 # Measured drift between CPUs of the reproducible models, with a margin (docs/reproducibility.md).
 RTOL = {
@@ -67,18 +67,30 @@ CHAOTIC = {
 LOSS_SPREAD_FACTOR = 1.5       # a chaotic model's loss may move 1.5 x its seed spread on that split
 LOSS_FOLLOWERS = ("loss", "perplexity", "bits_per_char")   # judged by the loss band (perplexity: its log)
 
-# The other values of a chaotic model's files, by metric name. PLACEHOLDERS: today's relative tolerances
-# (twice the drift of one rerun under SSE4 kernels: accuracy 2.5e-3, weights 2.5e-3, training losses 1.3e-3);
-# TODO(measure): replace each by a multiple of the drift measured over several reruns on other CPUs.
-_CHAOTIC_MODEL = {"accuracy": Band(rtol=5e-3), "accuracy_without_unk": Band(rtol=5e-3),
-                  "best_epoch": Band(atol=1), "epochs_done": Band(atol=1)}     # epochs: placeholder, 1 epoch
+# The other values of a chaotic model's files follow the model: 1.5 x their own spread over the same three
+# seeds (rnnlm.seed_spread.OTHER_SPREAD), per split where they have one: accuracy, the mixture's weights,
+# the last epoch's training loss (its dev loss is the model's dev loss). The chosen epoch: all three seeds kept
+# the last of 3 epochs (one-cycle ends there); one epoch either way. Sample statistics keep the gate's
+# sampling rule (k standard errors of n samples), long lines (a count of 3 samples) 10% of the committed count.
+def _follow(corpus, model):
+    other = OTHER_SPREAD[corpus][model]
+    per_split = lambda spreads: {split: Band(atol=LOSS_SPREAD_FACTOR * v) for split, v in spreads.items()}
+    bands = {"best_epoch": Band(atol=1), "epochs_done": Band(atol=1), "epoch": Band(atol=1)}
+    if "accuracy" in other:
+        bands |= {"accuracy": per_split(other["accuracy"]), "accuracy_without_unk": per_split(other["accuracy"])}
+    if "weights" in other:
+        bands["weights"] = Band(atol=LOSS_SPREAD_FACTOR * other["weights"])
+    if "train_loss" in other:
+        bands |= {"train_loss": Band(atol=LOSS_SPREAD_FACTOR * other["train_loss"]),
+                  "dev_loss": Band(atol=LOSS_SPREAD_FACTOR * seed_spread(corpus, model, "dev"))}
+    return bands
+
+
 CHAOTIC_BANDS = {
-    "metrics/shakespeare/neural/lstm.json": _CHAOTIC_MODEL,
-    "metrics/shakespeare/mixture.json": _CHAOTIC_MODEL | {"weights": Band(rtol=5e-3)},
-    "metrics/shakespeare/training.json": {"train_loss": Band(rtol=3e-3), "dev_loss": Band(rtol=3e-3),
-                                          "epoch": Band(atol=1)},
-    # another model's samples: placeholder 10% of the committed count; mean_length, std_length and
-    # copied_line_share keep the sampling rule of the gate (k standard errors)
+    "metrics/shakespeare/neural/lstm.json": _follow("shakespeare", "lstm"),
+    "metrics/shakespeare/mixture.json": _follow("shakespeare", "lstm+ngram"),
+    "metrics/shakespeare/training.json": {name: band for name, band in _follow("shakespeare", "lstm").items()
+                                          if name in ("train_loss", "dev_loss", "epoch")},
     "metrics/shakespeare/samples/lstm.json": {"long_lines": Band(rtol=0.1)},
 }
 
@@ -135,8 +147,13 @@ def _own_bands(path):
 
 
 def own_band(key, path):
-    """The ``Band`` ``CHAOTIC_BANDS`` gives the value at ``key`` of a chaotic model's file, else None."""
-    return _own_bands(path).get(metric_name(key))
+    """The ``Band`` ``CHAOTIC_BANDS`` gives the value at ``key`` of a chaotic model's file, else None (a band
+    per split: the key's split's; a key without one gets the widest)."""
+    own = _own_bands(path).get(metric_name(key))
+    if isinstance(own, dict):
+        split = split_of(key)
+        return own[split] if split in own else max(own.values(), key=lambda b: b.atol)
+    return own
 
 
 def is_chaotic(corpus, model):
@@ -171,7 +188,7 @@ def band(key, old, path=None, rtol=None):
     name = metric_name(key)
     if rtol is not None:
         return rtol * abs(math.log(old) if name in LOG_RULE and old > 0 else old)
-    own = _own_bands(path).get(name)
+    own = own_band(key, path)
     if own is not None:
         return own.atol + own.rtol * abs(old)
     if name == "loss":
@@ -187,7 +204,7 @@ def rtol_of(key, path=None):
     """The relative tolerance of the value at dotted ``key`` of a reproducible model's file (a perplexity:
     its loss's); a chaotic model's losses have an absolute band instead (:func:`band`)."""
     name = metric_name(key)
-    own = _own_bands(path).get(name)
+    own = own_band(key, path)
     if own is not None and not own.atol:
         return own.rtol
     return RTOL["loss"] if name in LOG_RULE else RTOL.get(name, DEFAULT_RTOL)
