@@ -1,17 +1,21 @@
 """Stage evaluate: full dev and test passes for every seed's checkpoint of every kind -> metrics JSON.
 
-A stream corpus also gets "dev_test": dev and test scored as ONE stream from a zero state (docs/streams.md)."""
+A stream corpus also gets "dev_test": dev and test scored as ONE stream from a zero state (docs/streams.md), and
+with ``evaluate.stream_cache.enabled`` each recurrent kind a second file, <kind>+cache.json: the model with a
+neural cache, θ and λ fit on dev (rnnlm.cache; docs/streams.md, "A neural cache")."""
 
 import argparse
 from pathlib import Path
 
 from _params import load_params, section
+from rnnlm.cache import cache_metrics
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.data import joined_streams, load_encoded
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
+from rnnlm.kinds import check_model_kind
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.schema.evaluate import EvaluateConfig
 from rnnlm.schema.pipeline import Pipeline
@@ -48,6 +52,23 @@ def evaluate_kind(seeds_dir, seeds, vocab, splits, cfg, oov_char_share, own_unk=
     return rounded(with_seed_spread(headline, per_seed))
 
 
+CACHED_KINDS = ("rnn_scratch", "rnn", "gru", "lstm")  # the kinds that carry a state (rnnlm.cache)
+
+
+def evaluate_cache_kind(seeds_dir, seed, vocab, splits, cfg, oov_char_share, own_unk=0):
+    """The metrics file of one kind with a neural cache (``<kind>+cache.json``): the headline seed's model,
+    θ and λ fit on dev only, then test and dev ∪ test scored with them; the model's params, seed and epochs."""
+    model, _, payload = load_checkpoint(Path(seeds_dir) / f"seed{seed}.pt", expect_vocab=vocab)
+    model.to(resolve_device(cfg.device))
+    result = cache_metrics(model, splits, cfg.stream_cache.size, unk_id=vocab.unk_id)
+    result["test"] = with_own_unk(result["test"], own_unk) | {"oov_char_share": oov_char_share}
+    training = payload["training"]
+    joined = {"dev_test": result.pop("dev_test")} if "dev_test" in result else {}
+    return rounded(metrics_record(result.pop("dev"), result.pop("test"), **joined, **result,
+                                  params=model.num_parameters(), seed=seed, best_epoch=training.get("best_epoch"),
+                                  epochs_done=training["epochs_done"]))
+
+
 @exit_on_user_error
 def main():
     exit_with_parent()  # end with `dvc repro`, even when it is killed with SIGKILL
@@ -76,6 +97,15 @@ def main():
                                 vocab.own_unk_count(test_items))
         write_json(Path(args.metrics_dir) / f"{kind}.json", metrics)
         print(f"evaluate {args.corpus}/{kind}: test {describe(metrics['test'])} (seed {seeds[0]})")
+        if cfg.stream_cache.enabled and vocab.stream and check_model_kind(kind) in CACHED_KINDS:
+            cached = evaluate_cache_kind(Path(args.models_dir) / f"{kind}.seeds", seeds[0], vocab, splits, cfg,
+                                         oov_char_share, vocab.own_unk_count(test_items))
+            write_json(Path(args.metrics_dir) / f"{kind}+cache.json", cached)
+            print(f"evaluate {args.corpus}/{kind}+cache: test {describe(cached['test'])} (theta {cached['theta']}, "
+                  f"lambda {cached['lambda']}, size {cached['size']}, fit on dev)")
+        elif cfg.stream_cache.enabled:
+            print(f"evaluate {args.corpus}/{kind}: no cache row (a neural cache needs a stream corpus and a "
+                  "recurrent kind)")
 
 
 if __name__ == "__main__":

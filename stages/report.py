@@ -23,6 +23,9 @@ def corpus_results(metrics_dir, kinds):
     the tokenization comparison (None when absent)."""
     metrics_dir = Path(metrics_dir)
     results = {kind: read_json(metrics_dir / "neural" / f"{kind}.json", what="metrics") for kind in kinds}
+    for kind in kinds:  # the evaluate stage's cache rows (evaluate.stream_cache), where it wrote them
+        if (metrics_dir / "neural" / f"{kind}+cache.json").is_file():
+            results[f"{kind}+cache"] = read_json(metrics_dir / "neural" / f"{kind}+cache.json", what="metrics")
     results["ngram"] = read_json(metrics_dir / "ngram.json", what="metrics")
     mixture = read_json(metrics_dir / "mixture.json", what="metrics")
     mixed = mixture.get("kinds")

@@ -1,6 +1,7 @@
 """The ``rnnlm`` command: use any model file (score, tokenize, sample, info, novelty, export), and the CI gates.
 
     rnnlm score --model models/names/mixture.json names.txt [--format jsonl|csv] [--device cpu]
+    rnnlm score --model models/shakespeare/neural/lstm.pt --cache [SIZE] [--cache-theta T] [--cache-lambda L] text.txt
     rnnlm tokenize --model models/news/ngram.arpa.gz data/splits/news/test.txt
     rnnlm sample --model models/names/ngram.arpa.gz -n 10 --prompt Em --temperature 0.8 --top-k 5
     rnnlm info models/news/neural/lstm.pt
@@ -24,6 +25,7 @@ import sys
 import torch
 
 from . import __version__, gates
+from .cache import DEFAULT_LAMBDA, DEFAULT_SIZE, DEFAULT_THETA, CachedLM
 from .devices import DEVICES, resolve_device
 from .errors import UserError, exit_on_user_error
 from .export import export_onnx
@@ -137,6 +139,9 @@ def cmd_score(args):
     _model_loader(args)
     data = input_bytes(args.input)  # a bad input is told before the model loads
     lm = _model(args)
+    if args.cache is not None:  # a stream model of a recurrent kind with a neural cache (rnnlm.cache)
+        check_value(Positive, args.cache, "--cache")
+        lm = CachedLM(lm, args.cache, args.cache_theta, args.cache_lambda)
     # A stream model reads the whole input as one text (newlines are tokens), an item model line by line.
     records, summary = (score_stream(lm, input_stream(data)) if lm.vocab.stream
                         else score_lines(lm, input_lines(args.input, data)))
@@ -343,6 +348,14 @@ def build_parser():
     sc.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                     help="one JSON object per line, or CSV rows; the summary comes last (default jsonl)")
     sc.add_argument("--device", default="cpu", choices=DEVICES, help="where a recurrent model runs (default cpu)")
+    sc.add_argument("--cache", type=int, nargs="?", const=DEFAULT_SIZE, default=None, metavar="SIZE",
+                    help="a stream model of a recurrent kind: mix in a neural cache over its last SIZE states "
+                         f"(Grave et al. 2017; default size {DEFAULT_SIZE}); a target enters it only once scored")
+    sc.add_argument("--cache-theta", type=float, default=DEFAULT_THETA, metavar="T",
+                    help=f"the cache's flatness θ on the dot products of states (default {DEFAULT_THETA}; the "
+                         "evaluate stage's <kind>+cache.json holds the value fit on dev)")
+    sc.add_argument("--cache-lambda", type=float, default=DEFAULT_LAMBDA, metavar="L",
+                    help=f"the cache's weight λ in [0, 1) (default {DEFAULT_LAMBDA}; fit on dev there too)")
     sc.set_defaults(func=cmd_score)
 
     inf = sub.add_parser("info", help="what a model file is: kind, sizes, vocabulary, training params, metrics",

@@ -169,6 +169,7 @@ def _table(corpus, models, samples=None):
             "own_unk": metrics["test"].get("own_unk_rate") if isinstance(metrics.get("test"), dict) else None,
             "order": metrics.get("order"),
             "weights": metrics.get("weights") if isinstance(metrics.get("weights"), dict) else None,
+            "cache": {key: metrics[key] for key in ("size", "theta", "lambda")} if "lambda" in metrics else None,
         })
     rows.sort(key=lambda r: (r["sort"], _order_key(r["model"])))
     best = rows[0]["sort"] if rows else None
@@ -214,6 +215,13 @@ def _notes(rows, samples=None, stream=False):
             weights = ", ".join(f"{name} {_number(w, row['model']):.3f}" for name, w in row["weights"].items())
             notes.append(f"{row['model']}: Σ λ_k·P_k(w | h) token by token over its components, the weights λ fit "
                          f"on dev only (headline seed: {weights}); its parameters add its components'.")
+    for row in rows:
+        if row["cache"] is not None:
+            cache = row["cache"]
+            notes.append(f"{row['model']}: the model with a neural cache (Grave et al. 2017) over its last "
+                         f"{_number(cache['size'], row['model']):.0f} states, each target added only once scored; θ "
+                         f"{_number(cache['theta'], row['model']):g} and λ {_number(cache['lambda'], row['model']):g} "
+                         "fit on dev only (docs/streams.md).")
     for row in rows:
         if row["n"] is None:
             order = f" (order {row['order']})" if isinstance(row["order"], int) else ""

@@ -3,6 +3,14 @@
 from .base import Device, Positive, Section
 
 
+class StreamCacheConfig(Section):
+    """``evaluate.stream_cache``: a neural cache over a stream's recent states (``rnnlm.cache``), reported as its
+    own row ``<kind>+cache`` for each recurrent kind of a stream corpus; θ and λ are fit on dev."""
+    enabled: bool
+    size: Positive                  # states (and the targets after them) the cache holds
+
+
 class EvaluateConfig(Section):
     batch_size: Positive
     device: Device
+    stream_cache: StreamCacheConfig  # off by default (params.yaml): an evaluation without it writes the same files
