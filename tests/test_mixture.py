@@ -274,8 +274,10 @@ def start_stage(workdir, encoded):
               "ngram": {"names": params_section("ngram")},
               "train": {"names": params_section("train") | {"seeds": [0, 1]}}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    (workdir / "test.txt").write_text("ava\nmia\n", encoding="utf-8")   # a char corpus: no literal <unk>
     return subprocess.run([sys.executable, str(ROOT / "stages" / "mixture.py"), "--corpus", "names",
-                           "--vocab", "vocab.json", "--encoded", str(encoded), "--models-dir", "models",
+                           "--vocab", "vocab.json", "--encoded", str(encoded), "--test-split", "test.txt",
+                           "--models-dir", "models",
                            "--arpa", "ngram.arpa.gz", "--metrics", "metrics/names/mixture.json",
                            "--model-file", "mixture.json", "--speed", "speed/stages/names/mixture.json"],
                           cwd=workdir, capture_output=True, text=True)
