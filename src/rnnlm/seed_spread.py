@@ -52,6 +52,8 @@ SEED_SPREAD = {
 }
 
 OTHER_SPREAD = {
+    "names": {"gru": {"accuracy": {"dev": 0.0038, "test": 0.0014}}},
+    "news": {"rnn": {"accuracy": {"dev": 0.0035, "test": 0.0015}}},
     "shakespeare": {
         "lstm": {"accuracy": {"dev": 0.0050, "test": 0.0029, "dev_test": 0.0037}, "train_loss": 0.0097},
         "lstm+ngram": {"accuracy": {"dev": 0.0024, "test": 0.0014, "dev_test": 0.0010}, "weights": 0.0213},
