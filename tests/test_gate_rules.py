@@ -138,3 +138,14 @@ def test_a_chaotic_models_other_values_have_bands_of_their_own():
     samples = "metrics/shakespeare/samples/lstm.json"
     assert gates.compare_metrics({samples: {"samples": 3, "long_lines": 37}},
                                  {samples: {"samples": 3, "long_lines": 39}}) == []
+
+
+def test_a_chaotic_models_samples_get_their_seed_spread_beyond_the_sampling_band():
+    """The news RNN's samples on another CPU come from another model, as another seed's: its std_length
+    (10 samples) may move the sampling band (3 x 24.29 / sqrt(18) = 17.2) plus 1.5 x its seed spread (9.8)."""
+    path = "metrics/news/samples/rnn.json"
+    old, new = {"samples": 10, "std_length": 24.29}, {"samples": 10, "std_length": 44.97}   # AVX2 kernels
+    assert gates.compare_metrics({path: old}, {path: new}) == []
+    assert gates.compare_metrics({"metrics/news/samples/gru.json": old}, {"metrics/news/samples/gru.json": new}) != []
+    beyond = {"samples": 10, "std_length": 24.29 + 17.2 + 1.5 * 9.8 + 0.5}
+    assert gates.compare_metrics({path: old}, {path: beyond}) != []

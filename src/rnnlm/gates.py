@@ -21,7 +21,7 @@ import yaml
 from .errors import UserError
 from .metrics_files import parse_metrics, read_metrics
 from .speed import is_timing
-from .tolerances import band, chaotic_model, metric_name, own_band, rtol_of, within
+from .tolerances import band, chaotic_model, metric_name, model_sample_band, own_band, rtol_of, within
 
 # What each committed metric is compared with is decided by its key and shape, never by a list of
 # files, so metrics files added later are judged by the same rules:
@@ -117,6 +117,8 @@ def judge(key, old, new, siblings, rtol=None, atol=1e-6, k=3.0, drift=None, path
         return "model band", None if ok else f"moved by {abs(new - old):.3g} > its model's band {limit:.3g}"
     band_ = sample_band(name, old, siblings, k)
     if band_ is not None:
+        if rtol is None:
+            band_ += model_sample_band(name, path)  # a chaotic model's samples come from another model too
         if abs(new - old) <= band_ + atol:
             return "sample", None
         n = siblings[SAMPLE_COUNT_KEY]

@@ -64,6 +64,7 @@ class Band(NamedTuple):
 CHAOTIC = {
     "metrics/names/neural/gru.json": ("names", "gru"),
     "metrics/news/neural/rnn.json": ("news", "rnn"),
+    "metrics/news/samples/rnn.json": ("news", "rnn"),
     "metrics/shakespeare/neural/lstm.json": ("shakespeare", "lstm"),
     "metrics/shakespeare/mixture.json": ("shakespeare", "lstm+ngram"),
     "metrics/shakespeare/training.json": ("shakespeare", "lstm"),
@@ -161,6 +162,17 @@ def own_band(key, path):
         split = split_of(key)
         return own[split] if split in own else max(own.values(), key=lambda b: b.atol)
     return own
+
+
+def model_sample_band(name, path):
+    """What a chaotic model's sample statistic ``name`` may move beyond its sampling band: another CPU's
+    model samples like another seed's, so 1.5 x that statistic's spread over the seeds' models
+    (``OTHER_SPREAD[...]["samples"]``); 0 for a reproducible model's file or a statistic not measured."""
+    chaotic = chaotic_model(path)
+    if chaotic is None:
+        return 0.0
+    corpus, model = chaotic
+    return LOSS_SPREAD_FACTOR * OTHER_SPREAD.get(corpus, {}).get(model, {}).get("samples", {}).get(name, 0.0)
 
 
 def is_chaotic(corpus, model):
