@@ -136,22 +136,23 @@ def _matches(path, pattern):
     return fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, f"*/{pattern}")
 
 
+def _by_path(table, path, missing):
+    """The entry of ``table`` (metrics-file glob -> value) whose glob matches ``path``, else ``missing``."""
+    if path is not None:
+        for pattern, value in table.items():
+            if _matches(path, pattern):
+                return value
+    return missing
+
+
 def chaotic_model(path):
     """``(corpus, model)`` whose seed spread bands the losses of the metrics file at ``path``; None for a
     reproducible model's file."""
-    if path is not None:
-        for pattern, model in CHAOTIC.items():
-            if _matches(path, pattern):
-                return model
-    return None
+    return _by_path(CHAOTIC, path, None)
 
 
 def _own_bands(path):
-    if path is not None:
-        for pattern, own in CHAOTIC_BANDS.items():
-            if _matches(path, pattern):
-                return own
-    return {}
+    return _by_path(CHAOTIC_BANDS, path, {})
 
 
 def own_band(key, path):
