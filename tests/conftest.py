@@ -15,6 +15,16 @@ from tests.configs import train_config
 # each, for a network the tests never use), and the slow tests run dozens of them on two cores.
 os.environ["DVC_NO_ANALYTICS"] = "1"
 
+# Each pytest-xdist worker gets its share of the cores, and so does every process it starts (DVC's
+# stages, the CLI, the shared build): torch's default, one thread per core in every worker, puts
+# several spinning OpenMP teams on each core, and a test of tiny models then runs 10-30x slower
+# than alone. Results are bit-exact per thread count, and the pipeline's own workers use one.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    os.environ.update(OMP_NUM_THREADS=_THREADS, MKL_NUM_THREADS=_THREADS)
+    torch.set_num_threads(int(_THREADS))
+
 TOY_NAMES = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail",
              "emily", "ella", "elizabeth", "camila", "luna", "sofia", "avery", "mila", "aria", "scarlett"]
 
