@@ -297,3 +297,17 @@ def test_chosen_epoch_cell_with_and_without_the_epochs_trained():
     md = summary_markdown({"names": {"gru": old, "lstm": only_best}})
     cells = {r[0].split(" ")[0].strip("*"): r[8] for r in rows(md, "names")}
     assert cells == {"gru": "—", "lstm": "7"}
+
+
+def test_a_corpus_with_unseen_test_tokens_gets_the_oov_column_for_every_row():
+    word = {"lstm": one_seed(neural(6.1, 0.0, 900000)), "ngram": ngram(6.5)}
+    for metrics, rate in ((word["lstm"], 0.0864), (word["ngram"], 0.0864)):
+        metrics["test"] = metrics["test"] | {"oov_rate": rate, "oov_char_share": 0.1135}
+    md = summary_markdown({"names": RESULTS["names"], "news": word})
+    header = next(line for line in md.split("## news\n")[1].splitlines() if line.startswith("|"))
+    titles = [cell.strip() for cell in header.strip("|").split("|")]
+    assert titles[titles.index("test bits/char") + 1] == "test OOV"
+    assert [row[titles.index("test OOV")] for row in rows(md, "news")] == ["8.64%", "8.64%"]
+    assert "Test OOV: the share of test tokens unseen in train, read as <unk>; they cover 11.35%" in md
+    # names read no unseen token (oov_rate 0 in every row): no column, no note
+    assert "test OOV" not in md.split("## news")[0] and "Test OOV" not in md.split("## news")[0]

@@ -133,6 +133,17 @@ def _novelty(samples, model, where, stream=False):
     return f"{_field(samples[model], f'{where} (samples)', 'copied_line_share' if stream else 'novel_share'):.2f}"
 
 
+_OOV_COLUMN = "test OOV"
+
+
+def _has_oov(rows):
+    """Whether a table gets the OOV column: some row read test tokens unseen in train (every word-level
+    corpus does; a char-level one only where a character of test never occurs in train), or the corpus
+    ships its own <unk> (WikiText, PTB: word level, whose 0.00% OOV is worth stating)."""
+    return any(isinstance(r["oov"], (int, float)) and r["oov"] > 0 or isinstance(r["own_unk"], (int, float))
+               for r in rows)
+
+
 def _is_stream(models):
     """A stream corpus's metrics hold dev ∪ test (``dev_test``) beside dev and test."""
     return any(isinstance(metrics, dict) and "dev_test" in metrics for metrics in models.values())
@@ -174,8 +185,15 @@ def _table(corpus, models, samples=None):
     rows.sort(key=lambda r: (r["sort"], _order_key(r["model"])))
     best = rows[0]["sort"] if rows else None
 
+    titles = _STREAM_COLUMNS if stream else _COLUMNS
+    if _has_oov(rows):  # a word-level corpus (or text with characters unseen in train): the OOV rate beside the
+        at = titles.index("test bits/char") + 1   # numbers it qualifies, for every row (n-gram and mixture too)
+        titles = titles[:at] + [_OOV_COLUMN] + titles[at:]
+        for row in rows:
+            cell = DASH if not isinstance(row["oov"], (int, float)) else f"{100 * row['oov']:.2f}%"
+            row["cells"] = row["cells"][:at - 1] + [cell] + row["cells"][at - 1:]
     table = markdown_table([[f"**{row['model']}** (best)" if row["sort"] == best else row["model"], *row["cells"]]
-                            for row in rows], _STREAM_COLUMNS if stream else _COLUMNS)
+                            for row in rows], titles)
     return "\n".join([f"## {corpus}", "", table, "", *_notes(rows, samples, stream)])
 
 
@@ -227,11 +245,11 @@ def _notes(rows, samples=None, stream=False):
             order = f" (order {row['order']})" if isinstance(row["order"], int) else ""
             notes.append(f"{row['model']}{order}: a single deterministic fit, so single values; its parameters "
                          f"are the stored n-gram counts; {DASH} where a column does not apply.")
-    oov = sorted({r["oov"] for r in rows if isinstance(r["oov"], (int, float))})
     oov_chars = sorted({r["oov_chars"] for r in rows if isinstance(r["oov_chars"], (int, float))})
-    if len(oov) == 1:
-        covering = f", covering {100 * oov_chars[0]:.2f}% of test characters" if len(oov_chars) == 1 else ""
-        notes.append(f"Test tokens out of vocabulary: {100 * oov[0]:.2f}%{covering}.")
+    if _has_oov(rows):
+        covering = f"; they cover {100 * oov_chars[0]:.2f}% of test characters" if len(oov_chars) == 1 else ""
+        notes.append(f"Test OOV: the share of test tokens unseen in train, read as <unk>{covering}. The losses "
+                     "count <unk>'s probability for each of them.")
     own = sorted({r["own_unk"] for r in rows if isinstance(r["own_unk"], (int, float))})
     if len(own) == 1:  # a corpus that ships its own <unk> (WikiText, PTB): read as <unk>, but not unseen in train
         notes.append(f"Test tokens that are the corpus's own <unk> (not out of vocabulary): {100 * own[0]:.2f}%.")
