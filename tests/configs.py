@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from rnnlm.schema.evaluate import EvaluateConfig
+from rnnlm.new_corpus import SECTIONS  # section -> (its schema, one entry per corpus or one for all)
 from rnnlm.schema.generate import GenerateConfig
 from rnnlm.schema.ingest import IngestConfig
 from rnnlm.schema.mixture import MixtureConfig
@@ -25,11 +25,6 @@ from rnnlm.schema.train import TrainConfig
 from rnnlm.schema.vocab import VocabConfig
 
 FIXTURE_PARAMS = Path(__file__).resolve().with_name("fixture_params.yaml")
-# section -> (its schema, whether it has one entry per corpus rather than one for all)
-SECTIONS = {"ingest": (IngestConfig, True), "split": (SplitConfig, True), "vocab": (VocabConfig, True),
-            "train": (TrainConfig, True), "evaluate": (EvaluateConfig, False),
-            "tokenization": (TokenizationConfig, True), "ngram": (NgramConfig, True),
-            "mixture": (MixtureConfig, True), "generate": (GenerateConfig, True)}
 
 
 def validated(params):

@@ -228,33 +228,6 @@ def test_the_train_stage_names_the_keys_an_override_shadows(capsys):
     assert err.startswith("train news: warning: train.news.epochs=8, ") and err.count("\n") == 1
 
 
-# --- 7. the recipe of docs/streams.md ---------------------------------------------------------
-
-def test_the_wikitext_recipe_in_the_docs_is_valid_params():
-    """The params block of docs/streams.md's "WikiText or PTB, end to end", with train.shakespeare's copy the
-    text describes, passes every section's schema, and has an entry in every per-corpus section."""
-    import re
-
-    from tests.configs import SECTIONS
-    from rnnlm.schema.pipeline import Pipeline
-
-    text = (ROOT / "docs" / "streams.md").read_text(encoding="utf-8")
-    section = text.split("## WikiText or PTB, end to end")[1].split("\n## ")[0]
-    block = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, flags=re.S).group(1))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    changes = dict(embedding_size=400, hidden_size=400, dropout=0.2, bptt=35, batch_size=20, output="adaptive",
-                   adaptive_cutoffs=[2000, 10000], overrides={})
-    block["train"] = {"wikitext2": params["train"]["shakespeare"] | changes}
-    for name, changed in changes.items():
-        assert f"`{name}: " in section, f"docs/streams.md's recipe no longer names train.{name}"
-    corpus = "wikitext2"
-    Pipeline.from_params({"corpora": block["corpora"], "kinds": block["kinds"]}, "")
-    for name, (cls, per_corpus) in SECTIONS.items():
-        if per_corpus:
-            assert corpus in block.get(name, {}), f"the recipe has no {name}.{corpus}"
-            cls.from_params(block[name][corpus], f"{name}.{corpus}")
-    assert "dvc add data/raw/wikitext-2" in section and block["corpora"][corpus] == "data/raw/wikitext-2"
-
 
 def test_the_report_notes_the_texts_own_unk_apart_from_oov():
     from rnnlm.report import summary_markdown

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -297,6 +298,18 @@ def cmd_check_lock(args):
     return 0
 
 
+def cmd_add_corpus(args):
+    from .new_corpus import add_corpus  # ruamel.yaml: only this command needs it
+
+    sections = add_corpus(args.params, args.name, args.path, args.like, args.set)
+    print(f"{args.params}: added corpus {args.name} ({args.path}), its {', '.join(sections)} copied from "
+          f"{args.like}'s{' with ' + ', '.join(args.set) if args.set else ''}")
+    tracked = Path(f"{str(args.path).rstrip('/')}.dvc").is_file()
+    print("next:" + ("" if tracked else f" dvc add {args.path} (then commit its .dvc file);")
+          + f" dvc repro evaluate@{args.name} ngram@{args.name} (or dvc repro: every corpus and the report)")
+    return 0
+
+
 def examples(*commands):
     """A help epilog listing example commands; tests/test_examples.py runs each on the pipeline's models."""
     return "examples:\n" + "".join(f"  {command}\n" for command in commands)
@@ -437,6 +450,27 @@ def build_parser():
     cp.add_argument("--atol", type=float, default=1e-6, help="absolute slack, as check-metrics (default 1e-6)")
     cp.add_argument("--metrics-dir", default="metrics")
     cp.set_defaults(func=cmd_compare)
+
+    ac = sub.add_parser(
+        "add-corpus", help="add a corpus to params.yaml, every section of it copied from a corpus it is like",
+        formatter_class=ExamplesFormatter,
+        description="Write corpus NAME into params.yaml: `corpora: NAME: PATH`, and under kinds and every "
+                    "per-corpus section (ingest, split, vocab, train, tokenization, ngram, mixture, generate) a "
+                    "copy of the entry of the corpus given by --like, with each --set applied; a folder of "
+                    "predefined split files (WikiText's, PTB's) gets no split fractions. The result is "
+                    "validated as the stages validate it before anything is written; the rest of params.yaml "
+                    "keeps its comments. The entries are copies, not references: DVC tracks each stage's "
+                    "params by key, and `dvc exp run -S` changes them like any other's (docs/streams.md).",
+        epilog=examples("rnnlm add-corpus shakespeare_words data/raw/tinyshakespeare.txt --like shakespeare "
+                        "--set vocab.level=word --set ngram.max_order=5   # the play read at word level"))
+    ac.add_argument("name", help="the new corpus's name (letters, digits, _ and -): its stages are <stage>@NAME")
+    ac.add_argument("path", help="its raw file, or a folder of split files, relative to the repository root")
+    ac.add_argument("--like", required=True, help="the corpus whose entries it starts from (e.g. shakespeare)")
+    ac.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="change one setting of the copy, the value read as YAML (repeatable), e.g. "
+                         "train.adaptive_cutoffs=[2000,10000]")
+    ac.add_argument("--params", default="params.yaml", help="the params file (default params.yaml)")
+    ac.set_defaults(func=cmd_add_corpus)
 
     cl = sub.add_parser(
         "check-lock", help="fail if a stage's command, params, code or raw data changed since the committed dvc.lock",
