@@ -129,3 +129,75 @@ def test_each_process_takes_a_disjoint_part_of_every_global_batch():
     # one item for three processes: two of them stand in, with that item, at weight 0
     assert [p[3].tolist() for p in parts] == [[19], [19], [19]]
     assert [s._standins for s in shards] == [[False] * 4, [False] * 3 + [True], [False] * 3 + [True]]
+
+
+def test_each_process_reads_its_own_contiguous_rows_of_every_stream_chunk():
+    x = torch.arange(6 * 5).view(6, 5)
+    chunks = [(x[:, :3], x[:, 1:4], 18), (x[:, 3:], x[:, 4:5].repeat(1, 2), 12)]
+    parts = [Shard(rank, 3).local_rows(chunks) for rank in range(3)]
+    for step, (cx, cy, _) in enumerate(chunks):
+        assert torch.equal(torch.cat([p[step][0] for p in parts]), cx)   # rows 0-1, 2-3, 4-5: in order
+        assert torch.equal(torch.cat([p[step][1] for p in parts]), cy)
+        assert [p[step][2] for p in parts] == [2 * cx.shape[1]] * 3
+
+
+@pytest.fixture
+def stream_project(tmp_path):
+    """The train stage's inputs for a stream (a small play, char level)."""
+    from tests.test_streams import play, stream_splits
+
+    vocab, splits, _ = stream_splits(play(30))
+    vocab.save(tmp_path / "vocab.json")
+    save_encoded(tmp_path / "encoded.npz", splits)
+    return tmp_path
+
+
+# Loaded by every Python process of the run (PYTHONPATH): rank 0 stops as its second epoch starts, after
+# writing the first one's resume state; torchrun then stops rank 1.
+STOP_AFTER_EPOCH_1 = textwrap.dedent("""
+    import os
+    if os.environ.get("RANK") == "0":
+        from rnnlm import training
+        from rnnlm.errors import UserError
+        epoch = training.train_epoch
+        calls = []
+        def stopping(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise UserError("stopped after epoch 1 (a stand-in for an interruption)")
+            return epoch(*args, **kwargs)
+        training.train_epoch = stopping
+""")
+
+
+def test_a_stream_in_two_processes_of_b_rows_equals_one_process_of_2b_and_resumes(stream_project):
+    """Each process reads its contiguous share of the rows (rnnlm.distributed.Shard.local_rows) with its own
+    carried state; the seeded epoch plans (offsets, variable chunk lengths) are the same in every process."""
+    stream = dict(bptt=8, variable_bptt=True, epochs=2, resume=True)
+    two = run_stage(stream_project, "two", nproc=2, batch_size=2, **stream)
+    assert two.returncode == 0, two.stderr
+    one = run_stage(stream_project, "one", nproc=1, batch_size=4, **stream)
+    assert one.returncode == 0, one.stderr
+    small = run_stage(stream_project, "small", nproc=1, batch_size=2, **stream)
+    assert small.returncode == 0, small.stderr
+    a, b, c = (weights(stream_project / name / "gru.pt") for name in ("two", "one", "small"))
+    for name in b:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(c[name], b[name], atol=1e-3) for name in b)   # rows per step tell apart
+    curves = [np.array(read_corpus_curves(stream_project / f"{name}-curves.csv")["gru"]) for name in ("two", "one")]
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)   # per epoch: train and dev loss
+    record = read_checkpoint(stream_project / "one" / "gru.pt")["training"]
+    assert read_checkpoint(stream_project / "two" / "gru.pt")["training"]["train_tokens"] == record["train_tokens"]
+
+    # stopped after its first epoch, then run again: it resumes there and ends as the uninterrupted run
+    hooks = stream_project / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(STOP_AFTER_EPOCH_1)
+    stopped = run_stage(stream_project, "resumed", env={"PYTHONPATH": str(hooks)}, nproc=2, batch_size=2, **stream)
+    assert stopped.returncode == 2 and "stopped after epoch 1" in stopped.stderr, stopped.stderr
+    resumed = run_stage(stream_project, "resumed", nproc=2, batch_size=2, **stream)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming gru seed 0" in resumed.stdout and "after epoch 1" in resumed.stdout, resumed.stdout
+    d = weights(stream_project / "resumed" / "gru.pt")
+    for name in a:
+        torch.testing.assert_close(d[name], a[name], rtol=1e-6, atol=1e-7)

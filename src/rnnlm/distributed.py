@@ -43,7 +43,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .errors import UserError
-from .models import token_losses
+from .models import stream_losses, token_losses
+from .streams import CarriedState
 
 __all__ = ["Shard", "launched", "process_group", "relaunch", "threads_per_process"]
 
@@ -81,16 +82,32 @@ class Shard:
         self._step, self._standin_tokens = 0, 0
         return [batch[:1] if len(part) == 0 else part for part, batch in zip(parts, global_batches)]
 
+    def local_rows(self, chunks):
+        """This process's rows of each stream chunk ``(x, y, tokens)`` of all processes' ``nproc x B`` rows:
+        the ``rank``-th contiguous share, so each process reads its own streams from chunk to chunk."""
+        self._standins, self._step, self._standin_tokens = [], 0, 0   # every process has rows in every chunk
+        rows = chunks[0][0].shape[0] // self.world_size if chunks else 0
+        part = slice(self.rank * rows, (self.rank + 1) * rows)
+        return [(x[part].contiguous(), y[part].contiguous(), rows * x.shape[1]) for x, y, _ in chunks]
+
+    def carried_state(self):
+        """``streams.CarriedState`` for this process's rows, scored through DDP (``_CarriedThroughDDP``)."""
+        return _CarriedThroughDDP(self)
+
+    def _wrapped(self, model, scored):
+        """The DDP wrapper of ``model`` (``scored``: it with its loss), made anew for a new model."""
+        if self._ddp is None or self._ddp.module.model is not model:
+            # A new model (the next seed): DDP broadcasts rank 0's weights and sets up its buckets.
+            self._ddp = DistributedDataParallel(scored)
+            self._ddp.register_comm_hook(self, _token_weighted_sum)
+        return self._ddp
+
     def token_losses(self, model, x, y, pad_id, with_logits=False):
         """``models.token_losses`` for this process's batch, through DDP so that backward syncs gradients.
 
         Training only: the targets' losses, never the logits (``with_logits`` must stay False).
         """
-        if self._ddp is None or self._ddp.module.model is not model:
-            # A new model (the next seed): DDP broadcasts rank 0's weights and sets up its buckets.
-            self._ddp = DistributedDataParallel(_Scored(model, pad_id))
-            self._ddp.register_comm_hook(self, _token_weighted_sum)
-        nll = self._ddp(x, y)  # (n_r,)
+        nll = self._wrapped(model, _Scored(model, pad_id))(x, y)  # (n_r,)
         standin = self._standins[self._step] if self._step < len(self._standins) else False
         self._step += 1
         counts = torch.tensor([0.0 if standin else float(nll.numel())], dtype=torch.float64)
@@ -120,6 +137,33 @@ class _Scored(torch.nn.Module):
     def forward(self, x, y):
         nll, _, _ = token_losses(self.model, x, y, self.pad_id, with_logits=False)
         return nll
+
+
+class _CarriedThroughDDP(CarriedState):
+    """``streams.CarriedState`` of one process's rows, through DDP so that backward syncs gradients. Every
+    process scores as many tokens per chunk (its B rows x the chunk's length): each gradient weighs 1 / nproc."""
+
+    def __init__(self, shard):
+        super().__init__()
+        self.shard = shard
+
+    def __call__(self, model, x, y, pad_id, with_logits=False):
+        ddp = self.shard._wrapped(model, _StreamScored(model))
+        self.shard._share = 1.0 / self.shard.world_size
+        nll, hidden = ddp(x, y, self.hidden)
+        self.hidden = model.carry(hidden)
+        return nll, None, y.reshape(-1)
+
+
+class _StreamScored(torch.nn.Module):
+    """A stream model with its loss in its forward, from a carried state (``models.stream_losses``)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y, hidden):
+        return stream_losses(self.model, x, y, hidden)
 
 
 def _token_weighted_sum(shard, bucket):

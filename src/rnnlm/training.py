@@ -119,16 +119,15 @@ def model_config_for(kind, cfg, vocab):
     )
 
 
-def stream_plan(split, cfg, seed, epoch, model):
-    """The chunks of one epoch over a stream split (``rnnlm.streams.epoch_plan``), from (seed, epoch) alone."""
-    return epoch_plan(split.num_targets, cfg.batch_size, cfg.bptt, epoch_rng(seed, epoch), cfg.variable_bptt,
-                      model.context_limit)
+def stream_plan(split, cfg, seed, epoch, model, processes=1):
+    """The chunks of one epoch over a stream split (``rnnlm.streams.epoch_plan``), from (seed, epoch) alone:
+    ``processes x batch_size`` rows, the data-parallel processes' together (each reads its own share)."""
+    return epoch_plan(split.num_targets, cfg.batch_size * processes, cfg.bptt, epoch_rng(seed, epoch),
+                      cfg.variable_bptt, model.context_limit)
 
 
-def check_stream_training(cfg, model, shard):
+def check_stream_training(cfg, model):
     """The rules of training on a stream that depend on the kind: a user error naming the key."""
-    if shard is not None:
-        raise UserError("data-parallel training (train nproc > 1) does not read streams yet: set nproc: 1")
     limit = model.context_limit
     if limit is not None and cfg.bptt > limit:
         raise UserError(f"params: train bptt ({cfg.bptt}) must be <= max_len ({limit}) for the "
@@ -178,13 +177,14 @@ def train_model(kind, cfg, vocab, splits, seed, checkpoint_path, log=print, prog
     model = build_model(model_config).to(device)  # on the CPU, .to() changes nothing
     model.set_target_counts(train.target_counts(len(vocab)))  # an adaptive softmax ranks its ids by them
     optimizer = make_optimizer(cfg, model.parameters())
+    # Data-parallel processes step once per global batch: ``nproc × batch_size`` items, or stream rows.
+    processes = 1 if shard is None else shard.world_size
     if train.stream:  # an epoch's steps are its chunks, which its plan draws
-        check_stream_training(cfg, model, shard)
-        epoch_steps = [len(stream_plan(train, cfg, seed, e, model).lengths) for e in range(1, cfg.epochs + 1)]
+        check_stream_training(cfg, model)
+        epoch_steps = [len(stream_plan(train, cfg, seed, e, model, processes).lengths)
+                       for e in range(1, cfg.epochs + 1)]
     else:
-        # Data-parallel processes step once per global batch of ``nproc × batch_size`` items.
-        global_batch = cfg.batch_size * (1 if shard is None else shard.world_size)
-        epoch_steps = [steps_per_epoch(len(train), global_batch)] * cfg.epochs
+        epoch_steps = [steps_per_epoch(len(train), cfg.batch_size * processes)] * cfg.epochs
     schedule = make_schedule(cfg, optimizer, epoch_steps[0], total_steps=sum(epoch_steps))
     start_averaging = steps_before_averaging(cfg, sum(epoch_steps))
     average = None if start_averaging is None else WeightAverage(model, start_averaging)
@@ -327,12 +327,14 @@ def train_epoch(model, optimizer, split, pad_id, cfg, seed, epoch, desc="train",
     device = next(model.parameters()).device
     parameters = [p for p in model.parameters() if p.requires_grad]
     lr_scales = None  # per step: variable-length stream chunks scale the learning rate (rnnlm.streams)
+    processes = 1 if shard is None else shard.world_size
     if split.stream:  # one long text: dense chunks of B streams, the state carried from chunk to chunk
-        plan = stream_plan(split, cfg, seed, epoch, model)
-        batches, score = epoch_chunks(split, plan, cfg.batch_size), CarriedState()
+        plan = stream_plan(split, cfg, seed, epoch, model, processes)
+        batches, score = epoch_chunks(split, plan, cfg.batch_size * processes), CarriedState()
+        if shard is not None:  # data-parallel: this process's rows of every chunk, its own carried state
+            batches, score = shard.local_rows(batches), shard.carried_state()
         lr_scales = plan.lr_scales(cfg.bptt) if cfg.variable_bptt else None
     else:
-        processes = 1 if shard is None else shard.world_size
         order = batch_indices(split.lengths, cfg.batch_size * processes, epoch_rng(seed, epoch), cfg.bucket)
         if shard is not None:  # data-parallel: this process's part of every global batch
             order = shard.local_batches(order)
