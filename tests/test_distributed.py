@@ -1,6 +1,7 @@
 """Data-parallel training: 2 CPU processes (gloo) through the real train stage, on a toy corpus."""
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -40,15 +41,19 @@ def project(tmp_path):
     return tmp_path
 
 
-def run_stage(project, out, env=None, **train):
+def stage_args(project, out, **train):
+    """The train stage's arguments, its params.yaml written with ``train`` changed (SGD, no clipping)."""
     params = {"corpora": {"names": "names.txt"}, "kinds": {"names": ["gru"]}, "train": {"names": params_section("train") | PLAIN_TRAIN | dict(embedding_size=8, hidden_size=8, optimizer="sgd", lr=0.5, grad_clip=None,
                                       epochs=2, seeds=[0], workers=1) | train}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    cmd = [sys.executable, str(STAGE), "--corpus", "names", "--vocab", "vocab.json",
-           "--encoded", "encoded.npz", "--models-dir", out, "--live-dir", f"{out}-live", "--curves", f"{out}-curves.csv",
-           "--progress", f"{out}-training.json", "--speed", f"{out}-speed.json"]
-    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=300,
-                          env=os.environ | (env or {}))
+    return [str(STAGE), "--corpus", "names", "--vocab", "vocab.json", "--encoded", "encoded.npz", "--models-dir", out,
+            "--live-dir", f"{out}-live", "--curves", f"{out}-curves.csv", "--progress", f"{out}-training.json",
+            "--speed", f"{out}-speed.json"]
+
+
+def run_stage(project, out, env=None, **train):
+    return subprocess.run([sys.executable, *stage_args(project, out, **train)], cwd=project, capture_output=True,
+                          text=True, timeout=300, env=os.environ | (env or {}))
 
 
 def weights(path):
@@ -201,3 +206,37 @@ def test_a_stream_in_two_processes_of_b_rows_equals_one_process_of_2b_and_resume
     d = weights(stream_project / "resumed" / "gru.pt")
     for name in a:
         torch.testing.assert_close(d[name], a[name], rtol=1e-6, atol=1e-7)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_two_agents(project, out, **train):
+    """The train stage under two torchrun agents, "nodes" of one process each, joined by a c10d rendezvous
+    on loopback: docs/scale.md's multi-machine command with this machine's address for node-a's."""
+    args = stage_args(project, out, **train)
+    agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+             "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", out,
+             "--local-addr", "127.0.0.1", *args]
+    agents = [subprocess.Popen(agent, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    done = [agent.communicate(timeout=300) for agent in agents]
+    for process, (_, err) in zip(agents, done):
+        assert process.returncode == 0, err
+
+
+@pytest.mark.parametrize("corpus", ["items", "stream"])
+def test_two_nodes_on_loopback_train_as_two_processes_on_one(corpus, request):
+    """Two agents (two "machines" of one process each) train an item corpus and a stream to the weights
+    that nproc: 2 on one machine gives (which is one process of twice the batch: the tests above)."""
+    folder = request.getfixturevalue("project" if corpus == "items" else "stream_project")
+    train = dict(batch_size=2, epochs=1) | (dict(bptt=8, variable_bptt=True) if corpus == "stream" else {})
+    run_two_agents(folder, "nodes", nproc=1, **train)   # the stage joins torchrun's group, whatever nproc says
+    one_node = run_stage(folder, "one-node", nproc=2, **train)
+    assert one_node.returncode == 0, one_node.stderr
+    a, b = weights(folder / "nodes" / "gru.pt"), weights(folder / "one-node" / "gru.pt")
+    for name in b:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-6, atol=1e-7)
