@@ -11,6 +11,7 @@ from rnnlm.devices import autocast, check_precision, resolve_device
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split
 from rnnlm.models import ModelConfig, build_model, token_losses
+from rnnlm.models.base import TiedTail
 from rnnlm.sampling import generate
 from rnnlm.seeding import seed_everything
 from rnnlm.training import model_config_for, output_for, train_model
@@ -96,8 +97,9 @@ def test_adaptive_settings_are_checked(word_data):
 
 @pytest.mark.parametrize("output, hidden", [("adaptive", 16), ("adaptive", 8), ("full", 16)])
 def test_tied_outputs_read_the_embedding_and_stay_normalized(word_data, output, hidden):
-    """Tied: the output's word vectors are the embedding's rows (the adaptive head's shortlist), through
-    a projection when the state is wider than the embedding; the distribution still sums to 1."""
+    """Tied: the output's word vectors are the embedding's rows (the adaptive softmax's head shortlist and
+    its tail clusters), through a projection when the state is wider than the embedding (always, for a
+    tail cluster); the distribution still sums to 1."""
     vocab, _ = word_data
     torch.manual_seed(0)
     model = build_model(ModelConfig("gru", len(vocab), vocab.pad_id, 8, hidden, output=output, tie_weights=True,
@@ -113,6 +115,18 @@ def test_tied_outputs_read_the_embedding_and_stay_normalized(word_data, output, 
         states, _ = model.features(x)
     model.decoder(states.detach())[0, -1, 5].backward()
     assert model.embedding.weight.grad[5].abs().sum() > 0
+    if output == "adaptive":  # a tail word too (id 10: rank 10, past the cut-off 6), every cluster tied
+        model.zero_grad()
+        model.decoder(states.detach())[0, -1, 10].backward()
+        assert model.embedding.weight.grad[10].abs().sum() > 0
+        tails = model.decoder.adaptive.tail
+        assert all(isinstance(tail, TiedTail) and tail.embedding_weight is model.embedding.weight for tail in tails)
+        # the tails read the rows of the ids the ranking puts in them, and follow a new ranking
+        counts = torch.arange(len(vocab)).flip(0)   # the highest ids the most frequent
+        model.set_target_counts(counts)
+        order = torch.sort(-counts, stable=True).indices
+        assert torch.equal(tails[0].ids, order[6:]) and torch.equal(model.decoder.adaptive.head.ids, order[:6])
+        torch.testing.assert_close(torch.logsumexp(model.decoder(states), -1), torch.zeros(1, 4))
 
 
 @pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])

@@ -123,6 +123,9 @@ class AdaptiveOutput(nn.Module):
         self.register_buffer("order", torch.arange(vocab_size), persistent=False)  # rank -> id, derived
         if tied_embedding is not None:
             self.adaptive.head = TiedHead(hidden_size, tied_embedding, self.order[: cutoffs[0]], len(cutoffs))
+            bounds = self.adaptive.cutoffs   # the cut-offs and the vocabulary size
+            for i in range(len(self.adaptive.tail)):
+                self.adaptive.tail[i] = TiedTail(hidden_size, tied_embedding, self.order[bounds[i]:bounds[i + 1]])
 
     def rank_by_counts(self, counts):
         """Rank the ids by ``counts`` (V,), how often each is a training target: most frequent first, ties by id."""
@@ -138,6 +141,10 @@ class AdaptiveOutput(nn.Module):
             self.order.copy_(torch.argsort(self.rank))
             if isinstance(self.adaptive.head, TiedHead):
                 self.adaptive.head.ids.copy_(self.order[: self.adaptive.shortlist_size])
+            bounds = self.adaptive.cutoffs
+            for i, tail in enumerate(self.adaptive.tail):
+                if isinstance(tail, TiedTail):
+                    tail.ids.copy_(self.order[bounds[i]:bounds[i + 1]])
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -188,8 +195,7 @@ class TiedHead(nn.Module):
     The head scores the shortlist of most frequent words (in rank order) and one entry per tail
     cluster. Its word rows are the embedding's rows of those words (``ids``: the first ranks' ids,
     which ``AdaptiveOutput`` keeps up to date), read through a projection of the states down to the
-    embedding size; the cluster rows are its own. Tail clusters keep their own (narrow) matrices:
-    the frequent words, which most tokens are, share their input and output vectors.
+    embedding size; the cluster rows are its own. The tail clusters are tied too (``TiedTail``).
     """
 
     def __init__(self, hidden_size, embedding, ids, clusters):
@@ -203,6 +209,24 @@ class TiedHead(nn.Module):
     def forward(self, states):  # (N, H) -> (N, shortlist + clusters)
         rows = torch.cat([self.embedding_weight.index_select(0, self.ids), self.cluster_weight])
         return F.linear(self.project(states), rows)
+
+
+class TiedTail(nn.Module):
+    """A tail cluster of the adaptive softmax with its words tied to the input embedding, as adaptive input
+    ties its clusters (Baevski & Auli 2019): the cluster scores its words against their embedding rows
+    (``ids``: the ids of the cluster's ranks, which ``AdaptiveOutput`` keeps up to date), through its own
+    projection of the states to the embedding size. It replaces the untied cluster's narrow projection
+    and its own output matrix, so every word's output vector is its input vector.
+    """
+
+    def __init__(self, hidden_size, embedding, ids):
+        super().__init__()
+        self.embedding_weight = embedding.weight     # shared: the same Parameter as the embedding's
+        self.register_buffer("ids", ids.clone(), persistent=False)  # (cluster size,) its words by rank
+        self.project = nn.Linear(hidden_size, embedding.weight.shape[1], bias=False)
+
+    def forward(self, states):  # (N, H) -> (N, cluster size)
+        return F.linear(self.project(states), self.embedding_weight.index_select(0, self.ids))
 
 
 class LanguageModel(nn.Module):
@@ -231,7 +255,7 @@ class LanguageModel(nn.Module):
         """The output layer over states of ``width``. Tied (``tie_weights``), the embedding matrix is
         also the output matrix: a full softmax reads it whole, through a projection of the states
         to the embedding size when the two differ; an adaptive softmax ties its head's words
-        (``TiedHead``)."""
+        (``TiedHead``) and each tail cluster's (``TiedTail``)."""
         c = self.config
         tied = self.embedding if c.tie_weights else None
         if c.output == "adaptive":
