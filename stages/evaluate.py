@@ -15,7 +15,7 @@ from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import describe, evaluate_split, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
-from rnnlm.kinds import check_model_kind
+from rnnlm.kinds import STATEFUL_KINDS, check_model_kind
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.schema.evaluate import EvaluateConfig
 from rnnlm.schema.pipeline import Pipeline
@@ -50,9 +50,6 @@ def evaluate_kind(seeds_dir, seeds, vocab, splits, cfg, oov_char_share, own_unk=
                                       # the epoch whose weights were kept (lowest dev loss), of those trained
                                       best_epoch=training.get("best_epoch"), epochs_done=training["epochs_done"])
     return rounded(with_seed_spread(headline, per_seed))
-
-
-CACHED_KINDS = ("rnn_scratch", "rnn", "gru", "lstm")  # the kinds that carry a state (rnnlm.cache)
 
 
 def evaluate_cache_kind(seeds_dir, seed, vocab, splits, cfg, oov_char_share, own_unk=0):
@@ -97,7 +94,7 @@ def main():
                                 vocab.own_unk_count(test_items))
         write_json(Path(args.metrics_dir) / f"{kind}.json", metrics)
         print(f"evaluate {args.corpus}/{kind}: test {describe(metrics['test'])} (seed {seeds[0]})")
-        if cfg.stream_cache.enabled and vocab.stream and check_model_kind(kind) in CACHED_KINDS:
+        if cfg.stream_cache.enabled and vocab.stream and check_model_kind(kind) in STATEFUL_KINDS:
             cached = evaluate_cache_kind(Path(args.models_dir) / f"{kind}.seeds", seeds[0], vocab, splits, cfg,
                                          oov_char_share, vocab.own_unk_count(test_items))
             write_json(Path(args.metrics_dir) / f"{kind}+cache.json", cached)

@@ -93,6 +93,12 @@ def test_adaptive_settings_are_checked(word_data):
         train_config("news", **{"output": "adaptive", "adaptive_cutoffs": [10, 5]})
     with pytest.raises(UserError, match="output"):
         train_config("news", **{"output": "hierarchical"})
+    # untied, hidden 8 and two clusters: the second's projection would be 8 // 4**2 = 0 wide
+    with pytest.raises(UserError, match="hidden_size 8 is too small for 2 adaptive_cutoffs.*>= 16"):
+        build_model(ModelConfig("gru", len(vocab), vocab.pad_id, 8, 8, output="adaptive", adaptive_cutoffs=[6, 20]))
+    # hidden 16: one dimension (tied, hidden 8 is fine: tied clusters project to the embedding, tested below)
+    model = build_model(ModelConfig("gru", len(vocab), vocab.pad_id, 8, 16, output="adaptive", adaptive_cutoffs=[6, 20]))
+    assert all(param.numel() for param in model.parameters())
 
 
 @pytest.mark.parametrize("output, hidden", [("adaptive", 16), ("adaptive", 8), ("full", 16)])

@@ -26,6 +26,7 @@ import torch
 
 from .errors import UserError
 from .evaluation import summarize
+from .kinds import STATEFUL_KINDS
 from .models import state_losses
 from .models.recurrent import RecurrentLM
 from .stream_scoring import StreamReader, block_size, blocks
@@ -44,7 +45,7 @@ def check_cacheable(model, stream=True):
         raise UserError("a neural cache reads a stream corpus (one long text); this model's vocabulary is "
                         "for items")
     if not isinstance(model, RecurrentLM):
-        raise UserError(f"a neural cache needs a kind that carries its state (rnn_scratch, rnn, gru, lstm), "
+        raise UserError(f"a neural cache needs a kind that carries its state ({', '.join(STATEFUL_KINDS)}), "
                         f"not {model.config.kind}")
 
 

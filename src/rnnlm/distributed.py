@@ -95,10 +95,11 @@ class Shard:
         return _CarriedThroughDDP(self)
 
     def _wrapped(self, model, scored):
-        """The DDP wrapper of ``model`` (``scored``: it with its loss), made anew for a new model."""
+        """The DDP wrapper of ``model``, made anew for a new model from ``scored`` (a class: it wraps the model
+        with its loss), and only then: a wrapper module per step would be garbage on every step."""
         if self._ddp is None or self._ddp.module.model is not model:
             # A new model (the next seed): DDP broadcasts rank 0's weights and sets up its buckets.
-            self._ddp = DistributedDataParallel(scored)
+            self._ddp = DistributedDataParallel(scored(model))
             self._ddp.register_comm_hook(self, _token_weighted_sum)
         return self._ddp
 
@@ -107,7 +108,7 @@ class Shard:
 
         Training only: the targets' losses, never the logits (``with_logits`` must stay False).
         """
-        nll = self._wrapped(model, _Scored(model, pad_id))(x, y)  # (n_r,)
+        nll = self._wrapped(model, _Scored)(x, y, pad_id)  # (n_r,)
         standin = self._standins[self._step] if self._step < len(self._standins) else False
         self._step += 1
         counts = torch.tensor([0.0 if standin else float(nll.numel())], dtype=torch.float64)
@@ -129,13 +130,12 @@ class Shard:
 class _Scored(torch.nn.Module):
     """The model with the loss in its forward: DDP prepares its gradient sync in ``forward``."""
 
-    def __init__(self, model, pad_id):
+    def __init__(self, model):
         super().__init__()
         self.model = model
-        self.pad_id = pad_id
 
-    def forward(self, x, y):
-        nll, _, _ = token_losses(self.model, x, y, self.pad_id, with_logits=False)
+    def forward(self, x, y, pad_id):
+        nll, _, _ = token_losses(self.model, x, y, pad_id, with_logits=False)
         return nll
 
 
@@ -148,7 +148,7 @@ class _CarriedThroughDDP(CarriedState):
         self.shard = shard
 
     def __call__(self, model, x, y, pad_id, with_logits=False):
-        ddp = self.shard._wrapped(model, _StreamScored(model))
+        ddp = self.shard._wrapped(model, _StreamScored)
         self.shard._share = 1.0 / self.shard.world_size
         nll, hidden = ddp(x, y, self.hidden)
         self.hidden = model.carry(hidden)

@@ -24,6 +24,10 @@ MODEL_KINDS = tuple(MODEL_CLASSES)
 ModelKind = Literal[MODEL_KINDS]  # the type of a kind in the params schema
 
 
+# the kinds that carry a state from one chunk of a stream into the next (a neural cache reads those states)
+STATEFUL_KINDS = tuple(kind for kind, where in MODEL_CLASSES.items() if where.startswith("recurrent:"))
+
+
 def check_model_kind(kind):
     if kind not in MODEL_KINDS:
         raise UserError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")

@@ -10,7 +10,6 @@ the rest of params.yaml keeps its comments and order, read and written by ruamel
 mode, the YAML library DVC itself edits params.yaml with.
 """
 
-import copy
 import io
 from pathlib import Path
 
@@ -55,7 +54,7 @@ def _plain(node):
         return {str(key): _plain(value) for key, value in node.items()}
     if isinstance(node, list):
         return [_plain(value) for value in node]
-    return copy.copy(node)
+    return node  # a scalar: immutable, shared safely
 
 
 def _flow_lists(node):

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 
+DIV_VALUE = 4.0  # each tail cluster of the adaptive softmax projects 4x narrower than the one before (fairseq's)
 
 @dataclass
 class ModelConfig:
@@ -118,14 +119,20 @@ class AdaptiveOutput(nn.Module):
                 or cutoffs[-1] >= vocab_size - 1:
             raise UserError(f"adaptive_cutoffs {cutoffs} must increase and stay between 1 and the vocabulary "
                             f"size - 2 ({vocab_size - 2}); adaptive softmax is meant for large word vocabularies")
-        self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(hidden_size, vocab_size, cutoffs, div_value=4.0)
+        if tied_embedding is None and hidden_size // DIV_VALUE ** len(cutoffs) < 1:
+            # torch would build the last cluster's projection 0 wide: its words then all get one probability
+            raise UserError(f"hidden_size {hidden_size} is too small for {len(cutoffs)} adaptive_cutoffs: tail cluster "
+                            f"i projects to hidden_size // {DIV_VALUE:g}**i dimensions, and the last would get none; "
+                            f"use hidden_size >= {DIV_VALUE ** len(cutoffs):g}, fewer cutoffs, or tie_weights")
+        self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(hidden_size, vocab_size, cutoffs, div_value=DIV_VALUE)
         self.register_buffer("rank", torch.arange(vocab_size))                     # id -> rank, saved
         self.register_buffer("order", torch.arange(vocab_size), persistent=False)  # rank -> id, derived
-        if tied_embedding is not None:
-            self.adaptive.head = TiedHead(hidden_size, tied_embedding, self.order[: cutoffs[0]], len(cutoffs))
+        if tied_embedding is not None:  # their ids (the ranks' words) are set by _follow_rank below
+            self.adaptive.head = TiedHead(hidden_size, tied_embedding, cutoffs[0], len(cutoffs))
             bounds = self.adaptive.cutoffs   # the cut-offs and the vocabulary size
             for i in range(len(self.adaptive.tail)):
-                self.adaptive.tail[i] = TiedTail(hidden_size, tied_embedding, self.order[bounds[i]:bounds[i + 1]])
+                self.adaptive.tail[i] = TiedTail(hidden_size, tied_embedding, bounds[i + 1] - bounds[i])
+        self._follow_rank()
 
     def rank_by_counts(self, counts):
         """Rank the ids by ``counts`` (V,), how often each is a training target: most frequent first, ties by id."""
@@ -198,11 +205,11 @@ class TiedHead(nn.Module):
     embedding size; the cluster rows are its own. The tail clusters are tied too (``TiedTail``).
     """
 
-    def __init__(self, hidden_size, embedding, ids, clusters):
+    def __init__(self, hidden_size, embedding, shortlist, clusters):
         super().__init__()
         E = embedding.weight.shape[1]
         self.embedding_weight = embedding.weight     # shared: the same Parameter as the embedding's
-        self.register_buffer("ids", ids.clone(), persistent=False)  # (shortlist,) the head's words by rank
+        self.register_buffer("ids", torch.zeros(shortlist, dtype=torch.long), persistent=False)  # the words by rank
         self.project = nn.Linear(hidden_size, E, bias=False) if hidden_size != E else nn.Identity()
         self.cluster_weight = nn.Parameter(torch.empty(clusters, E).uniform_(-0.1, 0.1))
 
@@ -219,10 +226,10 @@ class TiedTail(nn.Module):
     and its own output matrix, so every word's output vector is its input vector.
     """
 
-    def __init__(self, hidden_size, embedding, ids):
+    def __init__(self, hidden_size, embedding, size):
         super().__init__()
         self.embedding_weight = embedding.weight     # shared: the same Parameter as the embedding's
-        self.register_buffer("ids", ids.clone(), persistent=False)  # (cluster size,) its words by rank
+        self.register_buffer("ids", torch.zeros(size, dtype=torch.long), persistent=False)  # its words by rank
         self.project = nn.Linear(hidden_size, embedding.weight.shape[1], bias=False)
 
     def forward(self, states):  # (N, H) -> (N, cluster size)
