@@ -2,7 +2,7 @@
 
     python benchmarks/data_parallel.py [--epochs 1] [--model gru] [--runs 0 1 2 3]
 
-Needs data/vocab/names.json and data/encoded/names.npz (`dvc repro vocab@names`). Runs the real
+Needs data/vocab/names.json and data/encoded/names/ (`dvc repro vocab@names`). Runs the real
 train stage (stages/train.py) in a temporary folder, with the project's names settings otherwise:
 one process with batch 16, with torch's default threads (one per core) and with one thread; two
 processes with batch 8 each (the same global batch of 16, so the same weights); two processes with
@@ -39,7 +39,7 @@ def run(folder, model, epochs, nproc, batch_size, env):
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     out = folder / f"{nproc}x{batch_size}-{len(env)}"
     cmd = [sys.executable, str(ROOT / "stages" / "train.py"), "--corpus", "names",
-           "--vocab", str(ROOT / "data/vocab/names.json"), "--encoded", str(ROOT / "data/encoded/names.npz"),
+           "--vocab", str(ROOT / "data/vocab/names.json"), "--encoded", str(ROOT / "data/encoded/names"),
            "--models-dir", str(out / "models"), "--live-dir", str(out / "live"), "--curves", str(out / "loss.csv"),
            "--progress", str(out / "training.json"), "--speed", str(out / "speed.json")]
     start = time.perf_counter()

@@ -72,7 +72,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
-    ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--encoded", required=True, help="input: the vocab stage's encoded splits (its folder, or an .npz file)")
     ap.add_argument("--models-dir", required=True, help="input: <kind>.seeds/seed<N>.pt per kind")
     ap.add_argument("--test-split", required=True, help="input: test items, to measure the characters in OOV words")
     ap.add_argument("--metrics-dir", required=True, help="output: <kind>.json per kind")

@@ -43,7 +43,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
-    ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--encoded", required=True, help="input: the vocab stage's encoded splits (its folder, or an .npz file)")
     ap.add_argument("--test-split", required=True, help="input: test text, for its own literal <unk> tokens")
     ap.add_argument("--models-dir", required=True,
                     help="input: the train stage's <kind>.pt and <kind>.seeds/ (the kinds mixture.<corpus>.model names)")
@@ -68,7 +68,7 @@ def main():
 
     began = time.perf_counter()
     vocab = Vocabulary.load(args.vocab)
-    splits = load_encoded(args.encoded)
+    splits = load_encoded(args.encoded, mapped=False)  # n-gram arithmetic: int32 in memory
     order, discounts = chosen_order(args.arpa, vocab, ngram_cfg)
     # The n-gram model refit at the order the ngram stage chose on dev (its ARPA header), on the same
     # train split: the metrics stay bit-identical; the model file names the ARPA file, which scores

@@ -22,7 +22,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
-    ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--encoded", required=True, help="input: the vocab stage's encoded splits (its folder, or an .npz file)")
     ap.add_argument("--test-split", required=True, help="input: test text, for its own literal <unk> tokens")
     ap.add_argument("--metrics", required=True, help="output: metrics JSON")
     ap.add_argument("--arpa", required=True, help="output: the model as an ARPA file (.arpa or .arpa.gz)")
@@ -31,7 +31,7 @@ def main():
     cfg = section(load_params(), NgramConfig, "ngram", args.corpus)
 
     vocab = Vocabulary.load(args.vocab)
-    splits = load_encoded(args.encoded)
+    splits = load_encoded(args.encoded, mapped=False)  # n-gram arithmetic: int32 in memory
     start = time.perf_counter()
     counts = fit_ngram(vocab, splits["train"], cfg)     # counted once, for max_order
     fit_seconds = time.perf_counter() - start

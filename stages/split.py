@@ -6,17 +6,18 @@ apply); each file then holds its exact piece of the text (rnnlm.textstream). At 
 words of vocab.<corpus>.pretokenize (rnnlm.textstream.resolve_pretokenize)."""
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from _params import load_params, section
 from rnnlm.errors import exit_on_user_error
-from rnnlm.io import read_jsonl_at, scan_jsonl, write_json, write_lines, write_text
+from rnnlm.io import atomic_write, read_jsonl_at, scan_jsonl, write_json, write_lines
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.schema.ingest import IngestConfig
 from rnnlm.schema.split import SplitConfig
 from rnnlm.schema.vocab import VocabConfig
 from rnnlm.split import category_counts, split_indices
-from rnnlm.textstream import read_rows, split_stream
+from rnnlm.textstream import SPLITS, StreamCut, read_rows
 
 
 @exit_on_user_error
@@ -33,9 +34,13 @@ def main():
     if section(params, IngestConfig, "ingest", args.corpus).format == "text":  # one long text
         vocab = section(params, VocabConfig, "vocab", args.corpus)  # its level's units are what it is cut by
         level = vocab.level
-        texts, report = split_stream(read_rows(args.rows), level, cfg, vocab.pretokenize)
-        for name, text in texts.items():
-            write_text(out / f"{name}.txt", text)
+        # two passes over the rows, a block of text in memory (rnnlm.textstream.StreamCut)
+        cut = StreamCut(lambda: read_rows(args.rows), level, cfg, vocab.pretokenize)
+        with contextlib.ExitStack() as files:
+            outputs = {name: files.enter_context(atomic_write(out / f"{name}.txt")) for name in SPLITS}
+            for name, piece in cut.pieces():
+                outputs[name].write(piece)
+        report = cut.report()
         write_json(out / "report.json", report)
         units = ", ".join(f"{name} {count:,} {level} units" for name, count in report["units"].items())
         print(f"split {args.corpus}: one stream, {units}{' (predefined)' if report['predefined'] else ''}")

@@ -26,7 +26,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--vocab", required=True, help="input: vocabulary JSON")
-    ap.add_argument("--encoded", required=True, help="input: encoded splits (.npz)")
+    ap.add_argument("--encoded", required=True, help="input: the vocab stage's encoded splits (its folder, or an .npz file)")
     ap.add_argument("--models-dir", required=True,
                     help="output: <kind>.pt (the first seed's checkpoint) and <kind>.seeds/seed<N>.pt per kind")
     ap.add_argument("--live-dir", required=True, help="output: <kind>/seed<N>/, each run's dvclive log")

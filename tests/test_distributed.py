@@ -16,6 +16,7 @@ from rnnlm.checkpoint import read_checkpoint
 from rnnlm.curves import read_corpus_curves
 from rnnlm.data import encode_split, save_encoded
 from rnnlm.distributed import Shard
+from rnnlm.streams import StreamChunks, StreamPlan
 from rnnlm.vocab import Vocabulary
 from tests.configs import PLAIN_TRAIN, params_section
 
@@ -137,13 +138,13 @@ def test_each_process_takes_a_disjoint_part_of_every_global_batch():
 
 
 def test_each_process_reads_its_own_contiguous_rows_of_every_stream_chunk():
-    x = torch.arange(6 * 5).view(6, 5)
-    chunks = [(x[:, :3], x[:, 1:4], 18), (x[:, 3:], x[:, 4:5].repeat(1, 2), 12)]
+    chunks = StreamChunks(np.arange(40), StreamPlan(offset=1, columns=6, lengths=[3, 2, 1]), batch_size=6)
     parts = [Shard(rank, 3).local_rows(chunks) for rank in range(3)]
     for step, (cx, cy, _) in enumerate(chunks):
         assert torch.equal(torch.cat([p[step][0] for p in parts]), cx)   # rows 0-1, 2-3, 4-5: in order
         assert torch.equal(torch.cat([p[step][1] for p in parts]), cy)
         assert [p[step][2] for p in parts] == [2 * cx.shape[1]] * 3
+    assert parts[1][0][0].tolist() == [[13, 14, 15], [19, 20, 21]]   # rows 2 and 3 start 1 + 2 * 6 and 1 + 3 * 6 in
 
 
 @pytest.fixture

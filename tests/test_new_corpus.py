@@ -82,7 +82,7 @@ def test_the_docs_recipe_adds_a_corpus_the_stages_read(project, capsys, monkeypa
         ("ingest", ["--raw", "data/raw/wikitext-2", "--rows", data / "rows.jsonl", "--rejects", data / "rejects.jsonl",
                     "--report", data / "ingest.json"]),
         ("split", ["--rows", data / "rows.jsonl", "--out-dir", data / "splits"]),
-        ("vocab", ["--splits", data / "splits", "--vocab", data / "vocab.json", "--encoded", data / "encoded.npz"]),
+        ("vocab", ["--splits", data / "splits", "--vocab", data / "vocab.json", "--encoded", data / "encoded"]),
     ]:
         run_stage(stage, ["--corpus", "wikitext2", *stage_args], monkeypatch)
     vocab = Vocabulary.load(data / "vocab.json")

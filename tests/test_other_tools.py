@@ -44,7 +44,7 @@ def kenlm_readable(corpus, tmp_path):
     arpa = ROOT / f"models/{corpus}/ngram.arpa.gz"
     if read_arpa_header(arpa)["order"] <= KENLM_MAX_ORDER:
         return arpa, json.loads((ROOT / f"metrics/{corpus}/ngram.json").read_text())["test"]["loss"]
-    vocab, splits = Vocabulary.load(ROOT / f"data/vocab/{corpus}.json"), load_encoded(ROOT / f"data/encoded/{corpus}.npz")
+    vocab, splits = Vocabulary.load(ROOT / f"data/vocab/{corpus}.json"), load_encoded(ROOT / f"data/encoded/{corpus}")
     model = KneserNeyLM(len(vocab), vocab.pad_id, vocab.bos_id, KENLM_MAX_ORDER).fit(splits["train"])
     write_arpa(tmp_path / "ngram.arpa", model, vocab.tokens, header={"vocabulary": vocab.to_dict()})
     nll, *_ = model.evaluate(splits["test"], unk_id=vocab.unk_id)

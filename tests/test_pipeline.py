@@ -23,7 +23,9 @@ MIXED = {corpus: [m] if isinstance(m, str) else m for corpus, m in
          ((corpus, section["model"]) for corpus, section in PARAMS["mixture"].items())}
 DATA_OUTPUTS = ["data/interim/names.jsonl", "data/interim/news.jsonl", "data/splits/names/train.txt",
                 "data/splits/news/test.txt", "data/splits/news/report.json", "data/vocab/names.json",
-                "data/vocab/news.json", "data/encoded/names.npz", "data/encoded/news.npz"]
+                "data/vocab/news.json", "data/encoded/names/items.npz", "data/encoded/news/items.npz",
+                "data/splits/shakespeare/dev.txt", "data/encoded/shakespeare/train.bin",
+                "data/encoded/shakespeare/stream.json"]
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +134,7 @@ def test_no_held_out_item_occurs_in_train(built):
 def test_data_stages_are_byte_identical_on_rerun(repo):
     before = {name: digest(repo / name) for name in DATA_OUTPUTS}
     sh("dvc", "repro", "--force", "--single-item", *[f"{stage}@{corpus}" for stage in ("ingest", "split", "vocab")
-                                                  for corpus in ("names", "news")], cwd=repo)
+                                                  for corpus in ("names", "news", "shakespeare")], cwd=repo)
     assert {name: digest(repo / name) for name in DATA_OUTPUTS} == before
 
 

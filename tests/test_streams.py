@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from rnnlm.arpa import write_arpa
 from rnnlm.checkpoint import save_checkpoint
 from rnnlm.cli import main
-from rnnlm.data import encode_stream, joined_streams, load_encoded, save_encoded
+from rnnlm.data import StreamWriter, encode_stream, joined_streams, load_encoded, save_encoded, stream_dtype
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split, summarize
 from rnnlm.ingest import ingest_stream
@@ -24,9 +24,10 @@ from rnnlm.models import ModelConfig, build_model, stream_losses
 from rnnlm.ngram import KneserNeyLM
 from rnnlm.sampling import ModelStepper, generate, sample_ids, stream_sample_statistics
 from rnnlm.stream_scoring import StreamReader, evaluate_stream, stream_target_losses
-from rnnlm.streams import CarriedState, batchify, epoch_chunks, epoch_plan
+from rnnlm.streams import CarriedState, StreamChunks, StreamPlan, epoch_chunks, epoch_plan
 from rnnlm.text import Normalization
-from rnnlm.textstream import count_units, cut_stream, decode_stream_lines, split_stream, text_blocks
+from rnnlm.textstream import (StreamCut, count_units, cut_stream, decode_stream_lines, file_blocks, line_blocks,
+                              split_stream, text_blocks)
 from rnnlm.seeding import seed_everything
 from rnnlm.training import model_config_for, train_epoch, train_model
 from rnnlm.vocab import Vocabulary
@@ -106,6 +107,35 @@ def test_a_cut_at_any_level_keeps_the_text_and_its_tokens(level):
     assert joined.tokens.tolist() == whole.tokens.tolist() and joined.chars.tolist() == whole.chars.tolist()
 
 
+@pytest.mark.parametrize("level", ["char", "word", "bpe"])
+def test_the_cut_read_in_blocks_is_the_cut_of_the_whole_text(level, tmp_path):
+    """The split stage holds a block at a time (StreamCut, line_blocks); however small the blocks, it cuts
+    where the whole text's rule (cut_stream) cuts, and the blocks' units and ids are the text's, also for
+    byte-level BPE around spaces and newlines."""
+    text = play(30) + "  an indented line\ntrailing spaces  \n\n   \n\nlast words"
+    rows = [{"line": i, "text": line} for i, line in enumerate(text.splitlines(keepends=True), start=1)]
+    # train ends at a line start (char level: blocks of one line then start exactly at the cut)
+    line_start = text.index("\n", len(text) // 2) + 1
+    train = (line_start + 0.5) / len(text) if level == "char" else 0.61
+    fractions = split_config("shakespeare", train=train, dev=0.2, test=0.8 - train)
+    ranges, units = cut_stream(text, level, fractions)
+    assert level != "char" or ranges["train"] == (0, line_start)
+    vocab, _, _ = stream_splits(text, level)
+    for size in (1, 5, 40, 1 << 20):   # 1: a block per line wherever a cut is clean
+        blocks = [block for _, block in line_blocks(((None, row["text"]) for row in rows), level, size)]
+        assert "".join(blocks) == text and (size > 1 or len(blocks) > 30)
+        assert sum(count_units(block, level) for block in blocks) == count_units(text, level)
+        assert [i for block in blocks for i in vocab.stream_ids(block)] == vocab.stream_ids(text)
+        cut = StreamCut(lambda: iter(rows), level, fractions, block_size=size)
+        texts = dict.fromkeys(("train", "dev", "test"), "")
+        for split, piece in cut.pieces():
+            texts[split] += piece
+        assert texts == {name: text[start:end] for name, (start, end) in ranges.items()}, size
+        assert cut.report()["units"] == units and cut.report()["chars"] == {k: len(v) for k, v in texts.items()}
+    (tmp_path / "dev.txt").write_text(text, newline="")
+    assert "".join(file_blocks(tmp_path / "dev.txt", level, size=7)) == text
+
+
 def test_a_stream_split_is_one_item_with_every_token_a_target(tmp_path):
     vocab, splits, texts = stream_splits(play(10))
     dev = splits["dev"]
@@ -164,16 +194,55 @@ def test_word_streams_have_a_newline_token():
 
 # --- batches ----------------------------------------------------------------------------------
 
-def test_batchify_lays_the_stream_in_dense_contiguous_rows():
+def test_chunks_lay_the_stream_in_dense_contiguous_rows(tmp_path):
     tokens = np.arange(103, dtype=np.int32)
-    x, y = batchify(tokens, offset=2, batch_size=4, columns=25)
+    plan = StreamPlan(offset=2, columns=25, lengths=[8, 8, 8, 1])
+    chunks = StreamChunks(tokens, plan, 4)
+    x, y = (torch.cat([chunk[i] for chunk in chunks], dim=1) for i in (0, 1))
     assert x.shape == y.shape == (4, 25) and x.dtype == torch.int64
-    assert x[1, 0] == 27 and x[0, -1] == 26 and torch.equal(y, x + 1)  # each target is the next token of the text
-    plan = epoch_plan(102, 4, 8, np.random.default_rng(0))
-    chunks = epoch_chunks(type("S", (), {"tokens": tokens})(), plan, 4)
-    assert [c[0].shape for c in chunks] == [(4, length) for length in plan.lengths] and sum(plan.lengths) == plan.columns
-    assert all(tokens_ == 4 * c[0].shape[1] for c in chunks for tokens_ in [c[2]])  # dense: every position a target
-    assert torch.equal(torch.cat([c[0] for c in chunks], dim=1), batchify(tokens, plan.offset, 4, plan.columns)[0])
+    # row b starts offset + b * columns in; each target is the next token of the text
+    assert x[1, 0] == 27 and x[0, -1] == 26 and x[3, -1] == 101 and torch.equal(y, x + 1)
+    assert [chunk[0].shape for chunk in chunks] == [(4, n) for n in plan.lengths]
+    assert [chunk[2] for chunk in chunks] == [32, 32, 32, 4]   # dense: every position a target
+    half = chunks.share(slice(2, 4))   # a data-parallel process's contiguous rows
+    assert torch.equal(torch.cat([chunk[0] for chunk in half], dim=1), x[2:]) and half[0][2] == 16
+    # a memory-mapped stream of uint16 ids gives the same chunks
+    tokens.astype("<u2").tofile(tmp_path / "train.bin")
+    mapped = StreamChunks(np.memmap(tmp_path / "train.bin", dtype="<u2", mode="r"), plan, 4)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(mapped, chunks))
+    with pytest.raises(IndexError):
+        chunks[4]
+
+
+def test_an_encoded_stream_folder_is_memory_mapped_and_read_in_blocks(tmp_path):
+    vocab, splits, _ = stream_splits(play(10))
+    with StreamWriter(tmp_path / "enc", len(vocab)) as out:
+        for name, split in splits.items():   # each split written in two blocks
+            out.start(name)
+            half = len(split.tokens) // 2
+            out.write(split.tokens[:half].tolist(), 0)
+            out.write(split.tokens[half:].tolist(), int(split.chars[0]))
+    assert sorted(path.name for path in (tmp_path / "enc").iterdir()) == ["dev.bin", "stream.json", "test.bin",
+                                                                           "train.bin"]
+    assert (tmp_path / "enc" / "train.bin").stat().st_size == 2 * len(splits["train"].tokens)   # uint16
+    loaded = load_encoded(tmp_path / "enc")
+    in_memory = load_encoded(tmp_path / "enc", mapped=False)
+    for name, split in splits.items():
+        assert isinstance(loaded[name].tokens, np.memmap) and loaded[name].tokens.dtype == np.uint16
+        assert in_memory[name].tokens.dtype == np.int32 and not isinstance(in_memory[name].tokens, np.memmap)
+        for got in (loaded[name], in_memory[name]):
+            assert got.stream and got.tokens.tolist() == split.tokens.tolist()
+            assert got.chars.tolist() == split.chars.tolist() and got.num_targets == split.num_targets
+        # whole passes read the file a block at a time, and count as a pass over the array does
+        blocks = list(loaded[name].token_blocks(size=100))
+        assert len(blocks) == -(-len(split.tokens) // 100) and not any(isinstance(b, np.memmap) for b in blocks)
+        counts = np.bincount(split.tokens[1:], minlength=len(vocab))
+        assert np.array_equal(loaded[name].target_counts(len(vocab)), counts)
+    (tmp_path / "enc" / "dev.bin").write_bytes(b"\0" * 3)
+    with pytest.raises(UserError, match="dev.bin: 3 bytes, but .* says .* ids; rebuild it with `dvc repro`"):
+        load_encoded(tmp_path / "enc")
+    # the narrowest type that holds the ids
+    assert stream_dtype(65_536) == np.uint16 and stream_dtype(65_537) == np.uint32
 
 
 def test_the_state_is_carried_detached_from_chunk_to_chunk():
@@ -483,10 +552,10 @@ def test_predefined_split_files_through_the_stages_and_score_gives_the_evaluate_
     for stage, args in [
         ("ingest", ["--raw", "raw", "--rows", "rows.jsonl", "--rejects", "rejects.jsonl", "--report", "report.json"]),
         ("split", ["--rows", "rows.jsonl", "--out-dir", "splits"]),
-        ("vocab", ["--splits", "splits", "--vocab", "vocab.json", "--encoded", "encoded.npz"]),
-        ("train", ["--vocab", "vocab.json", "--encoded", "encoded.npz", "--models-dir", "models", "--live-dir", "live",
+        ("vocab", ["--splits", "splits", "--vocab", "vocab.json", "--encoded", "encoded"]),
+        ("train", ["--vocab", "vocab.json", "--encoded", "encoded", "--models-dir", "models", "--live-dir", "live",
                    "--curves", "loss.csv", "--progress", "training.json", "--speed", "speed.json", "--resume-dir", "resume"]),
-        ("evaluate", ["--vocab", "vocab.json", "--encoded", "encoded.npz", "--models-dir", "models",
+        ("evaluate", ["--vocab", "vocab.json", "--encoded", "encoded", "--models-dir", "models",
                       "--test-split", "splits/test.txt", "--metrics-dir", "metrics"]),
     ]:
         run_stage(stage, ["--corpus", "plays", *args], monkeypatch)

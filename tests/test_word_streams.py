@@ -104,10 +104,10 @@ def run_to_vocab(tmp_path, monkeypatch):
     for stage, args in [
         ("ingest", ["--raw", "raw", "--rows", "rows.jsonl", "--rejects", "rejects.jsonl", "--report", "ingest.json"]),
         ("split", ["--rows", "rows.jsonl", "--out-dir", "splits"]),
-        ("vocab", ["--splits", "splits", "--vocab", "vocab.json", "--encoded", "encoded.npz"]),
+        ("vocab", ["--splits", "splits", "--vocab", "vocab.json", "--encoded", "encoded"]),
     ]:
         run_stage(stage, ["--corpus", "wiki", *args], monkeypatch)
-    return Vocabulary.load(tmp_path / "vocab.json"), load_encoded(tmp_path / "encoded.npz")
+    return Vocabulary.load(tmp_path / "vocab.json"), load_encoded(tmp_path / "encoded")
 
 
 def test_a_wikitext_folder_keeps_its_tokens_and_its_own_unk_is_the_vocabularys(tmp_path, monkeypatch, capsys):
@@ -142,7 +142,7 @@ def test_the_ngram_stage_counts_the_texts_own_unk_apart_from_oov(tmp_path, monke
     params["ngram"] = {"wiki": {"min_order": 2, "max_order": 3}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     vocab, encoded = run_to_vocab(tmp_path, monkeypatch)
-    run_stage("ngram", ["--corpus", "wiki", "--vocab", "vocab.json", "--encoded", "encoded.npz",
+    run_stage("ngram", ["--corpus", "wiki", "--vocab", "vocab.json", "--encoded", "encoded",
                         "--test-split", "splits/test.txt", "--metrics", "ngram.json", "--arpa", "ngram.arpa",
                         "--speed", "speed.json"], monkeypatch)
     test = json.loads((tmp_path / "ngram.json").read_text())["test"]

@@ -83,12 +83,11 @@ class Shard:
         return [batch[:1] if len(part) == 0 else part for part, batch in zip(parts, global_batches)]
 
     def local_rows(self, chunks):
-        """This process's rows of each stream chunk ``(x, y, tokens)`` of all processes' ``nproc x B`` rows:
+        """This process's rows of each stream chunk of all processes' ``nproc x B`` rows (``streams.StreamChunks``):
         the ``rank``-th contiguous share, so each process reads its own streams from chunk to chunk."""
         self._standins, self._step, self._standin_tokens = [], 0, 0   # every process has rows in every chunk
-        rows = chunks[0][0].shape[0] // self.world_size if chunks else 0
-        part = slice(self.rank * rows, (self.rank + 1) * rows)
-        return [(x[part].contiguous(), y[part].contiguous(), rows * x.shape[1]) for x, y, _ in chunks]
+        rows = chunks.batch_size // self.world_size
+        return chunks.share(slice(self.rank * rows, (self.rank + 1) * rows))
 
     def carried_state(self):
         """``streams.CarriedState`` for this process's rows, scored through DDP (``_CarriedThroughDDP``)."""

@@ -1,6 +1,6 @@
 """Training batches of one long text: B parallel streams cut into chunks of T tokens (truncated BPTT).
 
-As in pytorch/examples' word_language_model, ``batchify`` lays the stream's tokens into B rows, each a
+As in pytorch/examples' word_language_model's ``batchify``, ``StreamChunks`` lays the stream's tokens into B rows, each a
 contiguous slice of the text, and an epoch walks the rows left to right in chunks of T = ``bptt`` tokens
 (its ``get_batch``). The state a chunk ends with is where the next one starts, detached from the graph
 (its ``repackage_hidden``; here the model contract's ``carry``, so the loop needs no branch per kind):
@@ -30,6 +30,7 @@ window its scoring and sampling then use.
 """
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,26 +78,39 @@ def epoch_plan(targets, batch_size, bptt, rng, variable=False, limit=None):
     return StreamPlan(offset, columns, lengths)
 
 
-def batchify(tokens, offset, batch_size, columns):
-    """Inputs and targets ``(x, y)``, (B, columns) int64 tensors: row ``b`` reads the stream's tokens from
-    ``offset + b * columns`` on, and its targets are the tokens one further (the last target of a row is
-    the first input of the next, so no transition of the text is left out)."""
-    span = batch_size * columns
-    x = torch.from_numpy(np.asarray(tokens[offset:offset + span], dtype=np.int64)).view(batch_size, columns)
-    y = torch.from_numpy(np.asarray(tokens[offset + 1:offset + 1 + span], dtype=np.int64)).view(batch_size, columns)
-    return x, y
+class StreamChunks(Sequence):
+    """The epoch's dense chunks ``(x, y, tokens)`` in order, (B, t) int64 tensors each, read from the stream
+    as a step asks for one (``tokens``: the chunk's B * t targets, all real). Row ``b`` reads the stream
+    from ``offset + b * columns`` on, and its targets are the tokens one further (the last target of a row
+    is the first input of the next, so no transition of the text is left out), as word_language_model's
+    ``batchify``; only a chunk's rows are read, so a memory-mapped stream (``rnnlm.data``) stays on disk.
+    ``rows`` (a slice) keeps some of the B rows: a data-parallel process's share."""
+
+    def __init__(self, tokens, plan, batch_size, rows=slice(None)):
+        self.tokens, self.plan, self.batch_size, self.rows = tokens, plan, batch_size, range(batch_size)[rows]
+        self.starts = np.concatenate([[0], np.cumsum(plan.lengths, dtype=np.int64)])
+
+    def __len__(self):
+        return len(self.plan.lengths)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        length, first = self.plan.lengths[i], self.plan.offset + int(self.starts[i])
+        rows = np.stack([self.tokens[first + b * self.plan.columns:][:length + 1] for b in self.rows])
+        rows = torch.from_numpy(rows.astype(np.int64))
+        return rows[:, :-1].contiguous(), rows[:, 1:].contiguous(), len(self.rows) * length
+
+    def share(self, rows):
+        """The same chunks, only ``rows`` (a slice of the B rows) of each."""
+        return StreamChunks(self.tokens, self.plan, self.batch_size, rows)
 
 
 def epoch_chunks(split, plan, batch_size):
-    """``[(x, y, tokens)]``: the epoch's dense chunks, (B, t) each, in order, made before training starts;
-    ``tokens`` (B * t) counts the chunk's targets, all real."""
-    x, y = batchify(split.tokens, plan.offset, batch_size, plan.columns)
-    chunks, start = [], 0
-    for length in plan.lengths:
-        end = start + length
-        chunks.append((x[:, start:end].contiguous(), y[:, start:end].contiguous(), batch_size * length))
-        start = end
-    return chunks
+    """``StreamChunks`` of ``split`` for the epoch ``plan`` draws, ``batch_size`` rows."""
+    return StreamChunks(split.tokens, plan, batch_size)
 
 
 class CarriedState:

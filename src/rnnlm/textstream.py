@@ -53,6 +53,7 @@ NAMINGS = {
 }
 PREDEFINED = NAMINGS["plain"]  # today's naming, kept under its old name
 BOM = b"\xef\xbb\xbf"
+BLOCK_CHARS = 1 << 20  # about the characters of text a stream stage holds at once (``line_blocks``)
 # The byte-level pre-tokenizer of a stream's BPE (rnnlm.bpe, no prefix space): its pieces are the bpe units.
 BYTE_PIECES = pre_tokenizers.ByteLevel(add_prefix_space=False)
 
@@ -118,7 +119,7 @@ def read_stream_text(path, what="split"):
         return f.read()
 
 
-def text_blocks(text, size=1 << 20):
+def text_blocks(text, size=BLOCK_CHARS):
     """Consecutive pieces of ``text`` of about ``size`` characters, each ending at a line end (the last
     one at the text's end): for building a vocabulary without one huge string."""
     start = 0
@@ -127,6 +128,39 @@ def text_blocks(text, size=1 << 20):
         end = len(text) if end < 0 else end + 1
         yield text[start:end]
         start = end
+
+
+def ends_cleanly(before, after, level):
+    """Whether a stream may be cut into blocks between the line ``before`` (ending with its newline) and the
+    line ``after`` so that the blocks' units are the text's: at char and word level any line end does (a
+    word never spans one); byte-level BPE pieces join a newline to the spaces around it, so there only a
+    newline between two non-space characters does."""
+    if not before.endswith(NEWLINE):
+        return False
+    return level != "bpe" or (len(before) > 1 and not before[-2].isspace() and after[:1].strip() != "")
+
+
+def line_blocks(lines, level, size=BLOCK_CHARS):
+    """Yield ``(key, block)``: consecutive ``(key, line)`` pairs joined into blocks of at least ``size``
+    characters (or what is left), cut only where ``ends_cleanly`` allows and where the key (a predefined
+    split, or None) changes; no block spans two keys. Memory holds one block."""
+    pending, length, current = [], 0, None
+    for key, line in lines:
+        if pending and (key != current or (length >= size and ends_cleanly(pending[-1], line, level))):
+            yield current, "".join(pending)
+            pending, length = [], 0
+        current = key
+        pending.append(line)
+        length += len(line)
+    if pending:
+        yield current, "".join(pending)
+
+
+def file_blocks(path, level, what="split", size=BLOCK_CHARS):
+    """The text of a split file in blocks (``line_blocks``), exactly as written: for a stage that reads a split
+    whole without holding it."""
+    with open(require_file(path, what=what), encoding="utf-8", newline="") as f:
+        yield from (block for _, block in line_blocks(((None, line) for line in f), level, size))
 
 
 # --- tokens and units -------------------------------------------------------------------------
@@ -174,30 +208,75 @@ def cut_stream(text, level, cfg, pretokenize=DEFAULT_PRETOKENIZE):
             {"train": a, "dev": b - a, "test": n - b})
 
 
-def split_stream(rows, level, cfg, pretokenize=None):
-    """``(texts, report)`` of a stream's ingested rows (in file order): each split's exact text, and what
-    the split stage reports (units and characters per split, whether the splits were predefined and, at word
-    level, the pre-tokenizer the units were counted with: ``resolve_pretokenize`` of ``pretokenize``).
-    ``cfg`` (a SplitConfig) gives the fractions a single text is cut by; predefined splits need none."""
-    rows = list(rows)
-    predefined = bool(rows) and "split" in rows[0]
-    words = resolve_pretokenize(pretokenize, predefined)
-    if predefined:
-        texts = {name: "".join(row["text"] for row in rows if row["split"] == name) for name in SPLITS}
-        units = {name: count_units(text, level, words) for name, text in texts.items()}
-    else:
-        if cfg is None or cfg.train is None:
+class StreamCut:
+    """The split of a stream's ingested rows (module docstring), read in two passes with one block in memory
+    (``line_blocks``): ``rows`` is a callable that gives the rows afresh, in file order. The first pass counts
+    each block's units, so the cut is known before anything is written; ``pieces()`` then yields ``(split,
+    text)`` in text order, each split's pieces joined being its exact text, and ``report()`` what the split
+    stage reports (units and characters per split, whether the splits were predefined and, at word level,
+    the pre-tokenizer the units were counted with: ``resolve_pretokenize`` of ``pretokenize``). ``cfg`` (a
+    SplitConfig) gives the fractions a single text is cut by; predefined splits need none."""
+
+    def __init__(self, rows, level, cfg, pretokenize=None, block_size=BLOCK_CHARS):
+        self.rows, self.level, self.block_size = rows, level, block_size
+        first = next(iter(rows()), None)
+        self.predefined = first is not None and "split" in first
+        self.words = resolve_pretokenize(pretokenize, self.predefined)
+        if not self.predefined and (cfg is None or cfg.train is None):
             raise UserError("a stream that is one text file is cut by the split fractions: state split.<corpus> "
                             "train, dev and test (only a folder of predefined split files leaves them out)")
-        text = "".join(row["text"] for row in rows)
-        ranges, units = cut_stream(text, level, cfg, words)
-        texts = {name: text[start:end] for name, (start, end) in ranges.items()}
-    empty = [name for name in SPLITS if not units[name]]
-    if empty:
-        raise UserError(f"the stream's {' and '.join(empty)} split would be empty ({sum(units.values())} {level} "
-                        "units in all): give it a longer text, or other split fractions")
-    report = {"stream": True, "predefined": predefined, "unit": level, "units": units,
-              "chars": {name: len(text) for name, text in texts.items()}}
-    if level == "word":  # only then: a char or bpe stream's report stays as it was
-        report["pretokenize"] = words
-    return texts, report
+        self.block_units, units = [], dict.fromkeys(SPLITS, 0)
+        for split, block in self._blocks():
+            self.block_units.append(count_units(block, level, self.words))
+            units[split or "train"] += self.block_units[-1]
+        if not self.predefined:
+            n = units["train"]
+            self.cuts = [int(cfg.train * n), int((cfg.train + cfg.dev) * n)]   # the first unit of dev, of test
+            units = {"train": self.cuts[0], "dev": self.cuts[1] - self.cuts[0], "test": n - self.cuts[1]}
+        empty = [name for name in SPLITS if not units[name]]
+        if empty:
+            raise UserError(f"the stream's {' and '.join(empty)} split would be empty ({sum(units.values())} {level} "
+                            "units in all): give it a longer text, or other split fractions")
+        self.units, self.chars = units, dict.fromkeys(SPLITS, 0)
+
+    def _blocks(self):
+        return line_blocks(((row.get("split"), row["text"]) for row in self.rows()), self.level, self.block_size)
+
+    def pieces(self):
+        done = 0   # units before the block
+        for (split, block), units in zip(self._blocks(), self.block_units):
+            if self.predefined:
+                yield self._piece(split, block)
+                continue
+            # a cut at this block's first unit is made inside it: what precedes that unit goes before the cut
+            start, split = 0, SPLITS[sum(cut < done for cut in self.cuts)]
+            inside = [cut for cut in self.cuts if done <= cut < done + units]
+            if inside:
+                starts = unit_starts(block, self.level, self.words)
+                for cut in inside:   # the unit a cut starts at begins the next split's text
+                    end = cut - done if starts is None else int(starts[cut - done])
+                    yield self._piece(split, block[start:end])
+                    start, split = end, SPLITS[SPLITS.index(split) + 1]
+            yield self._piece(split, block[start:])
+            done += units
+
+    def _piece(self, split, text):
+        self.chars[split] += len(text)
+        return split, text
+
+    def report(self):
+        report = {"stream": True, "predefined": self.predefined, "unit": self.level, "units": self.units,
+                  "chars": self.chars}
+        if self.level == "word":  # only then: a char or bpe stream's report stays as it was
+            report["pretokenize"] = self.words
+        return report
+
+
+def split_stream(rows, level, cfg, pretokenize=None):
+    """``(texts, report)``: ``StreamCut`` of ``rows`` (an iterable, held in memory) with each split's text whole."""
+    rows = list(rows)
+    cut = StreamCut(lambda: iter(rows), level, cfg, pretokenize)
+    texts = dict.fromkeys(SPLITS, "")
+    for split, piece in cut.pieces():
+        texts[split] += piece
+    return texts, cut.report()
