@@ -92,7 +92,7 @@ def measure_project(text, steps):
         bptt=SIZES["bptt"], variable_bptt=False, dropout=0.0, optimizer="adamw", lr=LR, weight_decay=0.01,
         grad_clip=CLIP, scheduler="none", output="full", tie_weights=False), "train.shakespeare")
     train_text = text[:int(0.9 * len(text))]  # the plain loop's train split
-    vocab = Vocabulary.build(text_blocks(train_text), "char", normalization=Normalization("text", "", False, False),
+    vocab = Vocabulary.build(text_blocks(train_text, "char"), "char", normalization=Normalization("text", "", False, False),
                              stream=True)
     B, T = cfg.batch_size, cfg.bptt
 

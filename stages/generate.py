@@ -12,7 +12,7 @@ from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
-from rnnlm.evaluation import rounded
+from rnnlm.results import rounded
 from rnnlm.io import write_json, write_text
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.sampling import generate, sample_statistics, stream_sample_statistics

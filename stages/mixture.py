@@ -11,7 +11,7 @@ from rnnlm.arpa import read_arpa_header
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.data import joined_streams, load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
-from rnnlm.evaluation import describe, metrics_record, rounded
+from rnnlm.results import describe, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.lm import mixture_spec

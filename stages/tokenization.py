@@ -33,7 +33,7 @@ def main():
         return
     # torch starts here, only when a level is trained
     from rnnlm.data import SPLITS
-    from rnnlm.evaluation import rounded
+    from rnnlm.results import rounded
     from rnnlm.tokenization import compare_tokenizations
 
     # The corpus's settings for this kind, with the comparison's own changes, one seed, in this process.

@@ -10,7 +10,7 @@ from rnnlm.curves import ProgressFile, run_dir, write_corpus_curves
 from rnnlm.data import load_encoded
 from rnnlm.distributed import launched, process_group, relaunch
 from rnnlm.errors import exit_on_user_error
-from rnnlm.evaluation import rounded
+from rnnlm.results import rounded
 from rnnlm.io import write_bytes, write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.schema.pipeline import Pipeline

@@ -82,7 +82,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnlm.data import EncodedSplit, encode_split
-from rnnlm.evaluation import summarize
+from rnnlm.results import summarize
 from rnnlm.ngram import (FALLBACK_DISCOUNTS, KneserNeyLM, item_chunks, modified_kn_discounts, select_order,
                          target_chunks)
 from rnnlm.vocab import Vocabulary

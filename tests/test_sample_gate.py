@@ -15,7 +15,7 @@ import yaml
 from rnnlm import gates
 from rnnlm.checkpoint import save_checkpoint
 from rnnlm.data import encode_split
-from rnnlm.evaluation import rounded
+from rnnlm.results import rounded
 from rnnlm.sampling import generate, sample_statistics
 from rnnlm.training import train_model
 from rnnlm.vocab import Vocabulary

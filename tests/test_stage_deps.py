@@ -87,6 +87,15 @@ def test_a_stage_depends_on_every_module_it_runs(name, script, deps):
     assert not missing, f"stage {name}: add to its deps in dvc.yaml: {sorted(missing)}"
 
 
+@pytest.mark.parametrize("name, script, deps", STAGES, ids=[name for name, _, _ in STAGES])
+def test_a_stage_depends_on_no_module_it_does_not_run(name, script, deps):
+    """A code dep the stage never imports only reruns it (and what follows) when that module changes."""
+    closure = import_closure(script) | {script}
+    code = {dep for dep in deps if dep.startswith(("src/", "stages/"))}
+    unused = {dep for dep in code if not any(covered(path, {dep}) for path in closure)}
+    assert not unused, f"stage {name}: remove from its deps in dvc.yaml: {sorted(unused)}"
+
+
 def test_the_import_scan_follows_relative_imports():
     closure = import_closure("stages/train.py")
     assert {"src/rnnlm/training.py", "src/rnnlm/models/recurrent.py", "src/rnnlm/checkpoint.py"} <= closure

@@ -16,7 +16,8 @@ from rnnlm.checkpoint import save_checkpoint
 from rnnlm.cli import main
 from rnnlm.data import StreamWriter, encode_stream, joined_streams, load_encoded, save_encoded, stream_dtype
 from rnnlm.errors import UserError
-from rnnlm.evaluation import evaluate_split, summarize
+from rnnlm.evaluation import evaluate_split
+from rnnlm.results import summarize
 from rnnlm.ingest import ingest_stream
 from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures
@@ -51,7 +52,7 @@ def play(speeches=40, seed=0):
 def stream_splits(text, level="char", train=0.8, dev=0.1):
     ranges, _ = cut_stream(text, level, split_config("shakespeare", train=train, dev=dev, test=1 - train - dev))
     texts = {name: text[start:end] for name, (start, end) in ranges.items()}
-    vocab = Vocabulary.build(text_blocks(texts["train"], size=50), level, vocab_size=300, normalization=TEXT_RULES,
+    vocab = Vocabulary.build(text_blocks(texts["train"], level, size=50), level, vocab_size=300, normalization=TEXT_RULES,
                              stream=True)
     return vocab, {name: encode_stream(vocab, piece) for name, piece in texts.items()}, texts
 
@@ -126,14 +127,17 @@ def test_the_cut_read_in_blocks_is_the_cut_of_the_whole_text(level, tmp_path):
         assert "".join(blocks) == text and (size > 1 or len(blocks) > 30)
         assert sum(count_units(block, level) for block in blocks) == count_units(text, level)
         assert [i for block in blocks for i in vocab.stream_ids(block)] == vocab.stream_ids(text)
-        cut = StreamCut(lambda: iter(rows), level, fractions, block_size=size)
+        passes = []   # the rows are read twice: once to count, once to write
+        cut = StreamCut(lambda: passes.append(1) or iter(rows), level, fractions, block_size=size)
         texts = dict.fromkeys(("train", "dev", "test"), "")
         for split, piece in cut.pieces():
             texts[split] += piece
+        assert len(passes) == 2
         assert texts == {name: text[start:end] for name, (start, end) in ranges.items()}, size
         assert cut.report()["units"] == units and cut.report()["chars"] == {k: len(v) for k, v in texts.items()}
     (tmp_path / "dev.txt").write_text(text, newline="")
     assert "".join(file_blocks(tmp_path / "dev.txt", level, size=7)) == text
+    assert list(text_blocks(text, level, size=7)) == list(file_blocks(tmp_path / "dev.txt", level, size=7))
 
 
 def test_a_stream_split_is_one_item_with_every_token_a_target(tmp_path):
@@ -150,7 +154,7 @@ def test_a_stream_split_is_one_item_with_every_token_a_target(tmp_path):
 
 def test_unseen_dev_characters_read_as_unk_and_are_counted(tmp_path):
     train, dev = "abc\nabc\n" * 20, "abz\nq\n"
-    vocab = Vocabulary.build(text_blocks(train), "char", stream=True)
+    vocab = Vocabulary.build(text_blocks(train, "char"), "char", stream=True)
     split = encode_stream(vocab, dev)
     assert "\n" in vocab.index and int((split.tokens == vocab.unk_id).sum()) == 2
     model = build_model(ModelConfig("gru", len(vocab), vocab.pad_id, 4, 4))
@@ -160,7 +164,7 @@ def test_unseen_dev_characters_read_as_unk_and_are_counted(tmp_path):
 def test_a_word_stream_reports_accuracy_without_unk_from_a_hand_count():
     train = "the king my lord\nthou art the king\n\nmy lord the night\n" * 5
     dev = "the queen my lord\nthou art the knave\nmy lord the king\n"  # queen, knave: <unk> targets
-    vocab = Vocabulary.build(text_blocks(train), "word", stream=True)
+    vocab = Vocabulary.build(text_blocks(train, "word"), "word", stream=True)
     split = encode_stream(vocab, dev)
     torch.manual_seed(0)
     model = build_model(ModelConfig("lstm", len(vocab), vocab.pad_id, 8, 16)).eval()
@@ -186,7 +190,7 @@ def test_a_word_stream_reports_accuracy_without_unk_from_a_hand_count():
 
 def test_word_streams_have_a_newline_token():
     text = "the king\n\nmy lord don't\n"
-    vocab = Vocabulary.build(text_blocks(text), "word", stream=True)
+    vocab = Vocabulary.build(text_blocks(text, "word"), "word", stream=True)
     ids = vocab.stream_ids(text)
     assert [vocab.tokens[i] for i in ids] == ["the", "king", "\n", "\n", "my", "lord", "don", "'", "t", "\n"]
     assert vocab.decode(ids) == text
@@ -243,6 +247,16 @@ def test_an_encoded_stream_folder_is_memory_mapped_and_read_in_blocks(tmp_path):
         load_encoded(tmp_path / "enc")
     # the narrowest type that holds the ids
     assert stream_dtype(65_536) == np.uint16 and stream_dtype(65_537) == np.uint32
+
+
+def test_a_stream_writer_that_fails_leaves_no_file_of_its_build(tmp_path):
+    vocab, splits, _ = stream_splits(play(10))
+    with pytest.raises(RuntimeError, match="interrupted"), StreamWriter(tmp_path / "enc", len(vocab)) as out:
+        out.start("train")
+        out.write(splits["train"].tokens.tolist(), int(splits["train"].chars[0]))
+        out.start("dev")
+        raise RuntimeError("interrupted")
+    assert list((tmp_path / "enc").iterdir()) == []   # no split's file (not even train's), no stream.json
 
 
 def test_the_state_is_carried_detached_from_chunk_to_chunk():

@@ -13,7 +13,8 @@ from rnnlm.arpa import write_arpa
 from rnnlm.checkpoint import load_checkpoint, save_checkpoint
 from rnnlm.cli import main
 from rnnlm.data import encode_split
-from rnnlm.evaluation import evaluate_split, summarize
+from rnnlm.evaluation import evaluate_split
+from rnnlm.results import summarize
 from rnnlm.lm import load_model, mixture_spec
 from rnnlm.mixture import evaluate_mixtures
 from rnnlm.models import ModelConfig, build_model

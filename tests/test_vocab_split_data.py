@@ -142,7 +142,8 @@ def test_the_minimum_rows_leave_no_split_empty_and_one_fewer_does(fractions, min
 
 
 def test_empty_splits_reaching_evaluation_or_training_are_user_errors(toy_vocab, toy_splits, tmp_path):
-    from rnnlm.evaluation import evaluate_split, summarize
+    from rnnlm.evaluation import evaluate_split
+    from rnnlm.results import summarize
     from rnnlm.models import ModelConfig, build_model
     from rnnlm.training import train_model
     from tests.configs import train_config

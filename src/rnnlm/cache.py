@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .evaluation import summarize
+from .results import summarize
 from .kinds import STATEFUL_KINDS
 from .models import state_losses
 from .models.recurrent import RecurrentLM
@@ -133,7 +133,7 @@ def mixed_probs(logits, cache_probs, has_cache, lam):
 
 
 def cache_sums(model, split, size, thetas, lambdas, unk_id=None, accuracy=True):
-    """{(θ, λ): the metrics of the cache model with θ, λ on ``split``}, in ``rnnlm.evaluation.summarize``'s
+    """{(θ, λ): the metrics of the cache model with θ, λ on ``split``}, in ``rnnlm.results.summarize``'s
     schema, from one pass over the stream (every θ shares the states and the dot products)."""
     totals = {(t, lam): [0.0, 0, 0] for t in thetas for lam in lambdas}   # nll, correct, correct known
     unknown = tokens = 0

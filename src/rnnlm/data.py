@@ -25,6 +25,7 @@ are batched by ``rnnlm.streams``.
 ``save_encoded``/``load_encoded`` also read and write one ``.npz`` file of either shape (the tests' fixtures).
 """
 
+import contextlib
 import itertools
 import json
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
 
 from .errors import UserError
 from .io import atomic_write, require_file, write_json
@@ -133,11 +133,13 @@ def stream_dtype(vocab_size):
 class StreamWriter:
     """Writes an encoded stream folder (module docstring) a block of ids at a time: ``with
     StreamWriter(folder, vocab_size) as out: out.start("train"); out.write(ids, chars); ...``. Each split's
-    file is written atomically as it ends, ``stream.json`` last; files of an older build are removed."""
+    file is written atomically (``atomic_write``); all of them are committed when the writer closes,
+    ``stream.json`` last, and none is on an error. Files of an older build are removed."""
 
     def __init__(self, folder, vocab_size):
         self.folder, self.dtype = Path(folder), stream_dtype(vocab_size)
         self.tokens, self.chars, self._file = {}, {}, None
+        self._files = contextlib.ExitStack()
 
     def __enter__(self):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -146,9 +148,8 @@ class StreamWriter:
         return self
 
     def start(self, split):
-        self._end_split()
-        self._split, self._writer = split, atomic_write(self.folder / f"{split}.bin", "wb")
-        self._file = self._writer.__enter__()
+        self._split = split
+        self._file = self._files.enter_context(atomic_write(self.folder / f"{split}.bin", "wb"))
         self.tokens[split], self.chars[split] = 0, 0
 
     def write(self, ids, chars=0):
@@ -157,13 +158,8 @@ class StreamWriter:
         self.tokens[self._split] += len(block)
         self.chars[self._split] += chars
 
-    def _end_split(self, error=None):
-        if self._file is not None:
-            self._writer.__exit__(type(error) if error else None, error, None)
-            self._file = None
-
     def __exit__(self, kind, error, trace):
-        self._end_split(error)
+        self._files.__exit__(kind, error, trace)  # commits every split's file, or on an error removes them
         if error is None:
             write_json(self.folder / STREAM_FILE, {"dtype": self.dtype.str, "tokens": self.tokens,
                                                    "chars": self.chars})
@@ -221,8 +217,9 @@ def _mapped_stream(folder):
         dtype, splits = np.dtype(meta["dtype"]), {}
         for name in SPLITS:
             source, count = require_file(folder / f"{name}.bin", what=f"encoded {name} stream"), meta["tokens"][name]
-            if source.stat().st_size != count * dtype.itemsize:
-                raise UserError(f"{source}: {source.stat().st_size} bytes, but {folder / STREAM_FILE} says {count} "
+            size = source.stat().st_size
+            if size != count * dtype.itemsize:
+                raise UserError(f"{source}: {size} bytes, but {folder / STREAM_FILE} says {count} "
                                 f"{dtype} ids; rebuild it with `dvc repro`")
             tokens = np.memmap(source, dtype=dtype, mode="r", shape=(count,)) if count else np.empty(0, dtype)
             splits[name] = EncodedSplit(tokens, np.array([0, count], dtype=np.int64),
@@ -264,6 +261,7 @@ def make_batch(split, indices, pad_id, max_len=None):
     for row, s in enumerate(seqs):
         x[row, : len(s) - 1] = s[:-1]
         y[row, : len(s) - 1] = s[1:]
+    import torch  # here, not at the top: the stages that only read and write arrays (vocab, ngram) never load it
     return torch.from_numpy(x), torch.from_numpy(y)
 
 

@@ -1,7 +1,7 @@
 """Reading metrics files (``metrics/**/*.json``) back, from the workspace or from git, checked.
 
 Every metrics file is a JSON object. Its ``dev`` and ``test`` entries, where it has them, are a
-model's results (the shape ``rnnlm.evaluation.metrics_record`` writes): each an object of numbers
+model's results (the shape ``rnnlm.results.metrics_record`` writes): each an object of numbers
 with a ``loss`` among them; a model's own file (``rnnlm info``) has both. The commands that read these files (``info``, ``compare``, ``check-metrics``)
 read them here, so a corrupt, truncated or foreign file is one line naming it, not a traceback.
 """

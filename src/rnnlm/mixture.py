@@ -36,7 +36,7 @@ import torch
 
 from .data import make_batch
 from .devices import to_device
-from .evaluation import summarize
+from .results import summarize
 from .models import state_losses, token_losses
 from .ngram import MAX_CELLS, item_chunks
 from .stream_scoring import StreamReader, block_size, stream_target_losses
@@ -176,7 +176,7 @@ def mixed_distributions(mixtures, ngram, split, pad_id, max_cells=MAX_CELLS):
 
 
 def evaluate_mixtures(mixtures, ngram, split, pad_id, unk_id=None, max_cells=MAX_CELLS):
-    """Metrics (the shared schema of :func:`rnnlm.evaluation.summarize`) of each mixture on ``split``.
+    """Metrics (the shared schema of :func:`rnnlm.results.summarize`) of each mixture on ``split``.
 
     Loss: ``−log Σ_k λ_k p_k`` of each target, summed in log space from each neural model's own
     per-token loss (so a probability too small for float32 cannot turn into log 0). Accuracy: the

@@ -2,7 +2,7 @@
 
 The recurrent models are only interesting if they beat a well-smoothed n-gram model on the same
 splits, vocabulary and metrics, so this model reads the same ``EncodedSplit`` arrays and its
-``evaluate`` returns the sums that :func:`rnnlm.evaluation.summarize` turns into the shared
+``evaluate`` returns the sums that :func:`rnnlm.results.summarize` turns into the shared
 metrics schema (loss in nats/token, perplexity, accuracy, bits per character, OOV rate).
 
 Smoothing is interpolated modified Kneser-Ney (Chen & Goodman 1999), as KenLM's ``lmplz``
@@ -547,7 +547,7 @@ class KneserNeyLM:
     def evaluate(self, split, unk_id=None, max_cells=MAX_CELLS):
         """Sums over every target of ``split``: ``(total_nll, correct, tokens, chars, unknown, correct_known)``.
 
-        Pass them to :func:`rnnlm.evaluation.summarize` for the metrics every model reports.
+        Pass them to :func:`rnnlm.results.summarize` for the metrics every model reports.
         ``correct`` counts targets equal to the argmax of the predicted distribution; ``unknown``
         counts targets equal to ``unk_id`` and ``correct_known`` the correct ones among the others
         (both None when no ``unk_id`` is given).

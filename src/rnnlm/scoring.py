@@ -23,7 +23,7 @@ import numpy as np
 
 from .arpa import arpa_token
 from .data import encode_split, encode_stream
-from .evaluation import summarize
+from .results import summarize
 from .ingest import NOT_UTF8
 from .text import EMPTY
 

@@ -14,7 +14,6 @@ import random
 from collections import Counter
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from .errors import UserError
 
@@ -60,6 +59,8 @@ def _codes(strata):
 
 def stratified_split(labels, cfg):
     """Indices for train/dev/test (fractions from cfg) keeping each label's share in every split, seeded."""
+    from sklearn.model_selection import train_test_split  # imported here: a second only this split needs
+
     strata = _strata(labels, 3)
     index = np.arange(len(labels))
     try:

@@ -98,7 +98,7 @@ def blocks(reader, block):
 @torch.no_grad()
 def evaluate_stream(model, split, unk_id=None, accuracy=True, block=None):
     """Sums over every target of a stream split: ``(total_nll, correct, tokens, chars, unknown, correct_known)``,
-    for ``rnnlm.evaluation.summarize``, as the item path and the n-gram give them: ``correct`` None without
+    for ``rnnlm.results.summarize``, as the item path and the n-gram give them: ``correct`` None without
     ``accuracy``, ``unknown`` None without ``unk_id``, ``correct_known`` (the correct predictions of targets
     other than ``unk_id``) None without both. ``summarize`` reports ``accuracy_without_unk`` from it only
     where ``<unk>`` is among the targets (a word-level stream), so a char stream without ``<unk>`` targets

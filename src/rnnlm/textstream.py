@@ -33,6 +33,8 @@ so train + dev + test is the text byte for byte; whatever lies between two units
 piece before the cut.
 """
 
+import io
+import itertools
 import json
 from pathlib import Path
 
@@ -119,15 +121,11 @@ def read_stream_text(path, what="split"):
         return f.read()
 
 
-def text_blocks(text, size=BLOCK_CHARS):
-    """Consecutive pieces of ``text`` of about ``size`` characters, each ending at a line end (the last
-    one at the text's end): for building a vocabulary without one huge string."""
-    start = 0
-    while start < len(text):
-        end = text.find(NEWLINE, start + size)
-        end = len(text) if end < 0 else end + 1
-        yield text[start:end]
-        start = end
+def text_blocks(text, level, size=BLOCK_CHARS):
+    """``line_blocks`` of a text held in memory (a vocabulary built from a string, in tests and benchmarks):
+    the pieces a stage would read from the same text's file."""
+    lines = io.StringIO(text, newline="")  # split and kept as file_blocks reads a file
+    return (block for _, block in line_blocks(((None, line) for line in lines), level, size))
 
 
 def ends_cleanly(before, after, level):
@@ -219,14 +217,15 @@ class StreamCut:
 
     def __init__(self, rows, level, cfg, pretokenize=None, block_size=BLOCK_CHARS):
         self.rows, self.level, self.block_size = rows, level, block_size
-        first = next(iter(rows()), None)
+        first_pass = iter(rows())
+        first = next(first_pass, None)   # it says whether the splits are predefined, which the counts need
         self.predefined = first is not None and "split" in first
         self.words = resolve_pretokenize(pretokenize, self.predefined)
         if not self.predefined and (cfg is None or cfg.train is None):
             raise UserError("a stream that is one text file is cut by the split fractions: state split.<corpus> "
                             "train, dev and test (only a folder of predefined split files leaves them out)")
         self.block_units, units = [], dict.fromkeys(SPLITS, 0)
-        for split, block in self._blocks():
+        for split, block in self._blocks(itertools.chain([first] if first else [], first_pass)):
             self.block_units.append(count_units(block, level, self.words))
             units[split or "train"] += self.block_units[-1]
         if not self.predefined:
@@ -239,12 +238,12 @@ class StreamCut:
                             "units in all): give it a longer text, or other split fractions")
         self.units, self.chars = units, dict.fromkeys(SPLITS, 0)
 
-    def _blocks(self):
-        return line_blocks(((row.get("split"), row["text"]) for row in self.rows()), self.level, self.block_size)
+    def _blocks(self, rows):
+        return line_blocks(((row.get("split"), row["text"]) for row in rows), self.level, self.block_size)
 
     def pieces(self):
         done = 0   # units before the block
-        for (split, block), units in zip(self._blocks(), self.block_units):
+        for (split, block), units in zip(self._blocks(self.rows()), self.block_units):
             if self.predefined:
                 yield self._piece(split, block)
                 continue

@@ -90,7 +90,7 @@ class Vocabulary:
 
         For ``bpe``, ``vocab_size`` (specials included) bounds the merges instead, and a pair must
         occur ``min_freq`` times to be merged. With ``stream``, ``items`` are consecutive pieces of one
-        text that end at line ends (``rnnlm.textstream.text_blocks``), newlines included.
+        text cut where no unit spans a cut (``rnnlm.textstream.line_blocks``), newlines included.
         """
         if level == "bpe":
             if vocab_size is None:
@@ -277,7 +277,7 @@ def oov_counts(unknown, own_unk):
 
 
 def with_own_unk(result, own_unk):
-    """A split's metrics (``rnnlm.evaluation.summarize``'s dict, with ``oov_rate`` and ``tokens``) with the
+    """A split's metrics (``rnnlm.results.summarize``'s dict, with ``oov_rate`` and ``tokens``) with the
     text's own ``<unk>`` targets taken out of ``oov_rate`` and reported apart as ``own_unk_rate``; unchanged
     when the text has none (so a corpus without a literal ``<unk>`` keeps its metrics byte for byte)."""
     if not own_unk or "oov_rate" not in result:

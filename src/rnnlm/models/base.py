@@ -48,6 +48,7 @@ from ..errors import UserError
 
 DIV_VALUE = 4.0  # each tail cluster of the adaptive softmax projects 4x narrower than the one before (fairseq's)
 
+
 @dataclass
 class ModelConfig:
     kind: str              # a name of rnnlm.kinds.MODEL_CLASSES
