@@ -14,10 +14,10 @@ from rnnlm.data import joined_streams, load_encoded
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import evaluate_split
-from rnnlm.results import describe, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
 from rnnlm.kinds import STATEFUL_KINDS, check_model_kind
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.results import describe, metrics_record, rounded
 from rnnlm.schema.evaluate import EvaluateConfig
 from rnnlm.schema.pipeline import Pipeline
 from rnnlm.schema.train import TrainConfig

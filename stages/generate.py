@@ -12,14 +12,14 @@ from _params import load_params, section
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.devices import resolve_device
 from rnnlm.errors import exit_on_user_error
-from rnnlm.results import rounded
 from rnnlm.io import write_json, write_text
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.results import rounded
 from rnnlm.sampling import generate, sample_statistics, stream_sample_statistics
 from rnnlm.schema.generate import GenerateConfig
 from rnnlm.schema.pipeline import Pipeline
 from rnnlm.seeding import seed_everything
-from rnnlm.textstream import read_stream_text
+from rnnlm.textstream import file_blocks, read_stream_text
 
 
 def samples_of(checkpoint, cfg):
@@ -56,16 +56,18 @@ def main():
     kinds = Pipeline.of(params).kinds_of(args.corpus)
     cfg = section(params, GenerateConfig, "generate", args.corpus)
 
-    train_text = read_stream_text(args.train_split, what="training split")
-    train_items = set(train_text.splitlines())
+    train_items = None   # an item corpus's training items, read once; a stream's text is only ever read in blocks
     for kind in kinds:
         lines, free, stream = samples_of(Path(args.models_dir) / f"{kind}.pt", cfg)
         write_text(Path(args.samples_dir) / f"{kind}.txt", "\n".join(lines) + "\n")
         if stream:
-            stats = stream_sample_statistics(free, train_text)
+            # blocks end at line ends ("char": any line end), which is all that finding a copied line needs
+            stats = stream_sample_statistics(free, file_blocks(args.train_split, "char", what="training split"))
             print(f"generate {args.corpus}/{kind}: {len(free)} samples, {stats['copied_line_share']:.0%} of their "
                   f"{stats['long_lines']} long lines copy the training text")
         else:
+            if train_items is None:
+                train_items = set(read_stream_text(args.train_split, what="training split").splitlines())
             stats = sample_statistics(free, train_items)
             print(f"generate {args.corpus}/{kind}: {stats['novel_share']:.0%} of {len(free)} samples "
                   "are not in the training split")

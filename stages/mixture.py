@@ -11,12 +11,12 @@ from rnnlm.arpa import read_arpa_header
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.data import joined_streams, load_encoded
 from rnnlm.errors import UserError, exit_on_user_error
-from rnnlm.results import describe, metrics_record, rounded
 from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures, fit_weights, neural_target_probabilities
 from rnnlm.ngram import discount_record, fit_ngram
+from rnnlm.results import describe, metrics_record, rounded
 from rnnlm.schema.mixture import MixtureConfig, mixture_name
 from rnnlm.schema.ngram import NgramConfig
 from rnnlm.schema.pipeline import Pipeline

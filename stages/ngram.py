@@ -8,10 +8,10 @@ from _params import load_params, section
 from rnnlm.arpa import write_arpa
 from rnnlm.data import joined_streams, load_encoded
 from rnnlm.errors import exit_on_user_error
-from rnnlm.results import describe, metrics_record, rounded, summarize
 from rnnlm.io import read_lines, write_json
 from rnnlm.lifecycle import exit_with_parent
 from rnnlm.ngram import discount_record, fit_ngram, select_order
+from rnnlm.results import describe, metrics_record, rounded, summarize
 from rnnlm.schema.ngram import NgramConfig
 from rnnlm.vocab import Vocabulary, with_own_unk
 

@@ -10,9 +10,9 @@ from rnnlm.curves import ProgressFile, run_dir, write_corpus_curves
 from rnnlm.data import load_encoded
 from rnnlm.distributed import launched, process_group, relaunch
 from rnnlm.errors import exit_on_user_error
-from rnnlm.results import rounded
 from rnnlm.io import write_bytes, write_json
 from rnnlm.lifecycle import exit_with_parent
+from rnnlm.results import rounded
 from rnnlm.schema.pipeline import Pipeline
 from rnnlm.schema.train import TrainConfig
 from rnnlm.speed import train_speed

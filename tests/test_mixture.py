@@ -17,9 +17,9 @@ from rnnlm.arpa import write_arpa
 from rnnlm.data import encode_split, load_encoded, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split
-from rnnlm.results import summarize
 from rnnlm.mixture import evaluate_mixtures, fit_weights, mixed_distributions, neural_target_probabilities
 from rnnlm.ngram import KneserNeyLM, discount_record, fit_ngram
+from rnnlm.results import summarize
 from rnnlm.seeding import deterministic
 from rnnlm.speed import is_timing
 from rnnlm.training import train_model

@@ -82,9 +82,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnlm.data import EncodedSplit, encode_split
-from rnnlm.results import summarize
 from rnnlm.ngram import (FALLBACK_DISCOUNTS, KneserNeyLM, item_chunks, modified_kn_discounts, select_order,
                          target_chunks)
+from rnnlm.results import summarize
 from rnnlm.vocab import Vocabulary
 
 HAND = ["aaaab", "aabab"]

@@ -17,12 +17,12 @@ from rnnlm.cli import main
 from rnnlm.data import StreamWriter, encode_stream, joined_streams, load_encoded, save_encoded, stream_dtype
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split
-from rnnlm.results import summarize
 from rnnlm.ingest import ingest_stream
 from rnnlm.lm import mixture_spec
 from rnnlm.mixture import evaluate_mixtures
 from rnnlm.models import ModelConfig, build_model, stream_losses
 from rnnlm.ngram import KneserNeyLM
+from rnnlm.results import summarize
 from rnnlm.sampling import ModelStepper, generate, sample_ids, stream_sample_statistics
 from rnnlm.stream_scoring import StreamReader, evaluate_stream, stream_target_losses
 from rnnlm.streams import CarriedState, StreamChunks, StreamPlan, epoch_chunks, epoch_plan
@@ -447,8 +447,21 @@ def test_a_long_stream_sample_carries_its_state_across_lines(stream_lstm):
         line = vocab.decode(row).split("\n")[0] + "\n"
         text, ids = text + line, [vocab.bos_id]
     assert text[:len(carried)] != carried
-    stats = stream_sample_statistics([carried], texts["train"], long_line=10)
+    stats = stream_sample_statistics([carried], [texts["train"]], long_line=10)
     assert stats["samples"] == 1 and stats["mean_length"] == len(carried) and 0 <= stats["copied_line_share"] <= 1
+
+
+def test_copied_lines_are_found_in_the_training_text_read_in_blocks(tmp_path):
+    """The generate stage reads a stream's training text a block at a time: the copies it finds are the
+    whole text's (a sampled line may copy part of a longer line of train, in any block)."""
+    train = "the first line of train\nsecond line here, longer than that\nthird\n" * 3 + "a last line\n"
+    samples = ["second line here\nnot in train at all, no\nthe first line", "second line here\na last line"]
+    (tmp_path / "train.txt").write_text(train, newline="")
+    whole = stream_sample_statistics(samples, [train], long_line=5)
+    assert whole["long_lines"] == 5 and whole["copied_line_share"] == 4 / 5   # all but "not in train at all, no"
+    for size in (1, 30, 1 << 20):
+        assert stream_sample_statistics(samples, file_blocks(tmp_path / "train.txt", "char", size=size),
+                                        long_line=5) == whole
 
 
 def test_the_transformer_samples_past_its_positions():

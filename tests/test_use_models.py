@@ -14,12 +14,12 @@ from rnnlm.checkpoint import load_checkpoint, save_checkpoint
 from rnnlm.cli import main
 from rnnlm.data import encode_split
 from rnnlm.evaluation import evaluate_split
-from rnnlm.results import summarize
 from rnnlm.lm import load_model, mixture_spec
 from rnnlm.mixture import evaluate_mixtures
 from rnnlm.models import ModelConfig, build_model
 from rnnlm.ngram import KneserNeyLM, discount_record
 from rnnlm.novelty import novelty_grid
+from rnnlm.results import summarize
 from rnnlm.sampling import sample_ids
 from rnnlm.text import Normalization
 from rnnlm.vocab import Vocabulary

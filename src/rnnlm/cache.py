@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .results import summarize
 from .kinds import STATEFUL_KINDS
 from .models import state_losses
 from .models.recurrent import RecurrentLM
+from .results import summarize
 from .stream_scoring import StreamReader, block_size, blocks
 
 THETAS = (0.1, 0.2, 0.3, 0.5, 1.0)        # the grid fit on dev (θ on the raw dot products h_t·h_i)

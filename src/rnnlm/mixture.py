@@ -36,9 +36,9 @@ import torch
 
 from .data import make_batch
 from .devices import to_device
-from .results import summarize
 from .models import state_losses, token_losses
 from .ngram import MAX_CELLS, item_chunks
+from .results import summarize
 from .stream_scoring import StreamReader, block_size, stream_target_losses
 
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from .arpa import arpa_token
 from .data import encode_split, encode_stream
-from .results import summarize
 from .ingest import NOT_UTF8
+from .results import summarize
 from .text import EMPTY
 
 LN2 = math.log(2)
