@@ -2,7 +2,9 @@
 
 A stream corpus also gets "dev_test": dev and test scored as ONE stream from a zero state (docs/streams.md), and
 with ``evaluate.stream_cache.enabled`` each recurrent kind a second file, <kind>+cache.json: the model with a
-neural cache, θ and λ fit on dev (rnnlm.cache; docs/streams.md, "A neural cache")."""
+neural cache, θ and λ fit on dev (rnnlm.cache; docs/streams.md, "A neural cache"); with
+``evaluate.stream_dyneval.enabled`` <kind>+dyneval.json: the model read with dynamic evaluation, its learning
+rate and decay fit on dev (rnnlm.dyneval)."""
 
 import argparse
 from pathlib import Path
@@ -12,6 +14,7 @@ from rnnlm.cache import cache_metrics
 from rnnlm.checkpoint import load_checkpoint
 from rnnlm.data import joined_streams, load_encoded
 from rnnlm.devices import resolve_device
+from rnnlm.dyneval import dyneval_metrics
 from rnnlm.errors import exit_on_user_error
 from rnnlm.evaluation import evaluate_split
 from rnnlm.io import read_lines, write_json
@@ -53,18 +56,34 @@ def evaluate_kind(seeds_dir, seeds, vocab, splits, cfg, oov_char_share, own_unk=
     return rounded(with_seed_spread(headline, per_seed))
 
 
-def evaluate_cache_kind(seeds_dir, seed, vocab, splits, cfg, oov_char_share, own_unk=0):
-    """The metrics file of one kind with a neural cache (``<kind>+cache.json``): the headline seed's model,
-    θ and λ fit on dev only, then test and dev ∪ test scored with them; the model's params, seed and epochs."""
+def evaluate_adapted_kind(adapt, seeds_dir, seed, vocab, splits, cfg, oov_char_share, own_unk=0):
+    """The metrics file of one kind adapted at test time (``<kind>+cache.json``, ``<kind>+dyneval.json``): the
+    headline seed's model, ``adapt(model)`` (its settings fit on dev only, then test and dev ∪ test scored with
+    them), and the model's params, seed and epochs."""
     model, _, payload = load_checkpoint(Path(seeds_dir) / f"seed{seed}.pt", expect_vocab=vocab)
     model.to(resolve_device(cfg.device))
-    result = cache_metrics(model, splits, cfg.stream_cache.size, unk_id=vocab.unk_id)
+    result = adapt(model)
     result["test"] = with_own_unk(result["test"], own_unk) | {"oov_char_share": oov_char_share}
     training = payload["training"]
     joined = {"dev_test": result.pop("dev_test")} if "dev_test" in result else {}
     return rounded(metrics_record(result.pop("dev"), result.pop("test"), **joined, **result,
                                   params=model.num_parameters(), seed=seed, best_epoch=training.get("best_epoch"),
                                   epochs_done=training["epochs_done"]))
+
+
+def adaptations(cfg, splits, vocab):
+    """The test-time adaptations that ``evaluate`` turns on, by row suffix (<kind>+cache, <kind>+dyneval):
+    ``(adapt, settings)``, the function that fits one on dev and scores every split with it, and the line
+    that names the settings it chose."""
+    on = {}
+    if cfg.stream_cache.enabled:
+        on["cache"] = (lambda model: cache_metrics(model, splits, cfg.stream_cache.size, unk_id=vocab.unk_id),
+                       lambda m: f"theta {m['theta']}, lambda {m['lambda']}, size {m['size']}")
+    if cfg.stream_dyneval.enabled:
+        on["dyneval"] = (lambda model: dyneval_metrics(model, splits, cfg.stream_dyneval.segment,
+                                                       unk_id=vocab.unk_id, log=print),
+                         lambda m: f"learning rate {m['lr']}, decay {m['decay']}, segment {m['segment']}")
+    return on
 
 
 @exit_on_user_error
@@ -95,15 +114,15 @@ def main():
                                 vocab.own_unk_count(test_items))
         write_json(Path(args.metrics_dir) / f"{kind}.json", metrics)
         print(f"evaluate {args.corpus}/{kind}: test {describe(metrics['test'])} (seed {seeds[0]})")
-        if cfg.stream_cache.enabled and vocab.stream and check_model_kind(kind) in STATEFUL_KINDS:
-            cached = evaluate_cache_kind(Path(args.models_dir) / f"{kind}.seeds", seeds[0], vocab, splits, cfg,
-                                         oov_char_share, vocab.own_unk_count(test_items))
-            write_json(Path(args.metrics_dir) / f"{kind}+cache.json", cached)
-            print(f"evaluate {args.corpus}/{kind}+cache: test {describe(cached['test'])} (theta {cached['theta']}, "
-                  f"lambda {cached['lambda']}, size {cached['size']}, fit on dev)")
-        elif cfg.stream_cache.enabled:
-            print(f"evaluate {args.corpus}/{kind}: no cache row (a neural cache needs a stream corpus and a "
-                  "recurrent kind)")
+        for row, (adapt, settings) in adaptations(cfg, splits, vocab).items():
+            if not (vocab.stream and check_model_kind(kind) in STATEFUL_KINDS):
+                print(f"evaluate {args.corpus}/{kind}: no {row} row (it needs a stream corpus and a recurrent kind)")
+                continue
+            adapted = evaluate_adapted_kind(adapt, Path(args.models_dir) / f"{kind}.seeds", seeds[0], vocab, splits,
+                                            cfg, oov_char_share, vocab.own_unk_count(test_items))
+            write_json(Path(args.metrics_dir) / f"{kind}+{row}.json", adapted)
+            print(f"evaluate {args.corpus}/{kind}+{row}: test {describe(adapted['test'])} ({settings(adapted)}, "
+                  "fit on dev)")
 
 
 if __name__ == "__main__":

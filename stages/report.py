@@ -15,6 +15,7 @@ from rnnlm.schema.mixture import mixture_name
 from rnnlm.schema.pipeline import Pipeline
 
 SPEED_STAGES = ("train", "ngram", "mixture", "tokenization")  # speed/stages/<corpus>/<stage>.json
+ADAPTED_ROWS = ("cache", "dyneval")  # <kind>+cache, <kind>+dyneval: evaluate.stream_cache, evaluate.stream_dyneval
 
 
 def corpus_results(metrics_dir, kinds):
@@ -23,9 +24,9 @@ def corpus_results(metrics_dir, kinds):
     the tokenization comparison (None when absent)."""
     metrics_dir = Path(metrics_dir)
     results = {kind: read_json(metrics_dir / "neural" / f"{kind}.json", what="metrics") for kind in kinds}
-    for kind in kinds:  # the evaluate stage's cache rows (evaluate.stream_cache), where it wrote them
-        if (metrics_dir / "neural" / f"{kind}+cache.json").is_file():
-            results[f"{kind}+cache"] = read_json(metrics_dir / "neural" / f"{kind}+cache.json", what="metrics")
+    for row in (f"{kind}+{adapted}" for kind in kinds for adapted in ADAPTED_ROWS):  # where the evaluate stage wrote them
+        if (metrics_dir / "neural" / f"{row}.json").is_file():
+            results[row] = read_json(metrics_dir / "neural" / f"{row}.json", what="metrics")
     results["ngram"] = read_json(metrics_dir / "ngram.json", what="metrics")
     mixture = read_json(metrics_dir / "mixture.json", what="metrics")
     mixed = mixture.get("kinds")

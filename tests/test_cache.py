@@ -154,7 +154,7 @@ def test_only_recurrent_kinds_of_a_stream_get_a_cache(streams):
 
 def test_the_option_is_off_in_params_and_validated():
     assert yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["evaluate"]["stream_cache"]["enabled"] is False
-    base = {"batch_size": 8, "device": "cpu"}
+    base = {"batch_size": 8, "device": "cpu", "stream_dyneval": {"enabled": False, "segment": 50}}
     with pytest.raises(UserError, match="evaluate.stream_cache"):
         EvaluateConfig.from_params(base, "evaluate")   # every key is spelled out in params.yaml
     on = EvaluateConfig.from_params(base | {"stream_cache": {"enabled": True, "size": 500}}, "evaluate")
@@ -166,20 +166,26 @@ def test_the_option_is_off_in_params_and_validated():
             EvaluateConfig.from_params(base | {"stream_cache": bad}, "evaluate")
 
 
-def test_score_with_a_cache(streams, tmp_path, capsys):
-    vocab, splits, texts = streams
+def scorer(vocab, text, tmp_path, capsys):
+    """``(model, score)``: a tiny LSTM saved as a model file, and ``score(*flags)``, which runs `rnnlm score`
+    on ``text`` with it and returns the exit code and what it printed."""
     model = tiny_model(vocab)
     path = tmp_path / "lstm.pt"
     save_checkpoint(path, model, vocab, {"seed": 0, "epochs_done": 1})
-    (tmp_path / "dev.txt").write_text(texts["dev"], encoding="utf-8")
+    (tmp_path / "dev.txt").write_text(text, encoding="utf-8")
 
     def score(*flags):
         capsys.readouterr()
         with pytest.raises(SystemExit) as done:
             main(["score", "--model", str(path), str(tmp_path / "dev.txt"), *flags])
-        captured = capsys.readouterr()
-        return done.value.code, captured
+        return done.value.code, capsys.readouterr()
 
+    return model, score
+
+
+def test_score_with_a_cache(streams, tmp_path, capsys):
+    vocab, splits, texts = streams
+    model, score = scorer(vocab, texts["dev"], tmp_path, capsys)
     code, out = score()
     plain = json.loads(out.out.splitlines()[-1])
     code, out = score("--cache", "50", "--cache-theta", "0.5", "--cache-lambda", "0.2")

@@ -39,13 +39,13 @@ DEFAULT_THETA, DEFAULT_LAMBDA = 0.2, 0.15
 ROWS = 512                                # targets whose cache attention is computed at once
 
 
-def check_cacheable(model, stream=True):
-    """A UserError unless ``model`` is a recurrent kind (it carries a state) and the text a stream."""
+def check_cacheable(model, stream=True, what="a neural cache"):
+    """A UserError unless ``model`` is a recurrent kind (it carries a state) and the text a stream: what
+    ``what`` (the cache, dynamic evaluation) reads."""
     if not stream:
-        raise UserError("a neural cache reads a stream corpus (one long text); this model's vocabulary is "
-                        "for items")
+        raise UserError(f"{what} reads a stream corpus (one long text); this model's vocabulary is for items")
     if not isinstance(model, RecurrentLM):
-        raise UserError(f"a neural cache needs a kind that carries its state ({', '.join(STATEFUL_KINDS)}), "
+        raise UserError(f"{what} needs a kind that carries its state ({', '.join(STATEFUL_KINDS)}), "
                         f"not {model.config.kind}")
 
 

@@ -2,6 +2,7 @@
 
     rnnlm score --model models/names/mixture.json names.txt [--format jsonl|csv] [--device cpu]
     rnnlm score --model models/shakespeare/neural/lstm.pt --cache [SIZE] [--cache-theta T] [--cache-lambda L] text.txt
+    rnnlm score --model models/shakespeare/neural/lstm.pt --dyneval [--dyneval-lr LR] [--dyneval-decay D] text.txt
     rnnlm tokenize --model models/news/ngram.arpa.gz data/splits/news/test.txt
     rnnlm sample --model models/names/ngram.arpa.gz -n 10 --prompt Em --temperature 0.8 --top-k 5
     rnnlm info models/news/neural/lstm.pt
@@ -27,6 +28,7 @@ import torch
 
 from . import __version__, gates
 from .cache import DEFAULT_LAMBDA, DEFAULT_SIZE, DEFAULT_THETA, CachedLM
+from .dyneval import DEFAULT_DECAY, DEFAULT_LR, DEFAULT_SEGMENT, DynevalLM
 from .devices import DEVICES, resolve_device
 from .errors import UserError, exit_on_user_error
 from .export import export_onnx
@@ -140,9 +142,13 @@ def cmd_score(args):
     _model_loader(args)
     data = input_bytes(args.input)  # a bad input is told before the model loads
     lm = _model(args)
+    if args.cache is not None and args.dyneval:
+        raise UserError("score with either --cache or --dyneval, not both")
     if args.cache is not None:  # a stream model of a recurrent kind with a neural cache (rnnlm.cache)
         check_value(Positive, args.cache, "--cache")
         lm = CachedLM(lm, args.cache, args.cache_theta, args.cache_lambda)
+    if args.dyneval:  # ... or read with dynamic evaluation (rnnlm.dyneval)
+        lm = DynevalLM(lm, args.dyneval_lr, args.dyneval_decay, args.dyneval_segment)
     # A stream model reads the whole input as one text (newlines are tokens), an item model line by line.
     records, summary = (score_stream(lm, input_stream(data)) if lm.vocab.stream
                         else score_lines(lm, input_lines(args.input, data)))
@@ -369,6 +375,16 @@ def build_parser():
                          "evaluate stage's <kind>+cache.json holds the value fit on dev)")
     sc.add_argument("--cache-lambda", type=float, default=DEFAULT_LAMBDA, metavar="L",
                     help=f"the cache's weight λ in [0, 1) (default {DEFAULT_LAMBDA}; fit on dev there too)")
+    sc.add_argument("--dyneval", action="store_true",
+                    help="a stream model of a recurrent kind: dynamic evaluation (Krause et al. 2018), an SGD step "
+                         "on each segment once it is scored")
+    sc.add_argument("--dyneval-lr", type=float, default=DEFAULT_LR, metavar="LR",
+                    help=f"its learning rate (default {DEFAULT_LR}; the evaluate stage's <kind>+dyneval.json holds "
+                         "the value fit on dev)")
+    sc.add_argument("--dyneval-decay", type=float, default=DEFAULT_DECAY, metavar="D",
+                    help=f"its pull back towards the trained weights per segment, in [0, 1) (default {DEFAULT_DECAY})")
+    sc.add_argument("--dyneval-segment", type=int, default=DEFAULT_SEGMENT, metavar="N",
+                    help=f"targets scored before each step (default {DEFAULT_SEGMENT})")
     sc.set_defaults(func=cmd_score)
 
     inf = sub.add_parser("info", help="what a model file is: kind, sizes, vocabulary, training params, metrics",

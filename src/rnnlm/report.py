@@ -181,6 +181,7 @@ def _table(corpus, models, samples=None):
             "order": metrics.get("order"),
             "weights": metrics.get("weights") if isinstance(metrics.get("weights"), dict) else None,
             "cache": {key: metrics[key] for key in ("size", "theta", "lambda")} if "lambda" in metrics else None,
+            "dyneval": {key: metrics[key] for key in ("segment", "lr", "decay")} if "decay" in metrics else None,
         })
     rows.sort(key=lambda r: (r["sort"], _order_key(r["model"])))
     best = rows[0]["sort"] if rows else None
@@ -240,6 +241,12 @@ def _notes(rows, samples=None, stream=False):
                          f"{_number(cache['size'], row['model']):.0f} states, each target added only once scored; θ "
                          f"{_number(cache['theta'], row['model']):g} and λ {_number(cache['lambda'], row['model']):g} "
                          "fit on dev only (docs/streams.md).")
+        if row["dyneval"] is not None:
+            adapt = row["dyneval"]
+            notes.append(f"{row['model']}: dynamic evaluation (Krause et al. 2018), the stream read in segments of "
+                         f"{_number(adapt['segment'], row['model']):.0f} targets, each scored and then learnt by one "
+                         f"SGD step; learning rate {_number(adapt['lr'], row['model']):g} and decay "
+                         f"{_number(adapt['decay'], row['model']):g} fit on dev only (docs/streams.md).")
     for row in rows:
         if row["n"] is None:
             order = f" (order {row['order']})" if isinstance(row["order"], int) else ""

@@ -10,7 +10,15 @@ class StreamCacheConfig(Section):
     size: Positive                  # states (and the targets after them) the cache holds
 
 
+class StreamDynevalConfig(Section):
+    """``evaluate.stream_dyneval``: dynamic evaluation (``rnnlm.dyneval``), reported as its own row
+    ``<kind>+dyneval`` for each recurrent kind of a stream corpus; the learning rate and decay are fit on dev."""
+    enabled: bool
+    segment: Positive               # targets scored before each SGD step
+
+
 class EvaluateConfig(Section):
     batch_size: Positive
     device: Device
     stream_cache: StreamCacheConfig  # off by default (params.yaml): an evaluation without it writes the same files
+    stream_dyneval: StreamDynevalConfig  # off by default too
