@@ -80,7 +80,8 @@ def recurrent_layer_tokens_per_s(model, train, vocab, cfg):
     """Forward and backward of the recurrent layer alone over one epoch's batch shapes (the floor)."""
     import torch
 
-    from rnnlm.data import batch_indices, epoch_batches
+    from rnnlm.batches import epoch_batches
+    from rnnlm.data import batch_indices
     from rnnlm.training import epoch_rng
 
     batches = epoch_batches(train, batch_indices(train.lengths, cfg.batch_size, epoch_rng(0, 2), cfg.bucket),

@@ -39,7 +39,8 @@ def measure_project(data, batches, warmup, output="full"):
 
     from rnnlm.schema.ingest import IngestConfig
     from rnnlm.schema.train import TrainConfig
-    from rnnlm.data import batch_indices, encode_split, make_batch
+    from rnnlm.batches import make_batch
+    from rnnlm.data import batch_indices, encode_split
     from rnnlm.ingest import ingest
     from rnnlm.models import token_losses
     from rnnlm.training import make_optimizer, model_config_for

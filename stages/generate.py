@@ -57,21 +57,26 @@ def main():
     cfg = section(params, GenerateConfig, "generate", args.corpus)
 
     train_items = None   # an item corpus's training items, read once; a stream's text is only ever read in blocks
+    stream_samples = {}  # a stream's kinds are judged together: its training text is read once for all
     for kind in kinds:
         lines, free, stream = samples_of(Path(args.models_dir) / f"{kind}.pt", cfg)
         write_text(Path(args.samples_dir) / f"{kind}.txt", "\n".join(lines) + "\n")
         if stream:
-            # blocks end at line ends ("char": any line end), which is all that finding a copied line needs
-            stats = stream_sample_statistics(free, file_blocks(args.train_split, "char", what="training split"))
-            print(f"generate {args.corpus}/{kind}: {len(free)} samples, {stats['copied_line_share']:.0%} of their "
-                  f"{stats['long_lines']} long lines copy the training text")
-        else:
-            if train_items is None:
-                train_items = set(read_stream_text(args.train_split, what="training split").splitlines())
-            stats = sample_statistics(free, train_items)
-            print(f"generate {args.corpus}/{kind}: {stats['novel_share']:.0%} of {len(free)} samples "
-                  "are not in the training split")
+            stream_samples[kind] = free
+            continue
+        if train_items is None:
+            train_items = set(read_stream_text(args.train_split, what="training split").splitlines())
+        stats = sample_statistics(free, train_items)
+        print(f"generate {args.corpus}/{kind}: {stats['novel_share']:.0%} of {len(free)} samples "
+              "are not in the training split")
         write_json(Path(args.metrics_dir) / f"{kind}.json", rounded(stats))
+    if stream_samples:
+        # blocks end at line ends ("char": any line end), which is all that finding a copied line needs
+        judged = stream_sample_statistics(stream_samples, file_blocks(args.train_split, "char", what="training split"))
+        for kind, stats in judged.items():
+            print(f"generate {args.corpus}/{kind}: {stats['samples']} samples, {stats['copied_line_share']:.0%} of "
+                  f"their {stats['long_lines']} long lines copy the training text")
+            write_json(Path(args.metrics_dir) / f"{kind}.json", rounded(stats))
 
 
 if __name__ == "__main__":

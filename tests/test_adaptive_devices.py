@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from rnnlm.checkpoint import _on_cpu, load_checkpoint, save_checkpoint
-from rnnlm.data import encode_split, make_batch
+from rnnlm.batches import make_batch
+from rnnlm.data import encode_split
 from rnnlm.devices import autocast, check_precision, resolve_device
 from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split

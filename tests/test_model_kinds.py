@@ -184,7 +184,7 @@ def test_ar_and_tar_are_the_formulas_on_real_positions(kind, mode):
 
 
 def test_every_kind_trains_a_step_with_its_loss(toy_vocab, toy_splits):
-    from rnnlm.data import make_batch
+    from rnnlm.batches import make_batch
     for kind in MODEL_KINDS:
         torch.manual_seed(0)
         model = build_model(config(kind, vocab_size=len(toy_vocab), pad_id=toy_vocab.pad_id, bos_id=toy_vocab.bos_id))

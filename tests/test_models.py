@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlm.data import make_batch
+from rnnlm.batches import make_batch
 from rnnlm.kinds import MODEL_KINDS
 from rnnlm.models import ModelConfig, ScratchRNN, build_model, token_losses
 

@@ -447,7 +447,7 @@ def test_a_long_stream_sample_carries_its_state_across_lines(stream_lstm):
         line = vocab.decode(row).split("\n")[0] + "\n"
         text, ids = text + line, [vocab.bos_id]
     assert text[:len(carried)] != carried
-    stats = stream_sample_statistics([carried], [texts["train"]], long_line=10)
+    stats = stream_sample_statistics({"lstm": [carried]}, [texts["train"]], long_line=10)["lstm"]
     assert stats["samples"] == 1 and stats["mean_length"] == len(carried) and 0 <= stats["copied_line_share"] <= 1
 
 
@@ -457,11 +457,15 @@ def test_copied_lines_are_found_in_the_training_text_read_in_blocks(tmp_path):
     train = "the first line of train\nsecond line here, longer than that\nthird\n" * 3 + "a last line\n"
     samples = ["second line here\nnot in train at all, no\nthe first line", "second line here\na last line"]
     (tmp_path / "train.txt").write_text(train, newline="")
-    whole = stream_sample_statistics(samples, [train], long_line=5)
+    whole = stream_sample_statistics({"a": samples}, [train], long_line=5)["a"]
     assert whole["long_lines"] == 5 and whole["copied_line_share"] == 4 / 5   # all but "not in train at all, no"
+    # several kinds judged in one reading of the text: each kind's numbers are its own
+    other = ["third\nnot in train at all, no, again"]
+    both = stream_sample_statistics({"a": samples, "b": other}, [train], long_line=5)
+    assert both["a"] == whole and both["b"]["long_lines"] == 2 and both["b"]["copied_line_share"] == 1 / 2
     for size in (1, 30, 1 << 20):
-        assert stream_sample_statistics(samples, file_blocks(tmp_path / "train.txt", "char", size=size),
-                                        long_line=5) == whole
+        blocks = file_blocks(tmp_path / "train.txt", "char", size=size)
+        assert stream_sample_statistics({"a": samples, "b": other}, blocks, long_line=5) == both
 
 
 def test_the_transformer_samples_past_its_positions():

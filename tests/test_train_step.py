@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlm.data import batch_indices, epoch_batches, make_batch
+from rnnlm.batches import epoch_batches, make_batch
+from rnnlm.data import batch_indices
 from rnnlm.kinds import MODEL_KINDS
 from rnnlm.models import build_model, token_losses
 from rnnlm.training import epoch_rng, make_optimizer, model_config_for, train_epoch, train_step

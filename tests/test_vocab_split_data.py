@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from rnnlm.data import batch_indices, encode_split, load_encoded, make_batch, save_encoded
+from rnnlm.batches import make_batch
+from rnnlm.data import batch_indices, encode_split, load_encoded, save_encoded
 from rnnlm.errors import UserError
 from rnnlm.split import minimum_rows, split_indices, split_rows, split_sizes
 from rnnlm.vocab import BOS, EOS, PAD, UNK, Vocabulary

@@ -13,7 +13,8 @@ A stream split (one long text) is scored as one stream from a zero state by ``rn
 
 import torch
 
-from .data import batch_indices, make_batch
+from .batches import make_batch
+from .data import batch_indices
 from .devices import to_device
 from .errors import UserError
 from .models import token_losses

@@ -34,7 +34,7 @@ import math
 import numpy as np
 import torch
 
-from .data import make_batch
+from .batches import make_batch
 from .devices import to_device
 from .models import state_losses, token_losses
 from .ngram import MAX_CELLS, item_chunks

@@ -151,29 +151,34 @@ def sample_statistics(texts, train_items):
 LONG_LINE = 20  # characters: a shorter line ("ROMEO:", "Ay.") is often in the text by chance
 
 
-def stream_sample_statistics(texts, train_blocks, long_line=LONG_LINE):
-    """Statistics of long samples of a stream model: count, length in characters, and how much they copy.
+def stream_sample_statistics(samples, train_blocks, long_line=LONG_LINE):
+    """Statistics of the long samples of stream models: count, length in characters, and how much they copy.
 
-    A stream sample is no item that is or is not in the training split, so copying is judged line by
-    line: ``long_lines`` counts the sampled lines of at least ``long_line`` characters and
-    ``copied_line_share`` is the share of them found verbatim in the training text (anywhere: a line of
-    train may be longer). A model that learnt the text's style writes new lines; one that memorized it
-    copies them. ``train_blocks``: the training text in pieces that each end at a line end
-    (``rnnlm.textstream.file_blocks``), or whole as one piece; a sampled line holds no newline, so a copy
-    of it lies inside one line of train and so inside one piece, and the text is never held whole.
+    ``samples``: {kind: its sampled texts}; returns {kind: statistics}. A stream sample is no item that is or
+    is not in the training split, so copying is judged line by line: ``long_lines`` counts the sampled lines
+    of at least ``long_line`` characters and ``copied_line_share`` is the share of them found verbatim in the
+    training text (anywhere: a line of train may be longer). A model that learnt the text's style writes new
+    lines; one that memorized it copies them. ``train_blocks``: the training text in pieces that each end at
+    a line end (``rnnlm.textstream.file_blocks``), or whole as one piece; a sampled line holds no newline, so
+    a copy of it lies inside one line of train and so inside one piece, and the text is never held whole. It
+    is read once for every kind, and no further than the last block a line still unfound needs.
     """
-    lengths = [len(text) for text in texts]
-    lines = [line for text in texts for line in text.split("\n") if len(line) >= long_line]
-    unseen = set(lines)
+    lines = {kind: [line for text in texts for line in text.split("\n") if len(line) >= long_line]
+             for kind, texts in samples.items()}
+    unseen = set().union(*lines.values())
     for block in train_blocks:
-        unseen = {line for line in unseen if line not in block}
         if not unseen:
             break
-    copied = sum(line not in unseen for line in lines)
-    return {
-        "samples": len(texts),
-        "mean_length": statistics.fmean(lengths),
-        "std_length": statistics.stdev(lengths) if len(lengths) > 1 else 0.0,
-        "long_lines": len(lines),
-        "copied_line_share": copied / len(lines) if lines else 0.0,
-    }
+        unseen = {line for line in unseen if line not in block}
+    stats = {}
+    for kind, texts in samples.items():
+        lengths = [len(text) for text in texts]
+        copied = sum(line not in unseen for line in lines[kind])
+        stats[kind] = {
+            "samples": len(texts),
+            "mean_length": statistics.fmean(lengths),
+            "std_length": statistics.stdev(lengths) if len(lengths) > 1 else 0.0,
+            "long_lines": len(lines[kind]),
+            "copied_line_share": copied / len(lines[kind]) if lines[kind] else 0.0,
+        }
+    return stats

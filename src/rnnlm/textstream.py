@@ -225,7 +225,7 @@ class StreamCut:
             raise UserError("a stream that is one text file is cut by the split fractions: state split.<corpus> "
                             "train, dev and test (only a folder of predefined split files leaves them out)")
         self.block_units, units = [], dict.fromkeys(SPLITS, 0)
-        for split, block in self._blocks(itertools.chain([first] if first else [], first_pass)):
+        for split, block in self._blocks(itertools.chain([] if first is None else [first], first_pass)):
             self.block_units.append(count_units(block, level, self.words))
             units[split or "train"] += self.block_units[-1]
         if not self.predefined:

@@ -21,9 +21,10 @@ import torch
 from tqdm import tqdm
 
 from .averaging import WeightAverage, steps_before_averaging
+from .batches import epoch_batches
 from .checkpoint import read_checkpoint, save_checkpoint
 from .curves import RunLog
-from .data import batch_indices, epoch_batches
+from .data import batch_indices
 from .devices import autocast, check_precision, resolve_device, to_device
 from .errors import UserError
 from .evaluation import evaluate_split
