@@ -28,8 +28,8 @@ import torch
 
 from . import __version__, gates
 from .cache import DEFAULT_LAMBDA, DEFAULT_SIZE, DEFAULT_THETA, CachedLM
-from .dyneval import DEFAULT_DECAY, DEFAULT_LR, DEFAULT_SEGMENT, DynevalLM
 from .devices import DEVICES, resolve_device
+from .dyneval import DEFAULT_DECAY, DEFAULT_LR, DEFAULT_SEGMENT, DynevalLM
 from .errors import UserError, exit_on_user_error
 from .export import export_onnx
 from .ingest import decode_lines
