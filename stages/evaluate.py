@@ -109,9 +109,10 @@ def main():
     # <unk> stands for a whole word's characters: say how many of the characters bits/char divides by.
     test_items = read_lines(args.test_split, what="test split")
     oov_char_share = vocab.unknown_chars(test_items) / int(splits["test"].chars.sum())
+    own_unk = vocab.own_unk_count(test_items)   # the test text's own literal <unk> tokens, counted once
     for kind in kinds:
         metrics = evaluate_kind(Path(args.models_dir) / f"{kind}.seeds", seeds, vocab, splits, cfg, oov_char_share,
-                                vocab.own_unk_count(test_items))
+                                own_unk)
         write_json(Path(args.metrics_dir) / f"{kind}.json", metrics)
         print(f"evaluate {args.corpus}/{kind}: test {describe(metrics['test'])} (seed {seeds[0]})")
         for row, (adapt, settings) in adaptations(cfg, splits, vocab).items():
@@ -119,7 +120,7 @@ def main():
                 print(f"evaluate {args.corpus}/{kind}: no {row} row (it needs a stream corpus and a recurrent kind)")
                 continue
             adapted = evaluate_adapted_kind(adapt, Path(args.models_dir) / f"{kind}.seeds", seeds[0], vocab, splits,
-                                            cfg, oov_char_share, vocab.own_unk_count(test_items))
+                                            cfg, oov_char_share, own_unk)
             write_json(Path(args.metrics_dir) / f"{kind}+{row}.json", adapted)
             print(f"evaluate {args.corpus}/{kind}+{row}: test {describe(adapted['test'])} ({settings(adapted)}, "
                   "fit on dev)")
