@@ -1,5 +1,6 @@
-"""The neural cache for streams (rnnlm.cache): no target is read before it is scored, λ = 0 is the plain
-stream evaluation, the vectorized cache equals a loop over positions, and θ, λ are chosen on dev alone."""
+"""The neural cache for streams (rnnlm.cache): no target is read before it is scored, the vectorized cache
+equals a loop over positions, and θ, λ are chosen on dev alone (λ = 0 is the plain stream evaluation:
+tests/test_dyneval.py, beside dynamic evaluation switched off)."""
 
 import json
 import math
@@ -15,11 +16,9 @@ from rnnlm.checkpoint import save_checkpoint
 from rnnlm.cli import main
 from rnnlm.data import EncodedSplit, encode_stream
 from rnnlm.errors import UserError
-from rnnlm.evaluation import evaluate_split
 from rnnlm.models import ModelConfig, build_model
 from rnnlm.report import summary_markdown
 from rnnlm.schema.evaluate import EvaluateConfig
-from rnnlm.stream_scoring import stream_target_losses
 from tests.pipeline_outputs import ROOT
 from tests.test_streams import play, stream_metrics, stream_splits
 
@@ -65,21 +64,6 @@ def test_no_target_is_read_before_it_is_scored(streams):
     logp = cache_target_log_probs(model, split, size, theta, lam)
     picked = mixture[torch.arange(len(logp)), torch.from_numpy(split.tokens[1:].astype(np.int64))]
     assert np.allclose(logp, picked.log().numpy(), atol=1e-9)
-
-
-def test_lambda_zero_is_the_plain_stream_evaluation(streams):
-    vocab, splits, _ = streams
-    for kind in ("lstm", "rnn_scratch"):
-        model = tiny_model(vocab, kind)
-        for name in ("dev", "test"):
-            plain = evaluate_split(model, splits[name], vocab.pad_id, unk_id=vocab.unk_id)
-            cached = cache_sums(model, splits[name], 20, [0.3, 1.0], [0.0], vocab.unk_id)
-            for result in cached.values():
-                assert result.keys() == plain.keys()
-                for key in plain:
-                    assert result[key] == pytest.approx(plain[key], rel=1e-9, abs=1e-12), (kind, name, key)
-        logp = cache_target_log_probs(model, splits["dev"], 20, 0.5, 0.0)
-        assert np.allclose(-logp, stream_target_losses(model, splits["dev"]), rtol=0, atol=1e-12)
 
 
 def brute_force(model, split, size, theta, lam):

@@ -19,7 +19,7 @@ from rnnlm.errors import UserError
 from rnnlm.evaluation import evaluate_split
 from rnnlm.mixture import evaluate_mixtures, fit_weights, mixed_distributions, neural_target_probabilities
 from rnnlm.ngram import KneserNeyLM, discount_record, fit_ngram
-from rnnlm.results import summarize
+from rnnlm.results import Tally, summarize
 from rnnlm.seeding import deterministic
 from rnnlm.speed import is_timing
 from rnnlm.training import train_model
@@ -144,6 +144,21 @@ def test_summarize_reports_accuracy_without_unk_only_where_unk_is_a_target():
     assert both["accuracy"] == 6 / 20 and both["accuracy_without_unk"] == 3 / 15 and both["oov_rate"] == 5 / 20
     assert "accuracy_without_unk" not in summarize(10.0, 6, 20, 30, unknown=0, correct_known=6)
     assert "accuracy_without_unk" not in summarize(10.0, 6, 20, 30, unknown=5)  # a caller that did not count it
+
+
+@pytest.mark.parametrize("array", [np.array, torch.tensor])
+def test_a_tally_of_chunks_counts_what_summarize_needs(array):
+    """Two chunks, <unk> = 1: targets 1 0 2 | 1 3, predicted 1 0 0 | 2 3, losses 2.0 + 3.0 nats."""
+    tally = Tally(unk_id=1)
+    tally.add(array([1, 0, 2]), 2.0, array([1, 0, 0]))
+    tally.add(array([1, 3]), 3.0, array([2, 3]))
+    # 3 hits (the <unk> at 0, the 0, the 3), 2 of them not <unk>; 2 <unk> targets of 5
+    assert tally.sums(chars=9) == (5.0, 3, 5, 9, 2, 2)
+    assert tally.summary(chars=9) == summarize(5.0, 3, 5, 9, unknown=2, correct_known=2)
+    loss_only = Tally(accuracy=False)   # no predictions, no unk_id: neither counted
+    loss_only.add(array([1, 0]), 1.5)
+    assert loss_only.sums(chars=4) == (1.5, None, 2, 4, None, None)
+    assert "accuracy" not in loss_only.summary(chars=4) and "oov_rate" not in loss_only.summary(chars=4)
 
 
 def test_mixed_rows_are_distributions_and_match_both_models_position_by_position(trained, ngram, vocab, splits):

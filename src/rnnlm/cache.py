@@ -28,7 +28,7 @@ from .errors import UserError
 from .kinds import STATEFUL_KINDS
 from .models import state_losses
 from .models.recurrent import RecurrentLM
-from .results import summarize
+from .results import Tally
 from .stream_scoring import StreamReader, block_size, blocks
 
 THETAS = (0.1, 0.2, 0.3, 0.5, 1.0)        # the grid fit on dev (θ on the raw dot products h_t·h_i)
@@ -47,6 +47,16 @@ def check_cacheable(model, stream=True, what="a neural cache"):
     if not isinstance(model, RecurrentLM):
         raise UserError(f"{what} needs a kind that carries its state ({', '.join(STATEFUL_KINDS)}), "
                         f"not {model.config.kind}")
+
+
+def stream_model_of(lm, option, what="a neural cache"):
+    """The network of a loaded model (``rnnlm.lm``) that ``option`` (``--cache``, ``--dyneval``) reads as a
+    stream: a UserError for an n-gram or a mixture, a kind without a state, or an item corpus."""
+    model = getattr(lm, "model", None)
+    if model is None:
+        raise UserError(f"{option} needs a neural model file (.pt) of a recurrent kind, not an n-gram or a mixture")
+    check_cacheable(model, lm.vocab.stream, what)
+    return model
 
 
 def _log(value):
@@ -135,29 +145,18 @@ def mixed_probs(logits, cache_probs, has_cache, lam):
 def cache_sums(model, split, size, thetas, lambdas, unk_id=None, accuracy=True):
     """{(θ, λ): the metrics of the cache model with θ, λ on ``split``}, in ``rnnlm.results.summarize``'s
     schema, from one pass over the stream (every θ shares the states and the dot products)."""
-    totals = {(t, lam): [0.0, 0, 0] for t in thetas for lam in lambdas}   # nll, correct, correct known
-    unknown = tokens = 0
+    tallies = {(t, lam): Tally(unk_id, accuracy) for t in thetas for lam in lambdas}
     for part in cache_stream(model, split, size, thetas, full=accuracy):
         targets, has = part["targets"], part["has_cache"]
-        tokens += len(targets)
-        if unk_id is not None:
-            unknown += int((targets == unk_id).sum())
         for a, theta in enumerate(thetas):
             for lam in lambdas:
-                entry = totals[(theta, lam)]
-                entry[0] -= mixed_logp(part["model_logp"], part["cache_logp"][a], has, lam).sum().item()
+                guess = None
                 if accuracy:
                     guess = (part["logits"].argmax(dim=-1) if lam == 0
                              else mixed_probs(part["logits"], part["cache_probs"][a], has, lam).argmax(dim=-1))
-                    hits = guess == targets
-                    entry[1] += int(hits.sum())
-                    if unk_id is not None:
-                        entry[2] += int((hits & (targets != unk_id)).sum())
-    chars = int(split.chars.sum())
-    return {key: summarize(nll, correct if accuracy else None, tokens, chars,
-                           unknown if unk_id is not None else None,
-                           correct_known=known if accuracy and unk_id is not None else None)
-            for key, (nll, correct, known) in totals.items()}
+                nll = -mixed_logp(part["model_logp"], part["cache_logp"][a], has, lam).sum().item()
+                tallies[(theta, lam)].add(targets, nll, guess)
+    return {key: tally.summary(int(split.chars.sum())) for key, tally in tallies.items()}
 
 
 def fit_cache(model, dev, size, thetas=THETAS, lambdas=LAMBDAS, unk_id=None):
@@ -204,10 +203,7 @@ class CachedLM:
     """A stream ``NeuralLM`` (``rnnlm.lm``) with the cache: what ``rnnlm score --cache`` scores with."""
 
     def __init__(self, lm, size=DEFAULT_SIZE, theta=DEFAULT_THETA, lam=DEFAULT_LAMBDA):
-        model = getattr(lm, "model", None)
-        if model is None:
-            raise UserError("--cache needs a neural model file (.pt) of a recurrent kind, not an n-gram or a mixture")
-        check_cacheable(model, lm.vocab.stream)
+        stream_model_of(lm, "--cache")
         if not 0 <= lam < 1:
             raise UserError(f"--cache-lambda must be in [0, 1), got {lam}")
         if not theta >= 0:

@@ -24,10 +24,10 @@ import copy
 import numpy as np
 import torch
 
-from .cache import check_cacheable
+from .cache import check_cacheable, stream_model_of
 from .errors import UserError
 from .models import state_losses
-from .results import summarize
+from .results import Tally
 
 LRS = (0.01, 0.03, 0.1, 0.3)               # η, the grid fit on dev (on the mean loss of a segment)
 DECAYS = (0.0, 0.01)                       # λ, the pull back towards the trained weights per segment
@@ -52,11 +52,11 @@ def dyneval_stream(model, split, lr, decay, segment=DEFAULT_SEGMENT, with_logits
     check_settings(lr, decay, segment)
     learner = copy.deepcopy(model).eval()   # the caller's model keeps its trained weights
     params = [p for p in learner.parameters() if p.requires_grad]
-    trained = [p.detach().clone() for p in params]
+    adapts = lr > 0   # with η = 0 no step moves a weight (λ pulls back to where they all still are)
+    trained = [p.detach().clone() for p in params] if adapts and decay > 0 else [None] * len(params)
     device = next(learner.parameters()).device
     tokens = torch.from_numpy(np.asarray(split.item(0), dtype=np.int64))
     inputs, targets = tokens[:-1], tokens[1:]             # input p predicts target p
-    adapts = lr > 0 or decay > 0
     hidden = None
     for start in range(0, len(targets), segment):
         x = inputs[start:start + segment][None].to(device)
@@ -66,7 +66,7 @@ def dyneval_stream(model, split, lr, decay, segment=DEFAULT_SEGMENT, with_logits
             nll, logits = state_losses(learner, states[0], y, with_logits=with_logits)
         yield (y.cpu(), nll.detach().double().cpu(), None if logits is None else logits.detach().cpu())
         if adapts:  # only now, after its scores are out, does the segment move the weights
-            grads = torch.autograd.grad(nll.mean(), params, allow_unused=True) if lr > 0 else [None] * len(params)
+            grads = torch.autograd.grad(nll.mean(), params, allow_unused=True)
             with torch.no_grad():
                 for p, g, p0 in zip(params, grads, trained):
                     if g is not None:
@@ -79,20 +79,10 @@ def dyneval_stream(model, split, lr, decay, segment=DEFAULT_SEGMENT, with_logits
 def dyneval_sums(model, split, lr, decay, segment=DEFAULT_SEGMENT, unk_id=None, accuracy=True):
     """The metrics of ``split`` under dynamic evaluation with η = ``lr`` and λ = ``decay``, in
     ``rnnlm.results.summarize``'s schema (the plain evaluation's keys)."""
-    total, correct, correct_known, unknown, tokens = 0.0, 0, 0, 0, 0
+    tally = Tally(unk_id, accuracy)
     for y, nll, logits in dyneval_stream(model, split, lr, decay, segment, with_logits=accuracy):
-        total += nll.sum().item()
-        tokens += len(y)
-        if accuracy:
-            hits = logits.argmax(dim=-1) == y
-            correct += int(hits.sum())
-            if unk_id is not None:
-                correct_known += int((hits & (y != unk_id)).sum())
-        if unk_id is not None:
-            unknown += int((y == unk_id).sum())
-    return summarize(total, correct if accuracy else None, tokens, int(split.chars.sum()),
-                     unknown if unk_id is not None else None,
-                     correct_known=correct_known if accuracy and unk_id is not None else None)
+        tally.add(y, nll.sum().item(), logits.argmax(dim=-1) if accuracy else None)
+    return tally.summary(int(split.chars.sum()))
 
 
 def fit_dyneval(model, dev, segment=DEFAULT_SEGMENT, lrs=LRS, decays=DECAYS, unk_id=None, log=None):
@@ -131,11 +121,7 @@ class DynevalLM:
     with."""
 
     def __init__(self, lm, lr=DEFAULT_LR, decay=DEFAULT_DECAY, segment=DEFAULT_SEGMENT):
-        model = getattr(lm, "model", None)
-        if model is None:
-            raise UserError("--dyneval needs a neural model file (.pt) of a recurrent kind, not an n-gram or a "
-                            "mixture")
-        check_cacheable(model, lm.vocab.stream, what="dynamic evaluation")
+        stream_model_of(lm, "--dyneval", what="dynamic evaluation")
         check_settings(lr, decay, segment)
         self.lm, self.vocab, self.lr, self.decay, self.segment = lm, lm.vocab, lr, decay, segment
 

@@ -18,7 +18,7 @@ from .data import batch_indices
 from .devices import to_device
 from .errors import UserError
 from .models import token_losses
-from .results import EMPTY_SPLIT, summarize
+from .results import EMPTY_SPLIT, Tally, summarize
 from .stream_scoring import evaluate_stream
 
 
@@ -36,26 +36,15 @@ def evaluate_split(model, split, pad_id, batch_size=256, unk_id=None, accuracy=T
     if len(split) == 0:
         raise UserError(f"the split {EMPTY_SPLIT}")
     if split.stream:  # one long text: every target once, with the text before it (rnnlm.stream_scoring)
-        total_nll, correct, tokens, chars, unknown, correct_known = evaluate_stream(model, split, unk_id, accuracy)
-        return summarize(total_nll, correct, tokens, chars, unknown, correct_known=correct_known)
+        return summarize(*evaluate_stream(model, split, unk_id, accuracy))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device  # batches go where the model is
-    total_nll, correct, tokens, unknown, correct_known = 0.0, 0, 0, 0, 0
+    tally = Tally(unk_id, accuracy)
     # Sorting by length (no shuffling) keeps padding low; the sums do not depend on batching.
     for indices in batch_indices(split.lengths, batch_size, rng=None, bucket=True):
         x, y = to_device(make_batch(split, indices, pad_id), device)
         nll, logits, targets = token_losses(model, x, y, pad_id, with_logits=accuracy)
-        total_nll += nll.double().sum().item()
-        if accuracy:
-            hits = logits.argmax(dim=-1) == targets
-            correct += hits.sum().item()
-            if unk_id is not None:
-                correct_known += (hits & (targets != unk_id)).sum().item()
-        tokens += targets.numel()
-        if unk_id is not None:
-            unknown += (targets == unk_id).sum().item()
+        tally.add(targets, nll.double().sum().item(), logits.argmax(dim=-1) if accuracy else None)
     model.train(was_training)
-    return summarize(total_nll, correct if accuracy else None, tokens, int(split.chars.sum()),
-                     unknown if unk_id is not None else None,
-                     correct_known=correct_known if accuracy and unk_id is not None else None)
+    return tally.summary(int(split.chars.sum()))

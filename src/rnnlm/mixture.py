@@ -38,7 +38,7 @@ from .batches import make_batch
 from .devices import to_device
 from .models import state_losses, token_losses
 from .ngram import MAX_CELLS, item_chunks
-from .results import summarize
+from .results import Tally
 from .stream_scoring import StreamReader, block_size, stream_target_losses
 
 
@@ -183,21 +183,10 @@ def evaluate_mixtures(mixtures, ngram, split, pad_id, unk_id=None, max_cells=MAX
     argmax of the mixed (N, V) distribution; with ``unk_id``, also over the targets that are not
     ``<unk>`` (``accuracy_without_unk``, where ``<unk>`` is a target).
     """
-    nll, correct, correct_known = [0.0] * len(mixtures), [0] * len(mixtures), [0] * len(mixtures)
-    tokens, unknown = 0, 0
+    tallies = [Tally(unk_id) for _ in mixtures]
     for targets, mixed in mixed_distributions(mixtures, ngram, split, pad_id, max_cells):
-        known = targets != unk_id if unk_id is not None else np.ones(len(targets), dtype=bool)
-        for m, (component_nll, dist) in enumerate(mixed):
-            nll[m] += float(mixed_losses(component_nll, mixtures[m][1]).sum())
-            hits = dist.argmax(axis=1) == targets
-            correct[m] += int(hits.sum())
-            correct_known[m] += int((hits & known).sum())
-        tokens += len(targets)
-        if unk_id is not None:
-            unknown += int((targets == unk_id).sum())
-    if not all(math.isfinite(v) for v in nll):
+        for tally, (component_nll, dist), (_, weights) in zip(tallies, mixed, mixtures):
+            tally.add(targets, float(mixed_losses(component_nll, weights).sum()), dist.argmax(axis=1))
+    if not all(math.isfinite(tally.total_nll) for tally in tallies):
         raise ValueError("a target has probability 0 under the mixture (<pad> or <s> inside an item?)")
-    chars = int(split.chars.sum())
-    return [summarize(nll[m], correct[m], tokens, chars, unknown if unk_id is not None else None,
-                      correct_known=correct_known[m] if unk_id is not None else None)
-            for m in range(len(mixtures))]
+    return [tally.summary(int(split.chars.sum())) for tally in tallies]

@@ -77,6 +77,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .results import Tally
+
 MAX_CELLS = 2**21  # entries of one (positions, V) float64 chunk: 16 MiB (news: V ≈ 8.4k, ~250 rows)
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's `lmplz --discount_fallback` defaults (D1, D2, D3+)
 TARGET_ROWS = 2**16  # positions scored at once where only the targets' probabilities are needed
@@ -552,21 +554,14 @@ class KneserNeyLM:
         counts targets equal to ``unk_id`` and ``correct_known`` the correct ones among the others
         (both None when no ``unk_id`` is given).
         """
-        total_nll, correct, tokens, unknown, correct_known = 0.0, 0, 0, 0, 0
+        tally = Tally(unk_id)
         for _, targets, dist in self.split_distributions(split, max_cells):
             with np.errstate(divide="ignore"):
-                total_nll -= float(np.log(dist[np.arange(len(targets)), targets]).sum())  # -inf: <pad>/<s> targets
-            hits = dist.argmax(axis=1) == targets
-            correct += int(hits.sum())
-            tokens += len(targets)
-            if unk_id is not None:
-                unknown += int((targets == unk_id).sum())
-                correct_known += int((hits & (targets != unk_id)).sum())
-        if not math.isfinite(total_nll):
+                nll = -float(np.log(dist[np.arange(len(targets)), targets]).sum())  # inf: <pad>/<s> targets
+            tally.add(targets, nll, dist.argmax(axis=1))
+        if not math.isfinite(tally.total_nll):
             raise ValueError("a target has probability 0 (<pad> or <s> inside an item?)")
-        if unk_id is None:
-            return total_nll, correct, tokens, int(split.chars.sum()), None, None
-        return total_nll, correct, tokens, int(split.chars.sum()), unknown, correct_known
+        return tally.sums(int(split.chars.sum()))
 
 
 def select_order(model, dev, orders):

@@ -32,6 +32,42 @@ def summarize(total_nll, correct, tokens, chars, unknown=None, correct_known=Non
     return result
 
 
+class Tally:
+    """The running sums :func:`summarize` turns into metrics, chunk by chunk of scored targets: the one
+    tally of every scorer (items, streams, the n-gram, mixtures, the cache, dynamic evaluation).
+
+    ``add`` takes a chunk's targets, the sum of their losses in nats, and the predicted ids (the argmax)
+    where accuracy is counted, as numpy arrays or torch tensors alike. ``unk_id`` None counts no ``<unk>``
+    targets (no ``oov_rate``); ``accuracy`` False, no predictions (no ``accuracy``)."""
+
+    def __init__(self, unk_id=None, accuracy=True):
+        self.unk_id, self.accuracy = unk_id, accuracy
+        self.total_nll, self.correct, self.tokens, self.unknown, self.correct_known = 0.0, 0, 0, 0, 0
+
+    def add(self, targets, nll_sum, predictions=None):
+        self.total_nll += nll_sum
+        self.tokens += len(targets)
+        if self.unk_id is not None:
+            unk = targets == self.unk_id
+            self.unknown += int(unk.sum())
+        if self.accuracy:
+            hits = predictions == targets
+            self.correct += int(hits.sum())
+            if self.unk_id is not None:
+                self.correct_known += int((hits & ~unk).sum())
+
+    def sums(self, chars):
+        """``(total_nll, correct, tokens, chars, unknown, correct_known)``, None for what is not counted."""
+        counts_unk = self.unk_id is not None
+        return (self.total_nll, self.correct if self.accuracy else None, self.tokens, chars,
+                self.unknown if counts_unk else None, self.correct_known if self.accuracy and counts_unk else None)
+
+    def summary(self, chars):
+        """The metrics (:func:`summarize`) of what was added; ``chars``: the characters the targets cover."""
+        total_nll, correct, tokens, chars, unknown, correct_known = self.sums(chars)
+        return summarize(total_nll, correct, tokens, chars, unknown, correct_known=correct_known)
+
+
 def metrics_record(dev, test, **extra):
     """The metrics file schema shared by every model: dev and test results plus ``extra`` fields.
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .models import state_losses
+from .results import Tally
 
 STREAM_CELLS = 1 << 22  # logits entries of one block: 16 MiB in float32
 MAX_BLOCK = 4096        # targets per block, at most
@@ -106,22 +107,13 @@ def evaluate_stream(model, split, unk_id=None, accuracy=True, block=None):
     was_training = model.training
     model.eval()
     reader = StreamReader(model, split)
-    total_nll, correct, unknown, correct_known = 0.0, 0, 0, 0
+    tally = Tally(unk_id, accuracy)
     for start, end in blocks(reader, block or block_size(model.config.vocab_size)):
         targets = reader.targets[start:end].to(reader.device)
         nll, logits = state_losses(model, reader.states(start, end), targets, with_logits=accuracy)
-        total_nll += nll.double().sum().item()
-        if accuracy:
-            hits = logits.argmax(dim=-1) == targets
-            correct += hits.sum().item()
-            if unk_id is not None:
-                correct_known += (hits & (targets != unk_id)).sum().item()
-        if unk_id is not None:
-            unknown += (targets == unk_id).sum().item()
+        tally.add(targets, nll.double().sum().item(), logits.argmax(dim=-1) if accuracy else None)
     model.train(was_training)
-    return (total_nll, correct if accuracy else None, len(reader), int(split.chars.sum()),
-            unknown if unk_id is not None else None,
-            correct_known if accuracy and unk_id is not None else None)
+    return tally.sums(int(split.chars.sum()))
 
 
 @torch.no_grad()
